@@ -1,0 +1,61 @@
+"""The ``madgan`` command: thin subcommands over the core.
+
+Every subcommand lives in :mod:`madgan_core.commands` and defines
+``add_parser(subparsers)``. Errors the user can act on exit with code 2 and one
+message, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from madgan_core import __version__
+from madgan_core.errors import MadganError
+
+COMMANDS = ("phantom", "train", "calibrate", "score", "evaluate", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="madgan",
+        description="MADGAN: unsupervised anomaly detection on brain MRI by multiple adjacent slice reconstruction.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"madgan_core.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"madgan_core.commands.{name}":
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MadganError as exc:
+        print(f"madgan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"madgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

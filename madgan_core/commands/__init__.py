@@ -1,0 +1,1 @@
+"""Subcommands of the ``madgan`` CLI, one module each."""

@@ -1,0 +1,295 @@
+"""One configuration object for preprocessing, model, training and scoring.
+
+The whole :class:`MadganConfig` is stored inside every checkpoint, so a model
+knows how to preprocess scans for itself. Presets are values of the class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from madgan_core.errors import ConfigError
+
+VARIANTS = ("none", "sa3", "sa7")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+SEQUENCES = ("T1", "T1c")
+
+# Heatmap display range per sequence, as in the paper's figures.
+HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
+
+
+@dataclass
+class PreprocessConfig:
+    """How a scan becomes a stack of model-ready axial slices.
+
+    Attributes:
+        height: Slice height in pixels (anterior-posterior axis).
+        width: Slice width in pixels (left-right axis).
+        pixel_mm: In-plane pixel size of model space. 1 mm with 256 x 176 gives
+            the paper's 256 x 176 mm field of view.
+        slice_step: Take every ``slice_step``-th axial voxel slice.
+        band: Slice band as fractions of the brain's inferior-superior extent.
+            The default covers hippocampus, amygdala and lateral ventricles.
+        slice_range: Explicit ``[start, stop)`` axial indices in RAS+ voxel
+            space; overrides ``band``.
+        min_brain_fraction: A slice is usable only if this fraction of the
+            brain's largest axial cross-section is foreground.
+        clip_percentiles: Robust intensity percentiles inside the foreground.
+        foreground_fraction: Foreground threshold as a fraction of the
+            99th intensity percentile.
+    """
+
+    height: int = 256
+    width: int = 176
+    pixel_mm: float = 1.0
+    slice_step: int = 1
+    band: tuple[float, float] = (0.30, 0.68)
+    slice_range: tuple[int, int] | None = None
+    min_brain_fraction: float = 0.25
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    foreground_fraction: float = 0.1
+
+    def validate(self) -> None:
+        if self.height < 16 or self.width < 16 or self.height % 16 or self.width % 16:
+            raise ConfigError(
+                f"preprocess.height/width must be multiples of 16 and >= 16, got {self.height}x{self.width}"
+            )
+        if self.pixel_mm <= 0 or self.slice_step < 1:
+            raise ConfigError("preprocess.pixel_mm must be > 0 and slice_step >= 1")
+        lo, hi = self.band
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ConfigError(f"preprocess.band must satisfy 0 <= low < high <= 1, got {self.band}")
+        if self.slice_range is not None and not 0 <= self.slice_range[0] < self.slice_range[1]:
+            raise ConfigError(f"preprocess.slice_range must be [start, stop) with start < stop, got {self.slice_range}")
+        p_lo, p_hi = self.clip_percentiles
+        if not 0.0 <= p_lo < p_hi <= 100.0:
+            raise ConfigError(f"preprocess.clip_percentiles must be increasing in [0, 100], got {self.clip_percentiles}")
+
+
+@dataclass
+class ModelConfig:
+    """Generator and critic architecture.
+
+    Attributes:
+        variant: ``none``, ``sa3`` or ``sa7`` self-attention modules.
+        base_channels: Width of the first encoder layer (the paper's U-Net: 64).
+        in_slices: Input slices (channels); the paper uses 3.
+        out_slices: Predicted slices; the paper uses 3.
+        gap: Slices skipped between the input and the predicted slices (0 in the paper).
+        dropout: Decoder dropout probability (two layers).
+        critic_channels: Width of the critic's first layer.
+        skip_top: Keep the highest-resolution skip connection.
+    """
+
+    variant: str = "none"
+    base_channels: int = 64
+    in_slices: int = 3
+    out_slices: int = 3
+    gap: int = 0
+    dropout: float = 0.5
+    critic_channels: int = 64
+    skip_top: bool = True
+
+    def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.base_channels < 4 or self.critic_channels < 4:
+            raise ConfigError("model.base_channels and critic_channels must be >= 4")
+        if self.in_slices < 1 or self.out_slices < 1 or self.gap < 0:
+            raise ConfigError("model.in_slices/out_slices must be >= 1 and gap >= 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def window_span(self) -> int:
+        """Slices one window touches: inputs, gap and targets."""
+        return self.in_slices + self.gap + self.out_slices
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule and bookkeeping.
+
+    Adam betas default to (0.5, 0.9), the usual WGAN-GP choice (Gulrajani et al.);
+    the paper gives only the learning rate.
+    """
+
+    steps: int = 1_800_000
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    l1_weight: float = 100.0
+    adv_weight: float = 1.0
+    gp_weight: float = 10.0
+    critic_steps: int = 1
+    label_swap_every: int = 3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    num_workers: int = 2
+    log_every: int = 50
+    preview_every: int = 1000
+    checkpoint_every: int = 10_000
+    keep_last: int = 3
+    milestones: tuple[int, ...] = (150_000, 300_000, 600_000, 900_000, 1_800_000)
+    calibration_fraction: float = 1.0
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("train.steps and train.batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.l1_weight < 0 or self.gp_weight < 0 or self.adv_weight < 0:
+            raise ConfigError("train.l1_weight, adv_weight and gp_weight must be >= 0")
+        if self.critic_steps < 1:
+            raise ConfigError("train.critic_steps must be >= 1")
+        if self.label_swap_every < 0:
+            raise ConfigError("train.label_swap_every must be >= 0 (0 disables the swap)")
+        if self.device not in DEVICES:
+            raise ConfigError(f"train.device must be one of {DEVICES}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.checkpoint_every < 1 or self.keep_last < 1 or self.log_every < 1:
+            raise ConfigError("train.checkpoint_every, keep_last and log_every must be >= 1")
+
+
+@dataclass
+class ScoreConfig:
+    """How a scan's reconstruction error becomes a score."""
+
+    mode: str = "mean"
+    top_windows: int = 10
+    batch_size: int = 0  # 0: chosen per device
+
+    def validate(self) -> None:
+        if self.top_windows < 1:
+            raise ConfigError("score.top_windows must be >= 1")
+        if self.batch_size < 0:
+            raise ConfigError("score.batch_size must be >= 0")
+
+
+@dataclass
+class MadganConfig:
+    """Everything a model needs, saved with it."""
+
+    sequence: str = "T1"
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def validate(self) -> MadganConfig:
+        if self.sequence not in SEQUENCES:
+            raise ConfigError(f"sequence must be one of {SEQUENCES}, got {self.sequence!r}")
+        self.preprocess.validate()
+        self.model.validate()
+        self.train.validate()
+        self.score.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> MadganConfig:
+        """Build a config from a (possibly partial) dict; unknown keys are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+        base = cls()
+        return _merge(base, data, source).validate()
+
+    def updated(self, overrides: dict[str, Any]) -> MadganConfig:
+        """A copy with nested ``overrides`` applied, e.g. ``{"train": {"steps": 10}}``."""
+        return _merge(MadganConfig.from_dict(self.to_dict()), overrides, "overrides").validate()
+
+    def save_json(self, path: str | Path) -> None:
+        from madgan_core.io import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> MadganConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _merge(obj: Any, data: dict[str, Any], source: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {key!r} in {type(obj).__name__} (known: {', '.join(names)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {key!r} must be a mapping")
+            _merge(current, value, f"{source}.{key}")
+            continue
+        setattr(obj, key, _coerce(current, value, f"{source}.{key}"))
+    return obj
+
+
+def _coerce(current: Any, value: Any, where: str) -> Any:
+    if isinstance(value, list):
+        value = tuple(value)
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(current, int) and not isinstance(value, bool) and isinstance(value, int | float):
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if isinstance(current, float) and not isinstance(value, bool) and isinstance(value, int | float):
+        return float(value)
+    if isinstance(current, str) and isinstance(value, str):
+        return value
+    if isinstance(current, tuple) and isinstance(value, tuple):
+        return value
+    raise ConfigError(f"{where}: expected {type(current).__name__}, got {value!r}")
+
+
+def paper_preset() -> MadganConfig:
+    """The paper's settings: 256 x 176, 64-channel U-Net, 1.8M steps of batch 16."""
+    return MadganConfig().validate()
+
+
+def demo_preset() -> MadganConfig:
+    """A CPU-sized preset: 128 x 96 at 2 mm, a narrower network and a short schedule."""
+    cfg = MadganConfig()
+    cfg.preprocess = PreprocessConfig(height=128, width=96, pixel_mm=2.0, slice_step=2)
+    cfg.model = ModelConfig(base_channels=32, critic_channels=32)
+    cfg.train = TrainConfig(
+        steps=1500,
+        batch_size=16,
+        num_workers=0,
+        log_every=25,
+        preview_every=250,
+        checkpoint_every=250,
+        keep_last=2,
+        milestones=(125, 250, 500, 750, 1500),
+    )
+    return cfg.validate()
+
+
+PRESETS = {"paper": paper_preset, "demo": demo_preset}
+
+
+def preset(name: str) -> MadganConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,194 @@
+"""Scan I/O with nibabel: RAS+ volumes in, native-space NIfTI out, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.orientations import io_orientation, ornt_transform
+
+from madgan_core.errors import ScanError
+
+SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
+# Refuse declared volumes beyond this many voxels before allocating them (2 GiB of float32).
+MAX_VOXELS = 512 * 1024 * 1024
+
+
+@dataclass
+class Scan:
+    """A 3-D scan reoriented to RAS+ (x: left->Right, y: posterior->Anterior, z: inferior->Superior).
+
+    Attributes:
+        data: float32 volume in RAS+ voxel order.
+        affine: voxel-to-world affine of ``data``.
+        native_affine: affine of the file as written.
+        native_shape: shape of the file's voxel grid.
+        header: the file's header, kept to write outputs aligned with it.
+        path: where the scan came from (``None`` for in-memory scans).
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    native_affine: np.ndarray
+    native_shape: tuple[int, int, int]
+    header: object
+    path: Path | None = None
+
+    @property
+    def zooms(self) -> np.ndarray:
+        """Voxel size in mm along the RAS+ axes."""
+        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+    @property
+    def name(self) -> str:
+        return scan_stem(self.path) if self.path is not None else "scan"
+
+    @classmethod
+    def from_array(cls, data: np.ndarray, affine: np.ndarray | None = None) -> Scan:
+        """Wrap an in-memory volume (any orientation) as a RAS+ scan."""
+        affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+        img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
+        return _to_scan(img, None)
+
+    def to_native(self, volume: np.ndarray) -> np.ndarray:
+        """Reorient a volume on this scan's RAS+ grid back to the file's voxel order."""
+        if volume.shape[:3] != self.data.shape:
+            raise ValueError(f"volume shape {volume.shape} does not match scan {self.data.shape}")
+        native_ornt = io_orientation(self.native_affine)
+        ras_ornt = np.array([[0, 1], [1, 1], [2, 1]])
+        transform = ornt_transform(ras_ornt, native_ornt)
+        return nib.orientations.apply_orientation(volume, transform)
+
+
+def scan_stem(path: str | Path) -> str:
+    name = Path(path).name
+    for suffix in (".nii.gz", *SCAN_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def is_scan_path(path: str | Path) -> bool:
+    return str(path).lower().endswith(SCAN_SUFFIXES)
+
+
+def load_scan(path: str | Path) -> Scan:
+    """Load a 3-D scan (anything nibabel reads) as float32 RAS+.
+
+    A 4-D image whose 4th axis has length 1 is accepted; other 4-D images,
+    2-D images, complex or RGB data, NaN/Inf voxels and constant volumes are
+    refused with a :class:`ScanError` naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScanError("file not found", path)
+    if path.is_dir():
+        raise ScanError("is a directory, not a scan file", path)
+    if path.stat().st_size == 0:
+        raise ScanError("file is empty", path)
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for foreign files
+        raise ScanError(f"not a readable image ({type(exc).__name__}: {exc})", path) from None
+    if not isinstance(img, nib.spatialimages.SpatialImage):
+        raise ScanError("not a spatial image", path)
+    return _to_scan(img, path)
+
+
+def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
+    shape = tuple(int(s) for s in img.shape)
+    if any(s <= 0 for s in shape):
+        raise ScanError(f"header declares non-positive dimensions {shape}", path)
+    if len(shape) == 4 and shape[3] == 1:
+        img = img.slicer[..., 0]
+        shape = shape[:3]
+    if len(shape) == 4:
+        raise ScanError(f"is a 4-D image with {shape[3]} volumes; give one 3-D volume", path)
+    if len(shape) != 3:
+        raise ScanError(f"expected a 3-D volume, got {len(shape)}-D shape {shape}", path)
+    if int(np.prod(shape, dtype=np.int64)) > MAX_VOXELS:
+        raise ScanError(f"declared shape {shape} is too large (over {MAX_VOXELS} voxels)", path)
+    if min(shape) < 2:
+        raise ScanError(f"expected a 3-D volume, got a single slice of shape {shape}", path)
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or np.issubdtype(dtype, np.complexfloating):
+        raise ScanError(f"unsupported voxel type {dtype} (complex or RGB); give a scalar image", path)
+    affine = img.affine
+    if affine is None or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise ScanError("header has an invalid (singular or non-finite) affine", path)
+
+    native_affine = np.asarray(affine, dtype=float)
+    canonical = nib.as_closest_canonical(img)
+    try:
+        data = np.asarray(canonical.dataobj, dtype=np.float32)
+    except Exception as exc:
+        raise ScanError(f"voxel data cannot be read ({type(exc).__name__}: {exc})", path) from None
+    if data.ndim != 3:
+        raise ScanError(f"expected 3-D voxel data, got shape {data.shape}", path)
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise ScanError(f"contains {bad} NaN or infinite voxels", path)
+    if float(data.max()) == float(data.min()):
+        raise ScanError(f"volume is constant (every voxel is {float(data.min()):g})", path)
+    return Scan(
+        data=np.ascontiguousarray(data),
+        affine=np.asarray(canonical.affine, dtype=float),
+        native_affine=native_affine,
+        native_shape=shape,
+        header=img.header,
+        path=path,
+    )
+
+
+def save_like(volume: np.ndarray, scan: Scan, path: str | Path) -> Path:
+    """Write a volume on ``scan``'s RAS+ grid as NIfTI in the scan's native voxel space."""
+    native = np.asarray(scan.to_native(volume), dtype=np.float32)
+    img = nib.Nifti1Image(native, scan.native_affine)
+    img.header.set_xyzt_units("mm")
+    img.header.set_qform(scan.native_affine, code=1)
+    img.header.set_sform(scan.native_affine, code=1)
+    return save_nifti(img, path)
+
+
+def save_nifti(img: nib.Nifti1Image, path: str | Path) -> Path:
+    """Write a NIfTI image atomically (temporary file, then rename)."""
+    path = Path(path)
+    suffix = ".nii.gz" if str(path).endswith(".nii.gz") else path.suffix
+    with atomic_path(path, suffix=suffix) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> Path:
+    """Call ``writer(tmp_path)`` and atomically move the result to ``path``."""
+    with atomic_path(path, suffix=suffix) as tmp:
+        writer(tmp)
+    return Path(path)

@@ -1,0 +1,195 @@
+"""Scan -> slab of model-ready axial slices, and the map back to the scan's voxels.
+
+Model space is a stack of axial slices of ``height x width`` pixels at
+``pixel_mm`` spacing, centred on the brain. Rows run anterior (top) to
+posterior, columns left to right (the patient's right on the right).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from madgan_core.config import PreprocessConfig
+from madgan_core.errors import ScanError
+from madgan_core.io import Scan
+
+MIN_SLICES = 6
+
+
+@dataclass
+class Slab:
+    """Preprocessed axial slices plus the geometry that maps them back to the scan.
+
+    Attributes:
+        slices: ``(n, height, width)`` float32 in [-1, 1]; -1 is background.
+        slice_indices: RAS+ axial voxel index of each slice.
+        center: in-plane (x, y) voxel coordinates of the model-space centre.
+        voxels_per_pixel: (x, y) voxel steps per model pixel.
+        volume_shape: shape of the RAS+ volume the slab came from.
+        intensity_range: the (low, high) intensities mapped to -1 and 1.
+    """
+
+    slices: np.ndarray
+    slice_indices: np.ndarray
+    center: np.ndarray
+    voxels_per_pixel: np.ndarray
+    volume_shape: tuple[int, int, int]
+    intensity_range: tuple[float, float]
+
+    @property
+    def n_slices(self) -> int:
+        return int(len(self.slice_indices))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.slices.shape[1]), int(self.slices.shape[2])
+
+    def _model_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel (x, y) coordinates of every model pixel, each ``(height, width)``."""
+        height, width = self.shape
+        rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
+        x = self.center[0] + (cols - (width - 1) / 2.0) * self.voxels_per_pixel[0]
+        y = self.center[1] + ((height - 1) / 2.0 - rows) * self.voxels_per_pixel[1]
+        return x, y
+
+    def sample(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
+        """Resample a RAS+ volume on this slab's grid into model space ``(n, height, width)``."""
+        if volume.shape != self.volume_shape:
+            raise ValueError(f"volume shape {volume.shape} does not match slab source {self.volume_shape}")
+        x, y = self._model_grid()
+        out = np.empty((self.n_slices, *self.shape), dtype=np.float32)
+        for k, z in enumerate(self.slice_indices):
+            plane = _antialias(np.asarray(volume[:, :, z], dtype=np.float32), self.voxels_per_pixel, order)
+            out[k] = ndimage.map_coordinates(plane, [x, y], order=order, cval=cval, mode="constant")
+        return out
+
+    def to_volume(self, maps: np.ndarray, order: int = 1) -> np.ndarray:
+        """Map per-slice model-space maps back onto the scan's RAS+ voxel grid.
+
+        Args:
+            maps: ``(n, height, width)``; a slice that is all NaN has no prediction.
+            order: spline order of the in-plane interpolation.
+
+        Returns:
+            float32 volume of ``volume_shape``. Voxels with no prediction (outside
+            the slab, outside the field of view, unpredicted slices) are NaN.
+            With ``slice_step > 1`` each voxel slice takes its nearest slab slice.
+        """
+        if maps.shape != (self.n_slices, *self.shape):
+            raise ValueError(f"maps shape {maps.shape} does not match slab {(self.n_slices, *self.shape)}")
+        nx, ny, nz = self.volume_shape
+        height, width = self.shape
+        xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
+        cols = (xs - self.center[0]) / self.voxels_per_pixel[0] + (width - 1) / 2.0
+        rows = (height - 1) / 2.0 - (ys - self.center[1]) / self.voxels_per_pixel[1]
+        inside = (rows >= -0.5) & (rows <= height - 0.5) & (cols >= -0.5) & (cols <= width - 0.5)
+        rows_c = np.clip(rows, 0, height - 1)
+        cols_c = np.clip(cols, 0, width - 1)
+
+        volume = np.full(self.volume_shape, np.nan, dtype=np.float32)
+        planes: dict[int, np.ndarray] = {}
+        for k in range(self.n_slices):
+            if np.all(np.isnan(maps[k])):
+                continue
+            plane = ndimage.map_coordinates(np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest")
+            plane[~inside] = np.nan
+            planes[k] = plane.astype(np.float32)
+        if not planes:
+            return volume
+        z_first, z_last = int(self.slice_indices[0]), int(self.slice_indices[-1])
+        half = (self.slice_indices[1] - self.slice_indices[0]) // 2 if self.n_slices > 1 else 0
+        for z in range(max(0, z_first - half), min(nz, z_last + half + 1)):
+            k = int(np.argmin(np.abs(self.slice_indices - z)))
+            if k in planes:
+                volume[:, :, z] = planes[k]
+        return volume
+
+
+def _antialias(plane: np.ndarray, voxels_per_pixel: np.ndarray, order: int) -> np.ndarray:
+    """Gaussian pre-filter before downsampling, so small structures do not alias."""
+    if order == 0:
+        return plane
+    sigma = np.maximum((np.asarray(voxels_per_pixel, dtype=float) - 1.0) / 2.0, 0.0)
+    if np.all(sigma < 0.25):
+        return plane
+    return ndimage.gaussian_filter(plane, sigma=sigma, mode="nearest")
+
+
+def foreground_mask(data: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Voxels brighter than a fraction of the 99th intensity percentile."""
+    threshold = cfg.foreground_fraction * float(np.percentile(data, 99.0))
+    lowest = float(data.min())
+    return data > max(threshold, lowest)
+
+
+def select_slices(fg: np.ndarray, cfg: PreprocessConfig, scan: Scan | None = None) -> np.ndarray:
+    """Axial indices of the slice band: automatic from the brain's extent, or explicit."""
+    path = None if scan is None else scan.path
+    area = fg.sum(axis=(0, 1)).astype(np.float64)
+    if area.max() <= 0:
+        raise ScanError("no foreground found (the volume looks empty)", path)
+    nz = fg.shape[2]
+    if cfg.slice_range is not None:
+        start, stop = cfg.slice_range
+        if stop > nz:
+            raise ScanError(f"slice range {start}:{stop} exceeds the scan's {nz} axial slices", path)
+        candidates = np.arange(start, stop, cfg.slice_step)
+    else:
+        occupied = np.flatnonzero(area > 0.02 * area.max())
+        z_lo, z_hi = occupied[0], occupied[-1]
+        extent = z_hi - z_lo
+        start = int(round(z_lo + cfg.band[0] * extent))
+        stop = int(round(z_lo + cfg.band[1] * extent)) + 1
+        candidates = np.arange(start, stop, cfg.slice_step)
+    usable = area[candidates] >= cfg.min_brain_fraction * area.max()
+    if usable.any():
+        first, last = np.flatnonzero(usable)[[0, -1]]
+        candidates = candidates[first : last + 1]
+    else:
+        candidates = candidates[:0]
+    if candidates.size < MIN_SLICES:
+        raise ScanError(
+            f"only {candidates.size} usable axial slices in the selected band (need at least {MIN_SLICES}); "
+            "the scan may be empty, cropped or not a brain volume",
+            path,
+        )
+    return candidates
+
+
+def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
+    """Select the slice band, normalise intensities to [-1, 1] and resample to model space."""
+    data = scan.data
+    fg = foreground_mask(data, cfg)
+    indices = select_slices(fg, cfg, scan)
+    band_fg = fg[:, :, indices]
+    values = data[:, :, indices][band_fg]
+    low, high = (float(v) for v in np.percentile(values, cfg.clip_percentiles))
+    if not high > low:
+        raise ScanError("foreground intensities are constant; cannot normalise", scan.path)
+
+    xs, ys = np.nonzero(band_fg.any(axis=2))
+    center = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
+    zooms = scan.zooms
+    voxels_per_pixel = np.array([cfg.pixel_mm / zooms[0], cfg.pixel_mm / zooms[1]])
+
+    slab = Slab(
+        slices=np.empty((0, cfg.height, cfg.width), dtype=np.float32),
+        slice_indices=np.asarray(indices, dtype=np.int64),
+        center=center,
+        voxels_per_pixel=voxels_per_pixel,
+        volume_shape=tuple(int(s) for s in data.shape),
+        intensity_range=(low, high),
+    )
+    normalised = normalise_intensity(data, low, high)
+    slab.slices = slab.sample(normalised, order=1, cval=-1.0)
+    np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
+    return slab
+
+
+def normalise_intensity(data: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Clip to [low, high] and scale linearly to [-1, 1]."""
+    out = (np.asarray(data, dtype=np.float32) - np.float32(low)) * np.float32(2.0 / (high - low)) - 1.0
+    return np.clip(out, -1.0, 1.0, out=out)
