@@ -65,10 +65,14 @@ class PreprocessConfig:
         if not 0.0 <= lo < hi <= 1.0:
             raise ConfigError(f"preprocess.band must satisfy 0 <= low < high <= 1, got {self.band}")
         if self.slice_range is not None and not 0 <= self.slice_range[0] < self.slice_range[1]:
-            raise ConfigError(f"preprocess.slice_range must be [start, stop) with start < stop, got {self.slice_range}")
+            raise ConfigError(
+                f"preprocess.slice_range must be [start, stop) with start < stop, got {self.slice_range}"
+            )
         p_lo, p_hi = self.clip_percentiles
         if not 0.0 <= p_lo < p_hi <= 100.0:
-            raise ConfigError(f"preprocess.clip_percentiles must be increasing in [0, 100], got {self.clip_percentiles}")
+            raise ConfigError(
+                f"preprocess.clip_percentiles must be increasing in [0, 100], got {self.clip_percentiles}"
+            )
 
 
 @dataclass
@@ -154,7 +158,9 @@ class TrainConfig:
         if self.device not in DEVICES:
             raise ConfigError(f"train.device must be one of {DEVICES}, got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ConfigError(
+                f"train.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.checkpoint_every < 1 or self.keep_last < 1 or self.log_every < 1:
             raise ConfigError("train.checkpoint_every, keep_last and log_every must be >= 1")
 
@@ -229,7 +235,9 @@ def _merge(obj: Any, data: dict[str, Any], source: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in data.items():
         if key not in names:
-            raise ConfigError(f"{source}: unknown key {key!r} in {type(obj).__name__} (known: {', '.join(names)})")
+            raise ConfigError(
+                f"{source}: unknown key {key!r} in {type(obj).__name__} (known: {', '.join(names)})"
+            )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -253,7 +261,11 @@ def _coerce(current: Any, value: Any, where: str) -> Any:
         if isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(value)
-    if isinstance(current, float) and not isinstance(value, bool) and isinstance(value, int | float):
+    if (
+        isinstance(current, float)
+        and not isinstance(value, bool)
+        and isinstance(value, int | float)
+    ):
         return float(value)
     if isinstance(current, str) and isinstance(value, str):
         return value

@@ -118,9 +118,15 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         raise ScanError(f"expected a 3-D volume, got a single slice of shape {shape}", path)
     dtype = img.get_data_dtype()
     if dtype.fields is not None or np.issubdtype(dtype, np.complexfloating):
-        raise ScanError(f"unsupported voxel type {dtype} (complex or RGB); give a scalar image", path)
+        raise ScanError(
+            f"unsupported voxel type {dtype} (complex or RGB); give a scalar image", path
+        )
     affine = img.affine
-    if affine is None or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+    if (
+        affine is None
+        or not np.all(np.isfinite(affine))
+        or abs(np.linalg.det(affine[:3, :3])) < 1e-12
+    ):
         raise ScanError("header has an invalid (singular or non-finite) affine", path)
 
     native_affine = np.asarray(affine, dtype=float)
@@ -170,7 +176,9 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -58,11 +58,15 @@ class Slab:
     def sample(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
         """Resample a RAS+ volume on this slab's grid into model space ``(n, height, width)``."""
         if volume.shape != self.volume_shape:
-            raise ValueError(f"volume shape {volume.shape} does not match slab source {self.volume_shape}")
+            raise ValueError(
+                f"volume shape {volume.shape} does not match slab source {self.volume_shape}"
+            )
         x, y = self._model_grid()
         out = np.empty((self.n_slices, *self.shape), dtype=np.float32)
         for k, z in enumerate(self.slice_indices):
-            plane = _antialias(np.asarray(volume[:, :, z], dtype=np.float32), self.voxels_per_pixel, order)
+            plane = _antialias(
+                np.asarray(volume[:, :, z], dtype=np.float32), self.voxels_per_pixel, order
+            )
             out[k] = ndimage.map_coordinates(plane, [x, y], order=order, cval=cval, mode="constant")
         return out
 
@@ -79,7 +83,9 @@ class Slab:
             With ``slice_step > 1`` each voxel slice takes its nearest slab slice.
         """
         if maps.shape != (self.n_slices, *self.shape):
-            raise ValueError(f"maps shape {maps.shape} does not match slab {(self.n_slices, *self.shape)}")
+            raise ValueError(
+                f"maps shape {maps.shape} does not match slab {(self.n_slices, *self.shape)}"
+            )
         nx, ny, nz = self.volume_shape
         height, width = self.shape
         xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
@@ -94,7 +100,9 @@ class Slab:
         for k in range(self.n_slices):
             if np.all(np.isnan(maps[k])):
                 continue
-            plane = ndimage.map_coordinates(np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest")
+            plane = ndimage.map_coordinates(
+                np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest"
+            )
             plane[~inside] = np.nan
             planes[k] = plane.astype(np.float32)
         if not planes:
@@ -135,7 +143,9 @@ def select_slices(fg: np.ndarray, cfg: PreprocessConfig, scan: Scan | None = Non
     if cfg.slice_range is not None:
         start, stop = cfg.slice_range
         if stop > nz:
-            raise ScanError(f"slice range {start}:{stop} exceeds the scan's {nz} axial slices", path)
+            raise ScanError(
+                f"slice range {start}:{stop} exceeds the scan's {nz} axial slices", path
+            )
         candidates = np.arange(start, stop, cfg.slice_step)
     else:
         occupied = np.flatnonzero(area > 0.02 * area.max())
@@ -191,5 +201,7 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
 
 def normalise_intensity(data: np.ndarray, low: float, high: float) -> np.ndarray:
     """Clip to [low, high] and scale linearly to [-1, 1]."""
-    out = (np.asarray(data, dtype=np.float32) - np.float32(low)) * np.float32(2.0 / (high - low)) - 1.0
+    out = (np.asarray(data, dtype=np.float32) - np.float32(low)) * np.float32(
+        2.0 / (high - low)
+    ) - 1.0
     return np.clip(out, -1.0, 1.0, out=out)

@@ -1,0 +1,297 @@
+"""Scan scoring: reconstruct every window, turn the ℓ2 error into maps and scores.
+
+One function, :func:`score_scan`, serves the CLI, the napari plugin and evaluation.
+Windows are streamed in batches, so memory stays flat on long scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from madgan_core.errors import MadganError
+from madgan_core.io import Scan
+from madgan_core.preprocess import Slab, preprocess
+from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
+
+if TYPE_CHECKING:
+    import torch
+
+    from madgan_core.checkpoint import LoadedModel
+    from madgan_core.config import ModelConfig
+
+SCORE_MODES = ("mean", "top10", "ratio")
+MODE_LABELS = {
+    "mean": "mean ℓ2 over all windows (paper)",
+    "top10": "mean ℓ2 of the 10 contiguous windows with the highest loss (paper)",
+    "ratio": "mean ℓ2 relative to a copy-last-slice predictor (difficulty-normalised)",
+}
+
+
+class ScoringCancelled(MadganError):
+    """Scoring was stopped by the caller."""
+
+
+@dataclass
+class ScanScore:
+    """Everything scoring one scan produces.
+
+    Attributes:
+        name: scan name (file stem).
+        path: source file, if any.
+        scores: scan score per mode (see :data:`SCORE_MODES`).
+        window_losses: mean ℓ2 of each window, ``(w,)``.
+        copy_losses: the copy-last-slice predictor's ℓ2 on the same windows, ``(w,)``.
+        slice_losses: mean ℓ2 per slab slice over the windows that predict it; NaN if none.
+        slice_coverage: how many windows predicted each slab slice.
+        slice_indices: RAS+ axial voxel index of each slab slice.
+        heatmap: RAS+ volume of per-voxel ℓ2 (mean over windows); NaN where not predicted.
+        reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
+        percentiles: percentile of each score among the model's healthy controls.
+        n_controls: number of healthy controls behind the percentiles (0: no reference).
+    """
+
+    name: str
+    path: Path | None
+    scores: dict[str, float]
+    window_losses: np.ndarray
+    copy_losses: np.ndarray
+    slice_losses: np.ndarray
+    slice_coverage: np.ndarray
+    slice_indices: np.ndarray
+    heatmap: np.ndarray | None = None
+    reconstruction: np.ndarray | None = None
+    percentiles: dict[str, float] = field(default_factory=dict)
+    n_controls: int = 0
+
+    @property
+    def score_mean(self) -> float:
+        return self.scores["mean"]
+
+    @property
+    def score_top(self) -> float:
+        return self.scores["top10"]
+
+    @property
+    def percentile_mean(self) -> float | None:
+        return self.percentiles.get("mean")
+
+    @property
+    def percentile_top(self) -> float | None:
+        return self.percentiles.get("top10")
+
+    def to_row(self) -> dict[str, object]:
+        """A flat, JSON-friendly summary (no volumes)."""
+        row: dict[str, object] = {
+            "name": self.name,
+            "path": "" if self.path is None else str(self.path),
+        }
+        for mode, value in self.scores.items():
+            row[f"score_{mode}"] = float(value)
+            pct = self.percentiles.get(mode)
+            row[f"percentile_{mode}"] = None if pct is None else float(pct)
+        row["n_controls"] = self.n_controls
+        row["slice_indices"] = [int(z) for z in self.slice_indices]
+        row["slice_losses"] = [None if np.isnan(v) else float(v) for v in self.slice_losses]
+        return row
+
+
+@dataclass
+class SlabErrors:
+    """ℓ2 bookkeeping of one slab, in model space."""
+
+    window_losses: np.ndarray
+    copy_losses: np.ndarray
+    slice_loss_sum: np.ndarray  # (n,) sum over windows of each target slice's mean ℓ2
+    slice_error_sum: np.ndarray | None  # (n, H, W) sum of squared errors over windows
+    slice_prediction_sum: np.ndarray | None  # (n, H, W) sum of predictions over windows
+    coverage: np.ndarray  # (n,)
+
+    def slice_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-slice mean ℓ2 map and mean prediction; NaN for slices never predicted."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            div = self.coverage[:, None, None].astype(np.float32)
+            err = self.slice_error_sum / div
+            pred = self.slice_prediction_sum / div
+        return err, pred
+
+
+def top_contiguous_mean(losses: np.ndarray, k: int = 10) -> float:
+    """Mean of the ``k`` contiguous window losses with the highest mean (all, if fewer)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.size == 0:
+        raise ValueError("no window losses")
+    if losses.size <= k:
+        return float(losses.mean())
+    sums = np.convolve(losses, np.ones(k), mode="valid")
+    return float(sums.max() / k)
+
+
+def scan_scores(
+    window_losses: np.ndarray, copy_losses: np.ndarray, top_windows: int = 10
+) -> dict[str, float]:
+    """Scan scores for every mode from per-window losses."""
+    mean = float(np.mean(window_losses))
+    copy_mean = float(np.mean(copy_losses))
+    return {
+        "mean": mean,
+        "top10": top_contiguous_mean(window_losses, top_windows),
+        "ratio": mean / copy_mean if copy_mean > 0 else float("nan"),
+    }
+
+
+def predict_batches(
+    generator: torch.nn.Module,
+    slices: np.ndarray,
+    model_cfg: ModelConfig,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(first_window, inputs, targets, predictions)`` batch by batch, as numpy float32."""
+    import torch
+
+    from madgan_core.device import inference_context
+
+    for start, inputs, targets in iter_window_batches(slices, model_cfg, batch_size):
+        x = torch.from_numpy(inputs).to(device)
+        if x.dim() == 4 and device.type != "mps":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with inference_context(device, precision):
+            y = generator(x)
+        yield start, inputs, targets, y.float().cpu().numpy()
+
+
+def slab_errors(
+    generator: torch.nn.Module,
+    slab: Slab,
+    model_cfg: ModelConfig,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    maps: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SlabErrors:
+    """Reconstruct every window of a slab and accumulate its ℓ2 bookkeeping."""
+    n = slab.n_slices
+    n_windows = window_count(n, model_cfg)
+    if n_windows < 1:
+        raise MadganError(f"a slab of {n} slices has no {model_cfg.window_span}-slice window")
+    offset = target_offset(model_cfg)
+    out = model_cfg.out_slices
+    window_losses = np.empty(n_windows, dtype=np.float64)
+    copy_losses = np.empty(n_windows, dtype=np.float64)
+    slice_loss_sum = np.zeros(n, dtype=np.float64)
+    error_sum = np.zeros((n, *slab.shape), dtype=np.float32) if maps else None
+    prediction_sum = np.zeros((n, *slab.shape), dtype=np.float32) if maps else None
+    done = 0
+    for start, inputs, targets, pred in predict_batches(
+        generator, slab.slices, model_cfg, device, precision, batch_size
+    ):
+        if should_stop is not None and should_stop():
+            raise ScoringCancelled("scoring cancelled")
+        sq = (pred - targets) ** 2
+        count = len(pred)
+        window_losses[start : start + count] = sq.reshape(count, -1).mean(axis=1)
+        per_slice = sq.reshape(count, out, -1).mean(axis=2)
+        for j in range(count):
+            first = start + j + offset
+            slice_loss_sum[first : first + out] += per_slice[j]
+        copy_sq = (inputs[:, -1:] - targets) ** 2
+        copy_losses[start : start + count] = copy_sq.reshape(count, -1).mean(axis=1)
+        if maps:
+            for j in range(count):
+                first = start + j + offset
+                error_sum[first : first + out] += sq[j]
+                prediction_sum[first : first + out] += pred[j]
+        done += count
+        if progress is not None:
+            progress(done, n_windows)
+    coverage = target_coverage(n, model_cfg)
+    return SlabErrors(
+        window_losses, copy_losses, slice_loss_sum, error_sum, prediction_sum, coverage
+    )
+
+
+def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
+    """Windows per batch: larger on GPUs, memory-bounded on CPUs."""
+    pixels = shape[0] * shape[1]
+    if device.type == "cuda":
+        return max(8, min(128, (256 * 176 * 64) // pixels))
+    return max(4, min(64, (256 * 176 * 16) // pixels))
+
+
+def score_scan(
+    model: LoadedModel,
+    scan: Scan,
+    *,
+    maps: bool = True,
+    batch_size: int = 0,
+    precision: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ScanScore:
+    """Score one scan with a trained model.
+
+    Args:
+        model: a loaded model bundle (:func:`madgan_core.checkpoint.load_model`).
+        scan: the scan, as loaded by :func:`madgan_core.io.load_scan`.
+        maps: also build the native-grid heatmap and reconstruction volumes.
+        batch_size: windows per batch (0: chosen per device).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` inference precision.
+        progress: called with ``(windows_done, windows_total)``.
+        should_stop: polled between batches; returning True raises :class:`ScoringCancelled`.
+
+    Returns:
+        The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
+    """
+    from madgan_core.calibrate import HealthyReference
+    from madgan_core.device import resolve_precision
+
+    cfg = model.config
+    slab = preprocess(scan, cfg.preprocess)
+    batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, slab.shape)
+    precision = resolve_precision(precision, model.device)
+    errors = slab_errors(
+        model.generator,
+        slab,
+        cfg.model,
+        model.device,
+        precision,
+        batch,
+        maps,
+        progress,
+        should_stop,
+    )
+    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slice_losses = np.where(
+            errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
+        )
+    heatmap = reconstruction = None
+    if maps:
+        err_maps, pred_maps = errors.slice_maps()
+        heatmap = slab.to_volume(err_maps)
+        low, high = slab.intensity_range
+        reconstruction = slab.to_volume((pred_maps + 1.0) * 0.5 * (high - low) + low)
+    reference = HealthyReference.from_model(model)
+    percentiles = reference.percentiles(scores) if reference is not None else {}
+    return ScanScore(
+        name=scan.name,
+        path=scan.path,
+        scores=scores,
+        window_losses=errors.window_losses,
+        copy_losses=errors.copy_losses,
+        slice_losses=slice_losses,
+        slice_coverage=errors.coverage,
+        slice_indices=slab.slice_indices,
+        heatmap=heatmap,
+        reconstruction=reconstruction,
+        percentiles=percentiles,
+        n_controls=0 if reference is None else reference.n,
+    )
