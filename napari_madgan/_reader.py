@@ -1,0 +1,40 @@
+"""NIfTI / MGZ reader: a scan file becomes one image layer in the display convention.
+
+Paths that are not scans (wrong suffix) get ``None``, so napari tries other
+readers. A file with a scan suffix that cannot be used (corrupt, 4-D with
+several volumes, constant, ...) raises its :class:`~madgan_core.errors.ScanError`:
+napari shows that message to the user, which says more than "no reader found".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from madgan_core.io import is_scan_path, load_scan
+
+from napari_madgan._layers import scan_layer_tuple
+
+READER_SUFFIXES = (".nii", ".nii.gz", ".mgz")
+
+
+def _paths(path: str | Sequence[str]) -> list[str] | None:
+    paths = [path] if isinstance(path, str) else list(path) if isinstance(path, list | tuple) else None
+    if not paths or not all(isinstance(p, str) for p in paths):
+        return None
+    return paths
+
+
+def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
+    """Return :func:`read_scans` when every path is a NIfTI/MGZ file, else ``None``."""
+    paths = _paths(path)
+    if paths is None:
+        return None
+    if not all(str(p).lower().endswith(READER_SUFFIXES) and is_scan_path(p) for p in paths):
+        return None
+    return read_scans
+
+
+def read_scans(path: str | Sequence[str]) -> list[tuple]:
+    """Read one or several scans as image layer data tuples."""
+    paths = _paths(path) or []
+    return [scan_layer_tuple(load_scan(p)) for p in paths]

@@ -1,0 +1,32 @@
+"""Sample data: synthetic phantom subjects made on the fly (2 mm voxels, a few seconds)."""
+
+from __future__ import annotations
+
+from napari_madgan._layers import scan_layer_tuple
+
+VOXEL_MM = 2.0
+
+
+def _subject(group: str, stage: int, name: str) -> list[tuple]:
+    from madgan_core.io import Scan
+    from madgan_core.phantom import make_subject
+
+    volume, affine, info = make_subject(group, stage=stage, sequence="T1", seed=0, voxel_mm=VOXEL_MM)
+    scan = Scan.from_array(volume, affine)
+    return [scan_layer_tuple(scan, name=name, info=dict(info))]
+
+
+def healthy_phantom() -> list[tuple]:
+    return _subject("healthy", 0, "phantom healthy")
+
+
+def ad_phantom() -> list[tuple]:
+    return _subject("ad", 3, "phantom AD stage 3")
+
+
+def metastasis_phantom() -> list[tuple]:
+    return _subject("mets", 0, "phantom metastasis")
+
+
+def various_phantom() -> list[tuple]:
+    return _subject("various", 0, "phantom various")

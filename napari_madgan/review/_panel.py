@@ -1,0 +1,45 @@
+"""Score panel text: scores, percentiles against healthy controls and their plain reading."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from madgan_core.score import ScanScore
+
+NO_REFERENCE = "no healthy reference stored with this model"
+MODES = (("mean", "Mean ℓ2 (all windows)"), ("top10", "Top-10 windows ℓ2"))
+
+
+def score_lines(result: ScanScore) -> list[str]:
+    """One line per scoring mode, e.g. ``Mean ℓ2: 0.0123 — 98th percentile of 120 healthy
+    controls (highly unusual)``."""
+    from madgan_core.calibrate import describe_percentile, percentile_band
+
+    lines = []
+    for mode, label in MODES:
+        value = result.scores.get(mode)
+        if value is None:
+            continue
+        pct = result.percentiles.get(mode)
+        if pct is None or result.n_controls == 0:
+            reading = NO_REFERENCE
+        else:
+            reading = f"{describe_percentile(pct, result.n_controls)} ({percentile_band(pct)})"
+        lines.append(f"{label}: {value:.4g} — {reading}")
+    return lines
+
+
+def score_html(result: ScanScore) -> str:
+    rows = "".join(f"<li>{line}</li>" for line in score_lines(result))
+    return f"<b>{result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
+
+
+def top_slices(result: ScanScore, k: int = 10) -> list[tuple[int, float]]:
+    """The ``k`` scored slices with the highest ℓ2, as ``(axial index, ℓ2)``, highest first."""
+    import numpy as np
+
+    losses = np.asarray(result.slice_losses, dtype=float)
+    valid = np.flatnonzero(np.isfinite(losses))
+    order = valid[np.argsort(losses[valid])[::-1]][:k]
+    return [(int(result.slice_indices[i]), float(losses[i])) for i in order]

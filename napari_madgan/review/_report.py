@@ -1,0 +1,55 @@
+"""Exports: the heatmap as NIfTI in the scan's native space, and a PNG/PDF report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_madgan.review._panel import score_lines
+
+if TYPE_CHECKING:
+    from madgan_core.io import Scan
+    from madgan_core.score import ScanScore
+
+
+def export_heatmap(result: ScanScore, scan: Scan, path: str | Path) -> Path:
+    """Write the ℓ2 heatmap as NIfTI on the scan's native grid (NaN where not predicted)."""
+    from madgan_core.errors import MadganError
+    from madgan_core.io import save_like
+
+    if result.heatmap is None:
+        raise MadganError("this result has no heatmap (scored without maps)")
+    return save_like(np.asarray(result.heatmap, dtype=np.float32), scan, path)
+
+
+def write_report(
+    path: str | Path,
+    screenshot: np.ndarray,
+    result: ScanScore,
+    current_slice: int,
+    model_name: str,
+) -> Path:
+    """Compose the viewer screenshot, the score lines and the per-slice plot into one page."""
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    fig = Figure(figsize=(8.27, 11.0), layout="constrained")
+    grid = fig.add_gridspec(3, 1, height_ratios=[6, 1.3, 2.2])
+    ax_img = fig.add_subplot(grid[0])
+    ax_img.imshow(screenshot)
+    ax_img.set_axis_off()
+    ax_img.set_title(f"{result.name} — axial slice z = {current_slice}", fontsize=11)
+    ax_txt = fig.add_subplot(grid[1])
+    ax_txt.set_axis_off()
+    text = "\n".join([f"Model: {model_name}", *score_lines(result)])
+    ax_txt.text(0.0, 1.0, text, va="top", ha="left", fontsize=9, wrap=True)
+    ax_plot = fig.add_subplot(grid[2])
+    ax_plot.plot(result.slice_indices, result.slice_losses, ".-", lw=1, ms=3)
+    ax_plot.axvline(current_slice, color="crimson", lw=1)
+    ax_plot.set_xlabel("axial slice (z)")
+    ax_plot.set_ylabel("ℓ2 per slice")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
