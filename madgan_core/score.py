@@ -144,8 +144,22 @@ def scan_scores(
     }
 
 
+Predictor = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+"""Maps a batch of (inputs, targets) to predicted targets; baselines may look at the targets."""
+
+
+def generator_predictor(generator: torch.nn.Module) -> Predictor:
+    """The generator as a predictor: it sees only the input slices."""
+    return lambda inputs, _targets: generator(inputs)
+
+
+def copy_predictor(out_slices: int) -> Predictor:
+    """Baseline: the next slices predicted as copies of the last input slice."""
+    return lambda inputs, _targets: inputs[:, -1:].expand(-1, out_slices, -1, -1)
+
+
 def predict_batches(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     slices: np.ndarray,
     model_cfg: ModelConfig,
     device: torch.device,
@@ -158,16 +172,15 @@ def predict_batches(
     from madgan_core.device import inference_context
 
     for start, inputs, targets in iter_window_batches(slices, model_cfg, batch_size):
-        x = torch.from_numpy(inputs).to(device)
-        if x.dim() == 4 and device.type != "mps":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = torch.from_numpy(inputs).to(device).contiguous(memory_format=torch.channels_last)
+        t = torch.from_numpy(targets).to(device)
         with inference_context(device, precision):
-            y = generator(x)
+            y = predictor(x, t)
         yield start, inputs, targets, y.float().cpu().numpy()
 
 
 def slab_errors(
-    generator: torch.nn.Module,
+    predictor: Predictor,
     slab: Slab,
     model_cfg: ModelConfig,
     device: torch.device,
@@ -191,7 +204,7 @@ def slab_errors(
     prediction_sum = np.zeros((n, *slab.shape), dtype=np.float32) if maps else None
     done = 0
     for start, inputs, targets, pred in predict_batches(
-        generator, slab.slices, model_cfg, device, precision, batch_size
+        predictor, slab.slices, model_cfg, device, precision, batch_size
     ):
         if should_stop is not None and should_stop():
             raise ScoringCancelled("scoring cancelled")
@@ -235,6 +248,7 @@ def score_scan(
     precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    predictor: Predictor | None = None,
 ) -> ScanScore:
     """Score one scan with a trained model.
 
@@ -246,6 +260,7 @@ def score_scan(
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` inference precision.
         progress: called with ``(windows_done, windows_total)``.
         should_stop: polled between batches; returning True raises :class:`ScoringCancelled`.
+        predictor: score another predictor (a baseline) in the model's harness.
 
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
@@ -257,8 +272,10 @@ def score_scan(
     slab = preprocess(scan, cfg.preprocess)
     batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, slab.shape)
     precision = resolve_precision(precision, model.device)
+    if predictor is None:
+        predictor = generator_predictor(model.generator)
     errors = slab_errors(
-        model.generator,
+        predictor,
         slab,
         cfg.model,
         model.device,
