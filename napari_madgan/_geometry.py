@@ -73,7 +73,10 @@ def layer_geometry(affine_ras: np.ndarray, shape_ras: tuple[int, int, int]) -> d
     linear = mat[:3, :3]
     off_diagonal = linear - np.diag(np.diag(linear))
     if np.allclose(off_diagonal, 0.0, atol=1e-6 * max(1.0, np.abs(linear).max())):
-        return {"scale": tuple(float(s) for s in np.diag(linear)), "translate": tuple(float(t) for t in mat[:3, 3])}
+        return {
+            "scale": tuple(float(s) for s in np.diag(linear)),
+            "translate": tuple(float(t) for t in mat[:3, 3]),
+        }
     return {"affine": mat}
 
 
@@ -82,7 +85,9 @@ def ras_layer(volume_ras: np.ndarray, affine_ras: np.ndarray) -> tuple[np.ndarra
     return to_display(volume_ras), layer_geometry(affine_ras, volume_ras.shape[:3])
 
 
-def robust_contrast(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+def robust_contrast(
+    volume: np.ndarray, low: float = 0.5, high: float = 99.5
+) -> tuple[float, float]:
     """Contrast limits from robust percentiles of the non-zero, finite voxels."""
     values = np.asarray(volume)
     if values.size > 2_000_000:

@@ -23,7 +23,10 @@ def geometry_kwargs(scan: Scan) -> dict[str, Any]:
 def scan_layer_tuple(scan: Scan, name: str | None = None, info: dict | None = None) -> tuple:
     """A napari ``LayerDataTuple`` for a scan, with its geometry, contrast and metadata."""
     data, _ = ras_layer(scan.data, scan.affine)
-    metadata: dict[str, Any] = {SCAN_KEY: scan, PATH_KEY: None if scan.path is None else str(scan.path)}
+    metadata: dict[str, Any] = {
+        SCAN_KEY: scan,
+        PATH_KEY: None if scan.path is None else str(scan.path),
+    }
     if info:
         metadata[INFO_KEY] = info
     kwargs = {

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from madgan_core.io import is_scan_path, load_scan
-
 from napari_madgan._layers import scan_layer_tuple
 
 READER_SUFFIXES = (".nii", ".nii.gz", ".mgz")
 
 
 def _paths(path: str | Sequence[str]) -> list[str] | None:
-    paths = [path] if isinstance(path, str) else list(path) if isinstance(path, list | tuple) else None
+    paths = (
+        [path] if isinstance(path, str) else list(path) if isinstance(path, list | tuple) else None
+    )
     if not paths or not all(isinstance(p, str) for p in paths):
         return None
     return paths

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from napari_madgan._geometry import AXIS_LABELS, UNITS, ras_layer
 from napari_madgan._layers import scan_layer_tuple
 
 VOXEL_MM = 2.0
@@ -11,9 +14,20 @@ def _subject(group: str, stage: int, name: str) -> list[tuple]:
     from madgan_core.io import Scan
     from madgan_core.phantom import make_subject
 
-    volume, affine, info = make_subject(group, stage=stage, sequence="T1", seed=0, voxel_mm=VOXEL_MM)
+    volume, affine, info = make_subject(
+        group, stage=stage, sequence="T1", seed=0, voxel_mm=VOXEL_MM
+    )
     scan = Scan.from_array(volume, affine)
-    return [scan_layer_tuple(scan, name=name, info=dict(info))]
+    info = dict(info)
+    mask = info.pop("lesion_mask", None)
+    layers = [scan_layer_tuple(scan, name=name, info=info)]
+    if mask is not None and np.any(mask):
+        # The ground truth, for comparing with the heatmap; hidden until the user wants it.
+        data, geometry = ras_layer(np.asarray(mask).astype(np.uint8), scan.affine)
+        kwargs = {"name": f"{name} lesions (truth)", "visible": False, "opacity": 0.5, **geometry}
+        kwargs.update(axis_labels=AXIS_LABELS, units=(UNITS,) * 3)
+        layers.append((data, kwargs, "labels"))
+    return layers
 
 
 def healthy_phantom() -> list[tuple]:

@@ -8,6 +8,7 @@ napari stops scoring workers and training processes cleanly, and also hook
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -34,7 +35,9 @@ class WindowTask:
         if register is not None:
             from napari.utils.task_status import Status
 
-            self._id = register("napari-madgan", Status.BUSY, description, cancel_callback=self.cancel)
+            self._id = register(
+                "napari-madgan", Status.BUSY, description, cancel_callback=self.cancel
+            )
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.cancel)
@@ -54,10 +57,8 @@ class WindowTask:
         self._finished = True
         app = QApplication.instance()
         if app is not None:
-            try:
+            with contextlib.suppress(TypeError, RuntimeError):
                 app.aboutToQuit.disconnect(self.cancel)
-            except (TypeError, RuntimeError):
-                pass
         update = getattr(self._window, "_update_task_status", None)
         if update is not None and self._id is not None:
             from napari.utils.task_status import Status

@@ -78,7 +78,9 @@ def scan_of_layer(layer: Image) -> Scan:
     return Scan.from_array(np.ascontiguousarray(from_display(data), dtype=np.float32), np.eye(4))
 
 
-def _score_job(cache: ModelCache, model_path: str, device: str, scan: Scan, state: ReviewState, relay, done):
+def _score_job(
+    cache: ModelCache, model_path: str, device: str, scan: Scan, state: ReviewState, relay, done
+):
     from madgan_core.score import score_scan
 
     try:
@@ -219,14 +221,20 @@ class ReviewWidget(QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer.name not in self.state.result_layers and layer.ndim == 3
+            if isinstance(layer, Image)
+            and layer.name not in self.state.result_layers
+            and layer.ndim == 3
         ]
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         self.layer_combo.addItems(names)
         if current in names:
             self.layer_combo.setCurrentText(current)
-        elif event is not None and getattr(event, "type", "") == "inserted" and event.value.name in names:
+        elif (
+            event is not None
+            and getattr(event, "type", "") == "inserted"
+            and event.value.name in names
+        ):
             self.layer_combo.setCurrentText(event.value.name)
         self.layer_combo.blockSignals(False)
 
@@ -316,7 +324,13 @@ class ReviewWidget(QWidget):
         self.state.cancel.clear()
         self._worker_done.clear()
         worker = thread_worker(_score_job, start_thread=False)(
-            self.cache, model_path, self.state.device, scan, self.state, self._relay, self._worker_done
+            self.cache,
+            model_path,
+            self.state.device,
+            scan,
+            self.state,
+            self._relay,
+            self._worker_done,
         )
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -385,7 +399,9 @@ class ReviewWidget(QWidget):
         scan = self.state.scan
         self.state.result = result
         prefix = f"{self.state.scan_layer} " if self.state.scan_layer else ""
-        self.state.result_layers = add_result_layers(self.viewer, scan, result, self.state.heatmap_range, prefix)
+        self.state.result_layers = add_result_layers(
+            self.viewer, scan, result, self.state.heatmap_range, prefix
+        )
         self._refresh_layers()
         if self.state.scan_layer in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[self.state.scan_layer]
@@ -399,7 +415,9 @@ class ReviewWidget(QWidget):
         self._on_dims()
         self._set_result_enabled(result.heatmap is not None)
         note = "" if result.n_controls else f" ({NO_REFERENCE})"
-        self.status_label.setText(f"Scored {result.name}: {len(result.window_losses)} windows{note}.")
+        self.status_label.setText(
+            f"Scored {result.name}: {len(result.window_losses)} windows{note}."
+        )
 
     def current_slice(self) -> int:
         """The axial (RAS+ z) index of the scored scan under the slider."""
@@ -451,14 +469,20 @@ class ReviewWidget(QWidget):
 
     def _export_heatmap_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export heatmap", self._default_export("_l2_heatmap.nii.gz"), "NIfTI (*.nii.gz *.nii)"
+            self,
+            "Export heatmap",
+            self._default_export("_l2_heatmap.nii.gz"),
+            "NIfTI (*.nii.gz *.nii)",
         )
         if path:
             self._guarded(lambda: show_info(f"Heatmap saved to {self.export_heatmap(path)}"))
 
     def _export_report_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export report", self._default_export("_madgan_report.pdf"), "PDF (*.pdf);;PNG (*.png)"
+            self,
+            "Export report",
+            self._default_export("_madgan_report.pdf"),
+            "PDF (*.pdf);;PNG (*.png)",
         )
         if path:
             self._guarded(lambda: show_info(f"Report saved to {self.export_report(path)}"))
