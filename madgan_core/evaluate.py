@@ -23,6 +23,7 @@ from madgan_core.preprocess import preprocess
 from madgan_core.score import (
     Predictor,
     copy_predictor,
+    default_batch_size,
     generator_predictor,
     scan_scores,
     slab_errors,
@@ -89,6 +90,9 @@ def score_cohort(
         log.info("%s: resuming, %d of %d scans already scored", out_csv, len(records), len(rows))
     cfg = model.config
     precision = resolve_precision(precision, model.device)
+    batch = cfg.score.batch_size or default_batch_size(
+        model.device, (cfg.preprocess.height, cfg.preprocess.width)
+    )
     new_file = not out_csv.exists() or not done
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with open(out_csv, "w" if new_file else "a", newline="") as handle:
@@ -97,7 +101,7 @@ def score_cohort(
             writer.writeheader()
             for record in records:
                 writer.writerow(record)
-        for i, row in enumerate(todo):
+        for row in todo:
             slab = preprocess(load_scan(row.path), cfg.preprocess)
             record: dict[str, object] = {
                 "path": str(row.path),
@@ -108,7 +112,7 @@ def score_cohort(
             }
             for method, predictor in predictors.items():
                 errors = slab_errors(
-                    predictor, slab, cfg.model, model.device, precision, 32, maps=False
+                    predictor, slab, cfg.model, model.device, precision, batch, maps=False
                 )
                 scores = scan_scores(
                     errors.window_losses, errors.copy_losses, cfg.score.top_windows
