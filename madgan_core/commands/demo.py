@@ -1,0 +1,171 @@
+"""``madgan demo``: phantom cohort -> train -> calibrate -> baselines -> evaluate -> (napari).
+
+Every stage is skipped when its output already exists, so an interrupted demo
+continues where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from madgan_core.commands._common import tqdm_callback
+
+log = logging.getLogger(__name__)
+
+AUTOENCODER_STEPS = 400
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="the whole pipeline on a phantom cohort, with the CPU-sized demo preset",
+        description="Generate a phantom cohort from the MNI152 template, train MADGAN with the demo preset, "
+        "calibrate on held-out healthy scans, train the autoencoder baseline, evaluate, print the AUC table "
+        "and, where a display exists, open napari reviewing a metastasis-like scan. Re-running continues "
+        "an interrupted demo.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("madgan_demo"),
+        help="output folder (default: ./madgan_demo)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="cohort and training seed (default: 0)")
+    p.add_argument(
+        "--healthy", type=int, default=60, help="healthy subjects (each has a T1 and a T1c scan)"
+    )
+    p.add_argument("--ad", type=int, default=45, help="AD-like subjects, spread over stages 1-3")
+    p.add_argument("--mets", type=int, default=20, help="metastasis-like subjects")
+    p.add_argument("--various", type=int, default=20, help="subjects with various other lesions")
+    p.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size (default: 2 mm)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the demo preset's)"
+    )
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-view", action="store_true", help="do not open napari at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from madgan_core.checkpoint import load_model
+    from madgan_core.cli import build_parser
+    from madgan_core.commands.evaluate import evaluate
+    from madgan_core.evaluate import format_table
+    from madgan_core.manifest import read_manifest
+    from madgan_core.phantom import generate_cohort, preview_groups
+
+    started = time.perf_counter()
+    out: Path = args.out
+    cohort = out / "cohort"
+    manifest = cohort / "manifest.csv"
+    run_dir = out / "run"
+    model_path = run_dir / "model.pt"
+
+    if not manifest.exists():
+        print(f"[1/5] Phantom cohort -> {cohort}")
+        with tqdm(desc="phantoms", unit="scan") as bar:
+            generate_cohort(
+                cohort,
+                healthy=args.healthy,
+                ad=args.ad,
+                mets=args.mets,
+                various=args.various,
+                seed=args.seed,
+                voxel_mm=args.voxel_mm,
+                progress=tqdm_callback(bar),
+            )
+        preview_groups(manifest, out / "cohort_preview.png")
+    else:
+        print(f"[1/5] Phantom cohort: using {manifest}")
+    rows = read_manifest(manifest)
+
+    if not model_path.exists():
+        print(f"[2/5] Training (demo preset) -> {run_dir}")
+        argv = ["train", "--manifest", str(manifest), "--out", str(run_dir), "--preset", "demo"]
+        argv += ["--device", args.device, "--seed", str(args.seed)]
+        if args.steps is not None:
+            argv += ["--steps", str(args.steps)]
+        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+            argv.append("--resume")
+        train_args = build_parser().parse_args(argv)
+        status = train_args.func(train_args)
+        if status:
+            return status
+    else:
+        print(f"[2/5] Training: using {model_path}")
+
+    if load_model(model_path, device="cpu").healthy_reference is None:
+        from madgan_core.calibrate import calibrate_model
+
+        print("[3/5] Calibrating on held-out healthy scans")
+        with tqdm(desc="calibrating", unit="scan") as bar:
+            calibrate_model(model_path, rows, device=args.device, progress=tqdm_callback(bar))
+    else:
+        print("[3/5] Healthy reference: stored with the model")
+
+    autoencoder = run_dir / "autoencoder.pt"
+    if not autoencoder.exists():
+        print("[4/5] Baseline: single-slice autoencoder")
+        train_baseline(model_path, rows, autoencoder, args.device)
+
+    print("[5/5] Evaluating MADGAN and the baselines")
+    report, table, columns = evaluate(
+        model_path, manifest, out / "report", run_dir / "checkpoints", autoencoder, args.device
+    )
+    print()
+    print(format_table(table, columns, markdown=False))
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\nReport: {report}\nDemo finished in {minutes:.1f} min.")
+
+    if not args.no_view and _has_display():
+        scan = next((r.path for r in rows if r.group == "mets" and r.split == "test"), rows[0].path)
+        print(f"Opening napari on {scan.name} ...")
+        subprocess.run(
+            [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(scan)], check=False
+        )
+    return 0
+
+
+def train_baseline(model_path: Path, rows, out_path: Path, device: str) -> Path:
+    """Train the single-slice autoencoder on the same healthy training scans."""
+    from madgan_core.baselines import load_training_slices, save_autoencoder, train_autoencoder
+    from madgan_core.checkpoint import load_model
+    from madgan_core.device import resolve_device, resolve_precision
+
+    cfg = load_model(model_path, device="cpu").config
+    train_paths = [r.path for r in rows if r.group == "healthy" and r.split == "train"]
+    slices = load_training_slices(train_paths, cfg)
+    torch_device = resolve_device(device)
+    base = cfg.model.base_channels
+    with tqdm(total=AUTOENCODER_STEPS, desc="autoencoder", unit="step") as bar:
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+
+        model = train_autoencoder(
+            slices,
+            cfg,
+            AUTOENCODER_STEPS,
+            torch_device,
+            resolve_precision("auto", torch_device),
+            base,
+            32,
+            progress,
+        )
+    return save_autoencoder(model, base, out_path)
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
+        "darwin",
+        "win32",
+    )
