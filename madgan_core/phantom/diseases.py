@@ -23,9 +23,9 @@ SUBTYPES = ("infarct", "cyst", "haemorrhage", "wm_lesions")
 
 # Mean extra atrophy per AD stage (CDR 0.5, 1, 2 analogues) added to healthy variation.
 AD_STAGE_EFFECT = {
-    1: {"ventricle_mm": 0.8, "hippocampus_mm": 0.5, "cortical_atrophy": 0.08},
-    2: {"ventricle_mm": 2.0, "hippocampus_mm": 1.1, "cortical_atrophy": 0.2},
-    3: {"ventricle_mm": 3.4, "hippocampus_mm": 1.8, "cortical_atrophy": 0.35},
+    1: {"ventricle_mm": 1.0, "hippocampus_mm": 0.6, "cortical_atrophy": 0.12},
+    2: {"ventricle_mm": 2.6, "hippocampus_mm": 1.3, "cortical_atrophy": 0.35},
+    3: {"ventricle_mm": 4.6, "hippocampus_mm": 2.2, "cortical_atrophy": 0.6},
 }
 
 
@@ -72,7 +72,7 @@ def _unit_atrophy_fields(template: Template) -> tuple[np.ndarray, np.ndarray]:
     ):
         smooth = ndimage.gaussian_filter(region, sigma_mm / v)
         grad = np.stack(np.gradient(smooth))
-        coarse = grid.sample(grad, grid.identity)
+        coarse = np.stack([ndimage.map_coordinates(g, grid.identity, order=1, mode="nearest") for g in grad])
         peak = float(np.sqrt((coarse**2).sum(axis=0)).max()) or 1.0
         out.append((sign * coarse / peak).astype(np.float32))
     return out[0], out[1]
@@ -92,7 +92,7 @@ def atrophy_velocity(template: Template, grid: ControlGrid, anatomy: Anatomy, rn
 
 def cortical_atrophy(t1: np.ndarray, template: Template, anatomy: Anatomy, modulation: np.ndarray) -> np.ndarray:
     """Turn sulcal-edge grey matter (and the medial temporal lobe) towards CSF: widened sulci."""
-    k = float(np.clip(anatomy.cortical_atrophy, 0.0, 0.9))
+    k = float(np.clip(anatomy.cortical_atrophy, 0.0, 1.2))
     kh = float(np.clip(anatomy.hippocampus_mm / 4.0, 0.0, 0.6))
     if k <= 0 and kh <= 0:
         return t1

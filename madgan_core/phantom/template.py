@@ -152,7 +152,9 @@ def load_template(voxel_mm: float = 1.0) -> Template:
     # Cortical grey matter touching sulcal CSF or the brain's outer edge.
     outside_or_csf = np.where(mask, csf, 1.0).astype(np.float32)
     near_csf = ndimage.gaussian_filter(outside_or_csf, 1.5 / voxel_mm)
-    cortex_edge = np.clip(gm * near_csf * 2.0, 0.0, 1.0) * mask
+    edge = gm * near_csf
+    scale = float(np.percentile(edge[gm > 0.5], 90)) or 1.0
+    cortex_edge = np.clip(edge / scale, 0.0, 1.0) * mask
     junction = np.clip(4.0 * gm * wm, 0.0, 1.0) * (depth > 8.0) * ~vent
     return Template(
         t1=t1,
