@@ -200,18 +200,20 @@ def paint_various(t1: np.ndarray, template: Template, rng: np.random.Generator, 
             r = rng.uniform(2.0, 6.0)
             sl, d = _local(template, c, r * 1.6 / v)
             inside = _soft(_ellipsoid_radius(d, r, rng), v / r)
-            level = rng.uniform(0.45, 0.6)
+            level = rng.uniform(0.4, 0.55)
             out[sl] = np.where(template.mask[sl], out[sl] * (1 - inside) + level * inside, out[sl])
             mask[sl] |= (inside > 0.5) & template.mask[sl]
             lesions.append(Lesion("wm_lesion", _centre_mm(template, c), float(r)))
         return Painted(out, mask, lesions)
 
     if subtype == "infarct":
-        depth = template.depth
-        weight = template.gm * (depth > 3) * (depth < 10)
+        # Lateral cerebral cortex (middle cerebral artery territory), not cerebellum or vertex.
+        x, y, z = template.voxel_mm_grids()
+        territory = (np.abs(x) > 25) & (z > -10) & (z < 45) & (y > -70) & (y < 40)
+        weight = template.gm * (template.depth > 3) * (template.depth < 10) * territory
         c = _pick_centres(weight, 1, rng, 0)[0]
-        r = rng.uniform(6.0, 12.0)
-        length = rng.uniform(12.0, 22.0)
+        r = rng.uniform(8.0, 14.0)
+        length = rng.uniform(15.0, 28.0)
         centre_vox = (np.asarray(template.shape) - 1) / 2.0
         normal = (c - centre_vox) / (np.linalg.norm(c - centre_vox) or 1.0)
         sl, d = _local(template, c, (length + r) / v)
