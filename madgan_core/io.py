@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ from madgan_core.errors import ScanError
 SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
 # Refuse declared volumes beyond this many voxels before allocating them (2 GiB of float32).
 MAX_VOXELS = 512 * 1024 * 1024
+# gzip (deflate) cannot compress better than about 1032:1, so a compressed file holding
+# fewer than 1/GZIP_MAX_RATIO of the declared voxel bytes is certainly truncated.
+GZIP_MAX_RATIO = 1100
+COMPRESSED_SUFFIXES = (".gz", ".mgz", ".bz2", ".zst")
 
 
 @dataclass
@@ -95,7 +100,7 @@ def load_scan(path: str | Path) -> Scan:
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for foreign files
-        raise ScanError(f"not a readable image ({type(exc).__name__}: {exc})", path) from None
+        raise ScanError(f"not a readable image ({_describe(exc)})", path) from None
     if not isinstance(img, nib.spatialimages.SpatialImage):
         raise ScanError("not a spatial image", path)
     return _to_scan(img, path)
@@ -106,14 +111,17 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
     if any(s <= 0 for s in shape):
         raise ScanError(f"header declares non-positive dimensions {shape}", path)
     if len(shape) == 4 and shape[3] == 1:
+        _check_stored_size(img, path)
         img = img.slicer[..., 0]
         shape = shape[:3]
     if len(shape) == 4:
         raise ScanError(f"is a 4-D image with {shape[3]} volumes; give one 3-D volume", path)
     if len(shape) != 3:
         raise ScanError(f"expected a 3-D volume, got {len(shape)}-D shape {shape}", path)
-    if int(np.prod(shape, dtype=np.int64)) > MAX_VOXELS:
+    # Python integers: NIfTI-2 dimensions are int64, and their product overflows numpy's int64.
+    if math.prod(shape) > MAX_VOXELS:
         raise ScanError(f"declared shape {shape} is too large (over {MAX_VOXELS} voxels)", path)
+    _check_stored_size(img, path)
     if min(shape) < 2:
         raise ScanError(f"expected a 3-D volume, got a single slice of shape {shape}", path)
     dtype = img.get_data_dtype()
@@ -134,7 +142,7 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
     try:
         data = np.asarray(canonical.dataobj, dtype=np.float32)
     except Exception as exc:
-        raise ScanError(f"voxel data cannot be read ({type(exc).__name__}: {exc})", path) from None
+        raise ScanError(f"voxel data cannot be read ({_describe(exc)})", path) from None
     if data.ndim != 3:
         raise ScanError(f"expected 3-D voxel data, got shape {data.shape}", path)
     if not np.all(np.isfinite(data)):
@@ -150,6 +158,47 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         header=img.header,
         path=path,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one short line (nibabel's messages may span lines)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_stored_size(img: nib.spatialimages.SpatialImage, path: Path | None) -> None:
+    """Refuse a file too small to hold the voxel data its header declares, before reading it.
+
+    Without this, nibabel allocates the declared size first and only then finds the file short.
+    """
+    proxy = getattr(img, "dataobj", None)
+    file_map = getattr(img, "file_map", None) or {}
+    holder = file_map.get("image")
+    filename = getattr(holder, "filename", None)
+    if path is None or filename is None or not nib.is_proxy(proxy):
+        return
+    try:
+        itemsize = np.dtype(img.get_data_dtype()).itemsize
+        offset = int(getattr(proxy, "offset", 0))
+        stored = Path(filename).stat().st_size
+    except (OSError, TypeError, ValueError):
+        return
+    declared = math.prod(int(s) for s in img.shape) * itemsize
+    if str(filename).lower().endswith(COMPRESSED_SUFFIXES):
+        if declared > GZIP_MAX_RATIO * stored:
+            raise ScanError(
+                f"file is truncated or damaged: the header declares {declared} bytes of voxel data "
+                f"(shape {tuple(img.shape)}), more than a {stored}-byte compressed file can hold",
+                path,
+            )
+    elif offset + declared > stored:
+        raise ScanError(
+            f"file is truncated or damaged: the header declares {declared} bytes of voxel data "
+            f"(shape {tuple(img.shape)}) from byte {offset}, but the file has {stored} bytes",
+            path,
+        )
 
 
 def save_like(volume: np.ndarray, scan: Scan, path: str | Path) -> Path:
