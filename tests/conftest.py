@@ -8,4 +8,6 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_plugin_settings(tmp_path_factory, monkeypatch):
     """Keep the plugin's recent-models file out of the user's config dir."""
-    monkeypatch.setenv("NAPARI_MADGAN_CONFIG_DIR", str(tmp_path_factory.mktemp("napari_madgan_config")))
+    monkeypatch.setenv(
+        "NAPARI_MADGAN_CONFIG_DIR", str(tmp_path_factory.mktemp("napari_madgan_config"))
+    )

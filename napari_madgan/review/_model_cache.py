@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
 class ModelCache:
     """A small thread-safe cache of loaded models (the newest ``size`` kept)."""
 
-    def __init__(self, size: int = 2):
+    def __init__(self, size: int = 2, loader: Callable[[str, str], LoadedModel] | None = None):
         self.size = size
+        self.loader = loader or _load_model
         self._models: dict[tuple[str, float, str], LoadedModel] = {}
         self._lock = threading.Lock()
         self.loads = 0
@@ -36,9 +38,7 @@ class ModelCache:
             model = self._models.get(key)
             if model is not None:
                 return model
-            from madgan_core.checkpoint import load_model
-
-            model = load_model(key[0], device=device)
+            model = self.loader(key[0], device)
             self.loads += 1
             self._models[key] = model
             while len(self._models) > self.size:
@@ -48,3 +48,9 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+
+
+def _load_model(path: str, device: str) -> LoadedModel:
+    from madgan_core.checkpoint import load_model
+
+    return load_model(path, device=device)

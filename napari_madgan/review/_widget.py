@@ -323,7 +323,7 @@ class ReviewWidget(QWidget):
         self.state.scan, self.state.scan_layer = scan, name
         self.state.cancel.clear()
         self._worker_done.clear()
-        worker = thread_worker(_score_job, start_thread=False)(
+        worker = thread_worker(_score_job, start_thread=False, ignore_errors=True)(
             self.cache,
             model_path,
             self.state.device,

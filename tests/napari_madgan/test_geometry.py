@@ -63,7 +63,9 @@ def test_layer_geometry_maps_voxels_to_world(oblique):
 
 
 def test_anterior_is_up_and_superior_on_slider():
-    scan = Scan.from_array(np.random.default_rng(0).random((10, 12, 8)).astype(np.float32), np.diag([2, 2, 3, 1]))
+    scan = Scan.from_array(
+        np.random.default_rng(0).random((10, 12, 8)).astype(np.float32), np.diag([2, 2, 3, 1])
+    )
     mat = display_affine(scan.affine, scan.data.shape)
     # moving down a row (j+1) goes posterior: napari axis 1 (P) increases
     assert mat[1, 1] > 0

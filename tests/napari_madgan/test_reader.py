@@ -83,4 +83,6 @@ def test_reader_layers_sit_at_nibabel_world_coordinates(make_napari_viewer):
         assert layer.data[tuple(d)] == pytest.approx(data[tuple(ijk)])
     assert viewer.dims.ndim == 3
     scan = layer.metadata[SCAN_KEY]
-    np.testing.assert_allclose(layer.scale, np.diag(display_affine(scan.affine, scan.data.shape))[:3])
+    np.testing.assert_allclose(
+        layer.scale, np.diag(display_affine(scan.affine, scan.data.shape))[:3]
+    )

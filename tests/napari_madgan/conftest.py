@@ -1,0 +1,55 @@
+"""Fixtures for the plugin's GUI tests: a small phantom scan and a tiny real model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = {
+    "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
+    "model": {"base_channels": 4, "critic_channels": 4},
+}
+REFERENCE = {
+    "scores": {
+        "mean": [float(v) for v in np.linspace(0.01, 0.05, 20)],
+        "top10": [float(v) for v in np.linspace(0.02, 0.08, 20)],
+    },
+    "names": [f"control{i:02d}" for i in range(20)],
+}
+
+
+@pytest.fixture(scope="session")
+def phantom_scan():
+    """A metastasis phantom at 4 mm (small and quick to score)."""
+    from madgan_core.io import Scan
+    from madgan_core.phantom import make_subject
+
+    volume, affine, _ = make_subject("mets", voxel_mm=4.0)
+    return Scan.from_array(volume, affine)
+
+
+def _save_tiny_model(path: Path, reference: dict | None, overrides: dict | None = None) -> Path:
+    import torch
+
+    from madgan_core.checkpoint import make_checkpoint, save_checkpoint
+    from madgan_core.config import MadganConfig
+    from madgan_core.models import build_generator
+
+    torch.manual_seed(0)
+    cfg = MadganConfig().updated({**TINY, **(overrides or {})})
+    generator = build_generator(cfg.model).eval()
+    record = make_checkpoint(cfg, 1, generator, include_rng=False, healthy_reference=reference)
+    return save_checkpoint(record, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny untrained model file with a 20-control healthy reference."""
+    return _save_tiny_model(tmp_path_factory.mktemp("model") / "model.pt", REFERENCE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_no_reference(tmp_path_factory) -> Path:
+    return _save_tiny_model(tmp_path_factory.mktemp("model_noref") / "model.pt", None)

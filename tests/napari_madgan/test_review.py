@@ -1,0 +1,155 @@
+"""The review widget on a tiny real model: layers, alignment, score text, slice sync, exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint, Qt
+
+from madgan_core.config import HEATMAP_RANGE
+from napari_madgan._geometry import slice_world
+from napari_madgan._layers import scan_layer_tuple
+from napari_madgan.review import ReviewWidget
+from napari_madgan.review._layers import HEATMAP_NAME, RECONSTRUCTION_NAME
+from napari_madgan.review._panel import NO_REFERENCE
+
+SCAN = "mets"
+
+
+@pytest.fixture
+def review(make_napari_viewer, phantom_scan, tiny_model):
+    viewer = make_napari_viewer()
+    data, kwargs, _ = scan_layer_tuple(phantom_scan, name=SCAN)
+    viewer.add_image(data, **kwargs)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="MADGAN review")
+    widget.set_model_path(tiny_model)
+    return viewer, widget
+
+
+def _run(qtbot, widget):
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.state.running, timeout=30_000)
+    assert widget.state.result is not None, widget.status_label.text()
+
+
+def test_review_adds_aligned_heatmap_and_hidden_reconstruction(review, qtbot):
+    viewer, widget = review
+    assert widget.layer_combo.currentText() == SCAN
+    _run(qtbot, widget)
+    scan_layer = viewer.layers[SCAN]
+    heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
+    recon = viewer.layers[f"{SCAN} {RECONSTRUCTION_NAME}"]
+    for layer in (heat, recon):
+        assert layer.data.shape == scan_layer.data.shape
+        np.testing.assert_allclose(layer.scale, scan_layer.scale)
+        np.testing.assert_allclose(layer.translate, scan_layer.translate)
+        np.testing.assert_allclose(layer.affine.affine_matrix, scan_layer.affine.affine_matrix)
+    assert heat.colormap.name == "jet"
+    assert heat.contrast_limits == pytest.approx(HEATMAP_RANGE["T1"])
+    assert heat.blending == "translucent" and 0.5 <= heat.opacity <= 0.6
+    assert heat.visible and not recon.visible
+    # unscored slices stay NaN (drawn transparent), scored ones carry finite errors
+    result = widget.state.result
+    z = int(result.slice_indices[len(result.slice_indices) // 2])
+    assert np.isfinite(heat.data[z]).any()
+    assert np.isnan(heat.data[0]).all()
+    # result layers are not offered as scans
+    assert [widget.layer_combo.itemText(i) for i in range(widget.layer_combo.count())] == [SCAN]
+
+
+def test_sequence_sets_heatmap_range(review, qtbot):
+    viewer, widget = review
+    _run(qtbot, widget)
+    heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
+    widget.sequence_combo.setCurrentText("T1c")
+    assert heat.contrast_limits == pytest.approx(HEATMAP_RANGE["T1c"])
+    widget.range_hi.setValue(0.1)
+    assert heat.contrast_limits == pytest.approx((0.0, 0.1))
+
+
+def test_score_panel_shows_percentiles(review, qtbot):
+    _, widget = review
+    _run(qtbot, widget)
+    text = widget.score_label.text()
+    assert "Mean ℓ2" in text and "Top-10 windows ℓ2" in text
+    assert "percentile of 20 healthy controls" in text
+    assert any(band in text for band in ("within the healthy range", "unusual", "highly unusual"))
+    assert widget.top_list.count() > 0
+
+
+def test_score_panel_without_reference(
+    make_napari_viewer, phantom_scan, tiny_model_no_reference, qtbot
+):
+    viewer = make_napari_viewer()
+    data, kwargs, _ = scan_layer_tuple(phantom_scan, name=SCAN)
+    viewer.add_image(data, **kwargs)
+    widget = ReviewWidget(viewer)
+    widget.set_model_path(tiny_model_no_reference)
+    _run(qtbot, widget)
+    assert NO_REFERENCE in widget.score_label.text()
+
+
+def test_slider_and_plot_stay_in_sync(review, qtbot):
+    viewer, widget = review
+    _run(qtbot, widget)
+    scan = widget.state.scan
+    z_values = [int(z) for z in widget.state.result.slice_indices]
+    # slider -> plot marker
+    z = z_values[2]
+    viewer.dims.set_point(0, slice_world(z, scan.affine, scan.data.shape))
+    assert widget.plot.current == z
+    assert widget.current_slice() == z
+    assert f"z = {z}" in widget.slice_label.text()
+    # click on the plot -> slider
+    target = z_values[-3]
+    canvas = widget.plot
+    canvas.draw()
+    x_px, y_px = canvas.axes.transData.transform(
+        (target, np.nanmean(widget.state.result.slice_losses))
+    )
+    ratio = canvas.device_pixel_ratio or 1.0
+    pos = QPoint(int(round(x_px / ratio)), int(round((canvas.figure.bbox.height - y_px) / ratio)))
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=pos)
+    assert widget.current_slice() == target
+    assert viewer.layers[SCAN].world_to_data(viewer.dims.point)[0] == pytest.approx(target)
+    assert widget.plot.current == target
+    # the most anomalous slices list jumps too
+    item = widget.top_list.item(0)
+    widget.top_list.itemClicked.emit(item)
+    assert widget.current_slice() == item.data(Qt.ItemDataRole.UserRole)
+
+
+def test_model_is_cached_between_runs(review, qtbot):
+    _, widget = review
+    _run(qtbot, widget)
+    _run(qtbot, widget)
+    assert widget.cache.loads == 1
+
+
+def test_errors_are_shown(review, qtbot, tmp_path, monkeypatch):
+    _, widget = review
+    shown = []
+    monkeypatch.setattr("napari_madgan.review._widget.show_error", shown.append)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    widget.set_model_path(bad)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.state.running, timeout=30_000)
+    assert shown and "bad.pt" in shown[0]
+    assert widget.state.result is None
+
+
+def test_exports(review, qtbot, tmp_path, phantom_scan):
+    import nibabel as nib
+
+    _, widget = review
+    _run(qtbot, widget)
+    nii = widget.export_heatmap(tmp_path / "heat.nii.gz")
+    img = nib.load(str(nii))
+    assert img.shape == phantom_scan.native_shape
+    np.testing.assert_allclose(img.affine, phantom_scan.native_affine)
+    report = widget.export_report(tmp_path / "report.png")
+    assert report.stat().st_size > 10_000
+    pdf = widget.export_report(tmp_path / "report.pdf")
+    assert pdf.read_bytes()[:4] == b"%PDF"
