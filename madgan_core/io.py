@@ -220,6 +220,23 @@ def save_nifti(img: nib.Nifti1Image, path: str | Path) -> Path:
     return path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def _target_mode(path: Path) -> int:
+    """The existing file's permissions, or those of a new file under the process umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
@@ -232,6 +249,8 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give the result the mode a plain open() would.
+        os.chmod(tmp, _target_mode(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
