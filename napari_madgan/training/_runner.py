@@ -39,6 +39,7 @@ class TrainRequest:
             "--batch-size", str(self.batch_size),
             "--device", self.device,
             "--precision", self.precision,
+            "--no-progress",
         ]  # fmt: skip
         if self.config:
             args += ["--config", self.config]
