@@ -1,0 +1,162 @@
+"""Shared helpers of the benchmark scripts: device choice, timing, peaks, test inputs.
+
+Every script prints one JSON object on stdout and takes ``--device cpu|cuda|auto``,
+so the same command runs on a laptop, this 2-core CPU box or a GPU node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    return parser
+
+
+def resolve(device: str) -> torch.device:
+    from madgan_core.device import resolve_device
+
+    return resolve_device(device)
+
+
+def precisions_for(device: torch.device) -> list[str]:
+    """fp32 and bf16 everywhere; fp16 only on CUDA."""
+    return ["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device, reps: int, warmup: int = 1) -> float:
+    """Best (minimum) seconds of ``fn()`` over ``reps`` runs after ``warmup`` runs.
+
+    The minimum, not the median: on a shared machine other jobs only ever add time.
+    """
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(min(times))
+
+
+def matmul_peak(device: torch.device, precision: str, reps: int = 0) -> float:
+    """Best achieved GFLOP/s of large square matmuls in ``precision``: the practical peak."""
+    sizes = (4096, 8192) if device.type == "cuda" else (2048, 4096)
+    reps = reps or (20 if device.type == "cuda" else 4)
+    dtype = DTYPES[precision]
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        with torch.inference_mode():
+            seconds = timed(lambda a=a, b=b: a @ b, device, reps, warmup=1)
+        best = max(best, 2.0 * n**3 / seconds / 1e9)
+    return best
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    """What ran the benchmark: CPU model, cores, threads, torch, accelerator."""
+    info: dict[str, object] = {
+        "cpu": _lscpu_model(),
+        "cores": _lscpu_field("CPU(s)"),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    from madgan_core.device import cpu_has_fast_bf16
+
+    info["cpu_fast_bf16"] = cpu_has_fast_bf16()
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _lscpu_field(name: str) -> str:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
+def _lscpu_model() -> str:
+    return _lscpu_field("Model name") or platform.processor()
+
+
+def random_model(variant: str = "none", device: torch.device | None = None, seed: int = 0):
+    """A paper-preset :class:`LoadedModel` with random weights, ready for scoring."""
+    from madgan_core.checkpoint import LoadedModel
+    from madgan_core.config import paper_preset
+    from madgan_core.device import to_channels_last
+    from madgan_core.models import build_generator
+
+    device = device or torch.device("cpu")
+    cfg = paper_preset()
+    cfg.model.variant = variant
+    torch.manual_seed(seed)
+    generator = to_channels_last(build_generator(cfg.model).to(device)).eval()
+    return LoadedModel(generator, cfg, 0, Path("random.pt"), None, device)
+
+
+def phantom_file(directory: Path, voxel_mm: float = 1.0) -> Path:
+    """The default phantom scan (healthy, seed 0) written as NIfTI."""
+    import nibabel as nib
+
+    from madgan_core.phantom import make_subject
+
+    volume, affine, _ = make_subject("healthy", voxel_mm=voxel_mm)
+    path = Path(directory) / f"phantom_healthy_{voxel_mm:g}mm.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(volume, np.float32), affine), str(path))
+    return path
+
+
+def emit(result: dict, out: Path | None) -> None:
+    text = json.dumps(result, indent=2, default=_jsonable)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def rounded(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
