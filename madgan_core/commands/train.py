@@ -1,0 +1,209 @@
+"""``madgan train``: train MADGAN on the healthy training scans of a manifest (or a folder)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a MADGAN model on healthy scans",
+        description="Train the MADGAN generator and critic on the healthy 'train' scans of a manifest "
+        "(T1 and T1c together), or on every scan in a folder. Writes metrics.jsonl, previews/, "
+        "checkpoints/ and finally model.pt to --out. SIGINT/SIGTERM save a checkpoint and stop; "
+        "--resume continues from the newest checkpoint. Runs under torchrun for several processes.",
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        required=True,
+        help="cohort manifest CSV, or a folder of healthy scans",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder of the run")
+    p.add_argument("--config", type=Path, help="JSON config file (applied over the preset)")
+    p.add_argument(
+        "--preset", choices=("paper", "demo"), default=None, help="base settings (default: paper)"
+    )
+    p.add_argument("--variant", choices=("none", "sa3", "sa7"), help="self-attention modules")
+    p.add_argument("--l1-weight", type=float, help="weight of the ℓ1 term (0: the paper's w/o ℓ1)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--batch-size", type=int, help="batch size per process")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
+    p.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16", "fp16"), help="numeric precision"
+    )
+    p.add_argument("--workers", type=int, help="data loader workers (0: main process)")
+    p.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the networks"
+    )
+    p.add_argument("--flip", action="store_true", help="random left-right flip augmentation")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --out"
+    )
+    p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # testing hook: every rank saves its final generator state here
+    p.add_argument("--dump-rank-state", type=Path, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    """Preset, then --config file, then command-line overrides; checked against a resumed run."""
+    from madgan_core.config import MadganConfig, preset
+
+    config_json = args.out / "config.json"
+    if args.resume and args.config is None and args.preset is None and config_json.exists():
+        cfg = MadganConfig.load_json(config_json)
+    else:
+        cfg = preset(args.preset or "paper")
+        if args.config is not None:
+            import json
+
+            from madgan_core.errors import ConfigError
+
+            try:
+                data = json.loads(args.config.read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"not a readable JSON config ({exc})", args.config) from None
+            cfg = cfg.updated(data)
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    if args.variant is not None:
+        model["variant"] = args.variant
+    for key, name in (
+        ("l1_weight", "l1_weight"),
+        ("steps", "steps"),
+        ("batch_size", "batch_size"),
+        ("seed", "seed"),
+        ("device", "device"),
+        ("precision", "precision"),
+        ("workers", "num_workers"),
+        ("compile", "compile"),
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            train[name] = value
+    return cfg.updated({"model": model, "train": train})
+
+
+def load_rows(source: Path):
+    from madgan_core.manifest import manifest_from_folder, read_manifest
+
+    return manifest_from_folder(source) if source.is_dir() else read_manifest(source)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from madgan_core.data import training_rows
+    from madgan_core.device import describe
+    from madgan_core.distributed import cleanup, env_info, unwrap
+    from madgan_core.train import eta_text, prepare_training
+
+    cfg = build_config(args)
+    rows = load_rows(args.manifest)
+    train_rows = training_rows(rows)
+    main = env_info().is_main
+    if main:
+        args.out.mkdir(parents=True, exist_ok=True)
+        cfg.save_json(args.out / "config.json")
+    log.info("%d healthy training scans from %s", len(train_rows), args.manifest)
+
+    bar = None
+    show_bar = main and not args.no_progress
+    scan_bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        scan_bar = tqdm(total=len(train_rows), desc="preprocessing", unit="scan")
+
+    def scan_progress(done: int, total: int, name: str) -> None:
+        if scan_bar is not None:
+            scan_bar.update(1)
+            scan_bar.set_postfix_str(name)
+
+    def progress(info: dict) -> None:
+        nonlocal bar
+        if not show_bar:
+            if info.get("kind") == "metrics":
+                log.info(
+                    "step %d/%d  critic %.4f  adv %.4f  l1 %.4f  %.1f samples/s  eta %s",
+                    info["step"], info["steps"], info["loss_critic"], info["loss_gen_adv"],
+                    info["loss_l1"], info["samples_per_s"], eta_text(info["eta_s"]),
+                )  # fmt: skip
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=info.get("steps", cfg.train.steps),
+                initial=info.get("step", 1) - 1,
+                desc="training",
+                unit="step",
+            )
+        if info["kind"] in ("step", "metrics"):
+            bar.update(info["step"] - bar.n)
+        if info["kind"] == "metrics":
+            bar.set_postfix(
+                l1=f"{info['loss_l1']:.4f}",
+                W=f"{info['wasserstein']:.3f}",
+                sps=f"{info['samples_per_s']:.1f}",
+                eta=eta_text(info["eta_s"]),
+            )
+
+    try:
+        trainer = prepare_training(
+            cfg,
+            train_rows,
+            args.out,
+            resume=args.resume,
+            progress=progress,
+            scan_progress=scan_progress,
+            tensorboard=args.tensorboard,
+            flip=args.flip,
+        )
+        if scan_bar is not None:
+            scan_bar.close()
+        log.info("training on %s", describe(trainer.device, trainer.precision))
+        result = trainer.fit()
+        if args.dump_rank_state is not None:
+            args.dump_rank_state.mkdir(parents=True, exist_ok=True)
+            state = {k: v.cpu() for k, v in unwrap(trainer.generator).state_dict().items()}
+            torch.save(state, args.dump_rank_state / f"rank{trainer.dist.rank}.pt")
+    finally:
+        if bar is not None:
+            bar.close()
+        cleanup(env_info())
+    if result.stopped:
+        log.info("stopped at step %d; checkpoint %s", result.step, result.last_checkpoint)
+        return 0
+    if main and result.model_path is not None:
+        log.info("model written to %s", result.model_path)
+        _after_training(result.model_path, rows, cfg)
+    return 0
+
+
+def _after_training(model_path: Path, manifest_rows: Sequence, cfg) -> None:
+    """Calibrate the new model on the manifest's healthy ``calib`` scans, if calibration exists."""
+    try:
+        from madgan_core.calibrate import calibrate_model
+    except ImportError:
+        return
+    calib = [
+        r
+        for r in manifest_rows
+        if getattr(r, "group", None) == "healthy" and getattr(r, "split", None) == "calib"
+    ]
+    if not calib:
+        log.info("no healthy 'calib' scans in the manifest; run `madgan calibrate` later")
+        return
+    log.info("calibrating on %d healthy 'calib' scans", len(calib))
+    calibrate_model(model_path, manifest_rows, device=cfg.train.device)
