@@ -138,8 +138,8 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         raise ScanError("header has an invalid (singular or non-finite) affine", path)
 
     native_affine = np.asarray(affine, dtype=float)
-    canonical = nib.as_closest_canonical(img)
-    try:
+    try:  # reorienting a non-RAS image reads the voxels, so it can fail on damaged data too
+        canonical = nib.as_closest_canonical(img)
         data = np.asarray(canonical.dataobj, dtype=np.float32)
     except Exception as exc:
         raise ScanError(f"voxel data cannot be read ({_describe(exc)})", path) from None
