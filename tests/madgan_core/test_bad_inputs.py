@@ -1,0 +1,459 @@
+"""Bad inputs, one test each: every one is refused with one clear message naming the file.
+
+Cases already covered elsewhere are not repeated here (see docs/reliability.md):
+missing path, directory, empty file, truncated .nii.gz, text named .nii, gzip of
+garbage, 2-D image, multi-volume 4-D image, complex data, NaN voxels and an
+all-zero volume are in ``test_io.py``; fewer than 6 usable slices is in
+``test_preprocess.py``.
+
+The helpers at the top (crafted headers, a tiny model file) are shared with the
+other reliability tests.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import struct
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from madgan_core.checkpoint import (
+    FORMAT_VERSION,
+    check_compatible,
+    load_model,
+    make_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from madgan_core.config import MadganConfig
+from madgan_core.errors import CheckpointError, ManifestError, ScanError
+from madgan_core.io import MAX_VOXELS, load_scan
+from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
+from madgan_core.models import build_generator
+from tests.madgan_core.synthetic import synthetic_brain
+
+TINY = {
+    "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
+    "model": {"base_channels": 4, "critic_channels": 4},
+    "train": {"num_workers": 0, "device": "cpu", "precision": "fp32"},
+    "score": {"batch_size": 8},
+}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def tiny_config(**model: object) -> MadganConfig:
+    """A 32 x 32, 4-channel configuration: a model file of ~130 kB that scores in milliseconds."""
+    data = {k: dict(v) for k, v in TINY.items()}
+    data["model"].update(model)
+    return MadganConfig.from_dict(data)
+
+
+def tiny_model(path: Path, seed: int = 0, **model: object) -> Path:
+    """Save a randomly initialised tiny generator as a model file."""
+    torch.manual_seed(seed)
+    cfg = tiny_config(**model)
+    return save_checkpoint(make_checkpoint(cfg, 0, build_generator(cfg.model)), path)
+
+
+def brain_scan(path: Path, shape=(40, 48, 36), seed: int = 0, voxel_mm: float = 4.0) -> Path:
+    """A small synthetic brain that the tiny model can score (about 14 slices in the band)."""
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    nib.save(nib.Nifti1Image(synthetic_brain(shape, seed=seed), affine), path)
+    return path
+
+
+def crafted_nifti(
+    path: Path,
+    dims: list[int],
+    dtype: type = np.int16,
+    payload: bytes = b"\0" * 64,
+    nifti2: bool = False,
+    pixdim: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    qform: bool = True,
+    slope: float | None = None,
+    sform: np.ndarray | None = None,
+) -> Path:
+    """Write header bytes by hand, so dimensions need not agree with the data that follows."""
+    header = nib.Nifti2Header() if nifti2 else nib.Nifti1Header()
+    header.set_data_dtype(dtype)
+    dim = header["dim"].copy()
+    dim[:] = 1
+    dim[0] = len(dims)
+    dim[1 : 1 + len(dims)] = dims
+    header["dim"] = dim
+    header["pixdim"][1:4] = pixdim
+    if qform:
+        header.set_qform(np.diag([*pixdim, 1.0]), code=1)
+    if sform is not None:
+        header.set_sform(sform, code=2)
+    if slope is not None:
+        header["scl_slope"] = slope
+        header["scl_inter"] = 0.0
+    offset = 544 if nifti2 else 352
+    header["vox_offset"] = offset
+    block = header.binaryblock
+    raw = block + b"\0" * (offset - len(block)) + payload
+    if str(path).endswith(".gz"):
+        import gzip
+
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+    return path
+
+
+# ------------------------------------------------------------------ scans
+
+
+@pytest.mark.parametrize("dims", [[10, 0, 10], [10, -5, 10]], ids=["zero", "negative"])
+def test_header_with_non_positive_dimensions(tmp_path, dims):
+    path = crafted_nifti(tmp_path / "dims.nii", dims)
+    with pytest.raises(ScanError, match=r"dims\.nii: header declares non-positive dimensions"):
+        load_scan(path)
+
+
+def test_rgb24_nifti(tmp_path):
+    rgb = np.zeros((8, 8, 8), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["G"][2:6, 2:6, 2:6] = 200
+    img = nib.Nifti1Image(rgb, np.eye(4))
+    assert int(img.header["datatype"]) == 128  # NIFTI_TYPE_RGB24
+    nib.save(img, tmp_path / "rgb.nii")
+    with pytest.raises(ScanError, match=r"rgb\.nii: unsupported voxel type .*RGB"):
+        load_scan(tmp_path / "rgb.nii")
+
+
+def test_infinite_voxels(tmp_path):
+    data = synthetic_brain((10, 12, 9))
+    data[1, 1, 1] = np.inf
+    data[2, 2, 2] = -np.inf
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "inf.nii")
+    with pytest.raises(ScanError, match=r"inf\.nii: contains 2 NaN or infinite voxels"):
+        load_scan(tmp_path / "inf.nii")
+
+
+def test_scaling_that_overflows_to_infinity(tmp_path):
+    """int16 voxels times a huge scl_slope do not fit float32: refused, not scored as inf."""
+    payload = np.arange(8 * 8 * 8, dtype=np.int16).tobytes()
+    path = crafted_nifti(tmp_path / "slope.nii", [8, 8, 8], payload=payload, slope=1e38)
+    with pytest.raises(ScanError, match=r"slope\.nii: contains \d+ NaN or infinite voxels"):
+        load_scan(path)
+
+
+@pytest.mark.parametrize(
+    "sform",
+    [np.diag([1.0, 0.0, 1.0, 1.0]), np.diag([1.0, np.nan, 1.0, 1.0])],
+    ids=["singular", "nan"],
+)
+def test_invalid_affine(tmp_path, sform):
+    payload = np.arange(8 * 8 * 8, dtype=np.int16).tobytes()
+    path = crafted_nifti(tmp_path / "flat.nii", [8, 8, 8], payload=payload, sform=sform)
+    with pytest.raises(ScanError, match=r"flat\.nii: header has an invalid .*affine"):
+        load_scan(path)
+
+
+def test_constant_non_zero_volume_names_its_value(tmp_path):
+    nib.save(nib.Nifti1Image(np.full((8, 8, 8), 7.5, np.float32), np.eye(4)), tmp_path / "c.nii")
+    with pytest.raises(ScanError, match=r"c\.nii: volume is constant \(every voxel is 7\.5\)"):
+        load_scan(tmp_path / "c.nii")
+
+
+def test_analyze_header_without_its_image_file(tmp_path):
+    nib.save(nib.AnalyzeImage(synthetic_brain((8, 9, 10)), np.eye(4)), tmp_path / "pair.hdr")
+    (tmp_path / "pair.img").unlink()
+    with pytest.raises(ScanError, match=r"pair\.hdr: voxel data cannot be read"):
+        load_scan(tmp_path / "pair.hdr")
+
+
+def test_truncated_gzip_stored_in_radiological_order(tmp_path):
+    """Not RAS+ on disk, so reorientation reads the (damaged) voxels: still one clean error."""
+    las = np.diag([-4.0, 4.0, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(synthetic_brain((20, 24, 18)), las), tmp_path / "las.nii.gz")
+    raw = (tmp_path / "las.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ScanError, match=r"cut\.nii\.gz: voxel data cannot be read"):
+        load_scan(tmp_path / "cut.nii.gz")
+
+
+def _refused_fast(path: Path) -> ScanError:
+    """Load ``path``; it must fail in well under a second, allocating almost nothing."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ScanError) as info:
+            load_scan(path)
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    assert peak < 20 * 2**20, f"allocated {peak / 2**20:.0f} MiB before refusing"
+    assert "MemoryError" not in str(info.value)
+    return info.value
+
+
+@pytest.mark.parametrize("name", ["huge.nii", "huge.nii.gz"])
+def test_enormous_declared_dimensions_are_refused_before_allocating(tmp_path, name):
+    path = crafted_nifti(tmp_path / name, [30000, 30000, 30000])
+    assert path.stat().st_size < 1000
+    error = _refused_fast(path)
+    assert str(error).startswith(str(path))
+    assert "declared shape (30000, 30000, 30000) is too large" in str(error)
+
+
+def test_nifti2_dimensions_whose_product_overflows_int64(tmp_path):
+    """2**40 cubed wraps to 0 in int64 arithmetic; the voxel count must still be refused."""
+    dims = [2**40, 2**40, 2**40]
+    assert int(np.prod(np.array(dims, dtype=np.int64))) <= MAX_VOXELS  # the trap
+    error = _refused_fast(crafted_nifti(tmp_path / "wide.nii", dims, nifti2=True))
+    assert "is too large" in str(error)
+
+
+@pytest.mark.parametrize("name", ["short.nii", "short.nii.gz"])
+def test_declared_data_larger_than_the_file_is_refused_before_reading(tmp_path, name):
+    """Under the voxel limit (700**3 int16 = 686 MB) but the file holds 64 bytes."""
+    assert math.prod([700, 700, 700]) < MAX_VOXELS
+    error = _refused_fast(crafted_nifti(tmp_path / name, [700, 700, 700]))
+    assert str(error).startswith(str(tmp_path / name))
+    assert "truncated or damaged" in str(error)
+
+
+def test_slightly_short_uncompressed_file(tmp_path):
+    payload = np.arange(8 * 8 * 8, dtype=np.int16).tobytes()[:-2]
+    path = crafted_nifti(tmp_path / "cut.nii", [8, 8, 8], payload=payload)
+    with pytest.raises(ScanError, match=r"cut\.nii: file is truncated or damaged"):
+        load_scan(path)
+
+
+def test_nibabel_messages_become_one_line(tmp_path):
+    """nibabel's 'could the file be damaged?' spans two lines; ours must not."""
+    raw = gzip_of_short_data(tmp_path)
+    with pytest.raises(ScanError) as info:
+        load_scan(raw)
+    assert "\n" not in str(info.value)
+
+
+def gzip_of_short_data(tmp_path: Path) -> Path:
+    """A .nii.gz with a few hundred voxels missing: small enough to pass the size guard."""
+    payload = np.arange(20 * 20 * 20, dtype=np.int16).tobytes()[:-600]
+    return crafted_nifti(tmp_path / "few.nii.gz", [20, 20, 20], payload=payload)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_of_another_variant(tmp_path):
+    """Weights of a plain U-Net under a config that says 'sa3': an architecture mismatch."""
+    cfg_none = tiny_config(variant="none")
+    record = make_checkpoint(cfg_none, 0, build_generator(cfg_none.model))
+    record["config"] = tiny_config(variant="sa3").to_dict()
+    path = save_checkpoint(record, tmp_path / "mixed.pt")
+    with pytest.raises(CheckpointError, match=r"mixed\.pt: generator weights do not match"):
+        load_model(path, device="cpu")
+
+
+def test_checkpoint_with_an_invalid_stored_config(tmp_path):
+    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+    record["config"]["model"]["colour"] = "blue"
+    path = save_checkpoint(record, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=r"odd\.pt: stored configuration is invalid"):
+        load_model(path, device="cpu")
+
+
+def test_resuming_with_another_model_config_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match=r"run\.pt: model configuration differs"):
+        check_compatible(tiny_config(), tiny_config(base_channels=8), tmp_path / "run.pt")
+
+
+def _corruptions(good: bytes) -> dict[str, bytes]:
+    return {
+        "empty": b"",
+        "truncated-half": good[: len(good) // 2],
+        "truncated-tail": good[:-100],
+        "random-bytes": np.random.default_rng(0).bytes(4096),
+        "text": b"this is not a checkpoint\n" * 10,
+        "flipped-bytes": good[:200] + bytes(b ^ 0xFF for b in good[200:1200]) + good[1200:],
+    }
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["empty", "truncated-half", "truncated-tail", "random-bytes", "text", "flipped-bytes"],
+)
+def test_corrupt_checkpoint(tmp_path, kind):
+    good = tiny_model(tmp_path / "good.pt").read_bytes()
+    path = tmp_path / f"{kind}.pt"
+    path.write_bytes(_corruptions(good)[kind])
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, device="cpu")
+    assert str(info.value).startswith(f"{path}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_zip_with_a_damaged_member(tmp_path):
+    """A well-formed zip whose tensor storage is cut short."""
+    good = tiny_model(tmp_path / "good.pt")
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if "/data/" in item.filename:
+                data = data[: len(data) // 2]
+            dst.writestr(item, data)
+    with pytest.raises(CheckpointError, match=r"bad\.pt: "):
+        load_model(bad, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        (torch.zeros(3), "not a napari-madgan checkpoint"),
+        ({"weights": torch.zeros(3)}, "not a napari-madgan checkpoint"),
+        ({"format": "napari-madgan-checkpoint"}, "checkpoint lacks"),
+    ],
+    ids=["bare-tensor", "foreign-dict", "missing-keys"],
+)
+def test_foreign_torch_files(tmp_path, record, problem):
+    path = tmp_path / "foreign.pt"
+    torch.save(record, path)
+    with pytest.raises(CheckpointError, match=rf"foreign\.pt: {problem}"):
+        load_model(path, device="cpu")
+
+
+def test_malformed_step(tmp_path):
+    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+    record["step"] = "ten"
+    path = save_checkpoint(record, tmp_path / "step.pt")
+    with pytest.raises(CheckpointError, match=r"step\.pt: checkpoint has a malformed step"):
+        read_checkpoint(path)
+
+
+def test_checkpoint_from_a_newer_format_version(tmp_path):
+    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+    record["format_version"] = FORMAT_VERSION + 1
+    path = save_checkpoint(record, tmp_path / "future.pt")
+    with pytest.raises(
+        CheckpointError,
+        match=rf"future\.pt: checkpoint format version {FORMAT_VERSION + 1} is newer.*update",
+    ):
+        load_model(path, device="cpu")
+
+
+# ------------------------------------------------------------------ untrusted pickles
+
+
+class _CreatesAFile:
+    """Unpickling this would create ``marker``: the classic malicious-pickle payload."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def malicious_checkpoint(path: Path, marker: Path, legacy: bool = False) -> Path:
+    """A file shaped like a checkpoint whose unpickling would run code (and create ``marker``)."""
+    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+    record["healthy_reference"] = _CreatesAFile(marker)
+    if legacy:
+        with open(path, "wb") as handle:
+            torch.save(record, handle, _use_new_zipfile_serialization=False)
+    else:
+        torch.save(record, path)
+    return path
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-pickle"])
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    path = malicious_checkpoint(tmp_path / "model.pt", marker, legacy)
+    # The payload is real: an unrestricted unpickler does create the file.
+    if not legacy:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("data.pkl"))
+            assert b"open" in z.read(name)
+    with pytest.raises(CheckpointError, match=r"model\.pt: refused"):
+        load_model(path, device="cpu")
+    assert not marker.exists()
+
+
+def test_plain_pickle_renamed_to_pt_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps(_CreatesAFile(marker)))
+    with pytest.raises(CheckpointError, match=r"model\.pt: "):
+        load_model(path, device="cpu")
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------ manifests
+
+
+def _manifest(tmp_path: Path, rows: list[tuple[str, ...]], header: str) -> Path:
+    for row in rows:
+        scan = tmp_path / row[0]
+        if not scan.exists() and not row[0].startswith("missing"):
+            scan.write_bytes(b"x")
+    path = tmp_path / "manifest.csv"
+    path.write_text(header + "\n" + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+def test_manifest_missing_columns(tmp_path):
+    path = _manifest(tmp_path, [("a.nii", "s1", "healthy")], "path,subject,group")
+    with pytest.raises(
+        ManifestError, match=r"manifest\.csv: missing required column\(s\) stage, sequence, split"
+    ):
+        read_manifest(path)
+
+
+def test_manifest_missing_scan_paths(tmp_path):
+    rows = [
+        ("a.nii", "s1", "healthy", "0", "T1", "train"),
+        ("missing1.nii", "s2", "healthy", "0", "T1", "train"),
+        ("missing2.nii", "s3", "healthy", "0", "T1", "test"),
+    ]
+    path = _manifest(tmp_path, rows, "path,subject,group,stage,sequence,split")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: 2 problem(s)")
+    assert "row 2 (line 3): scan not found: missing1.nii" in text
+    assert "row 3 (line 4): scan not found: missing2.nii" in text
+
+
+def test_manifest_subject_in_two_splits(tmp_path):
+    rows = [
+        ("a.nii", "s1", "healthy", "0", "T1", "train"),
+        ("b.nii", "s1", "healthy", "0", "T1c", "test"),
+    ]
+    path = _manifest(tmp_path, rows, "path,subject,group,stage,sequence,split")
+    with pytest.raises(ManifestError, match=r"subject 's1' is in split 'test' here but in 'train'"):
+        read_manifest(path)
+
+
+def test_manifest_round_trip_refuses_what_it_wrote_if_a_scan_vanishes(tmp_path):
+    scan = brain_scan(tmp_path / "a.nii.gz", shape=(8, 8, 8))
+    path = write_manifest(
+        [ManifestRow(scan, "s1", "healthy", 0, "T1", "train")], tmp_path / "m.csv"
+    )
+    assert read_manifest(path)[0].path.name == "a.nii.gz"
+    scan.unlink()
+    with pytest.raises(ManifestError, match=r"(?s)m\.csv: 1 problem.*scan not found: a\.nii\.gz"):
+        read_manifest(path)
+
+
+def test_manifest_that_is_binary(tmp_path):
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(struct.pack("<8d", *range(8)) + b"\xff\xfe\x00")
+    with pytest.raises(ManifestError, match=r"manifest\.csv: "):
+        read_manifest(path)
