@@ -14,7 +14,10 @@ from madgan_core.errors import CheckpointError
 from madgan_core.models import build_critic, build_generator
 from madgan_core.train import make_optimizers
 
-TINY = {"preprocess": {"height": 32, "width": 32}, "model": {"base_channels": 4, "critic_channels": 4}}
+TINY = {
+    "preprocess": {"height": 32, "width": 32},
+    "model": {"base_channels": 4, "critic_channels": 4},
+}
 
 
 def _record(variant: str = "none") -> tuple[MadganConfig, dict]:
@@ -22,7 +25,10 @@ def _record(variant: str = "none") -> tuple[MadganConfig, dict]:
     cfg = MadganConfig().updated({**TINY, "model": {**TINY["model"], "variant": variant}})
     g, c = build_generator(cfg.model), build_critic(cfg.model)
     og, oc = make_optimizers(g, c, cfg)
-    loss = g(torch.randn(2, 3, 32, 32)).mean() + c(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)).mean()
+    loss = (
+        g(torch.randn(2, 3, 32, 32)).mean()
+        + c(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)).mean()
+    )
     loss.backward()
     og.step()
     oc.step()
@@ -47,7 +53,9 @@ def test_round_trip_and_load_model(saved):
 
 
 def test_update_checkpoint(saved):
-    ckpt.update_checkpoint(saved, healthy_reference={"scores": {"mean": [0.1, 0.2]}, "names": ["a", "b"]})
+    ckpt.update_checkpoint(
+        saved, healthy_reference={"scores": {"mean": [0.1, 0.2]}, "names": ["a", "b"]}
+    )
     assert ckpt.load_model(saved, "cpu").healthy_reference["names"] == ["a", "b"]
     with pytest.raises(CheckpointError):
         ckpt.update_checkpoint(saved, format_version=2)

@@ -113,7 +113,18 @@ def test_full_run_outputs_and_resume_equality(scans, tmp_path):
         "step_0000006.png",
     ]
     record = json.loads((tmp_path / "full" / "metrics.jsonl").read_text().splitlines()[-1])
-    for key in ("step", "loss_critic", "loss_gen_adv", "loss_l1", "gp", "wasserstein", "step_time", "samples_per_s", "lr", "eta_s"):
+    for key in (
+        "step",
+        "loss_critic",
+        "loss_gen_adv",
+        "loss_l1",
+        "gp",
+        "wasserstein",
+        "step_time",
+        "samples_per_s",
+        "lr",
+        "eta_s",
+    ):
         assert key in record
     assert {e["kind"] for e in events} >= {"metrics", "checkpoint", "preview", "done"}
     model = ckpt.load_model(full.model_path, "cpu")
@@ -177,7 +188,15 @@ def test_cli_bad_config_exits_2(scans, tmp_path, capsys):
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": {"variant": "sa5"}}))
-    argv = ["train", "--manifest", str(scans[0].parent), "--out", str(tmp_path / "o"), "--config", str(bad)]
+    argv = [
+        "train",
+        "--manifest",
+        str(scans[0].parent),
+        "--out",
+        str(tmp_path / "o"),
+        "--config",
+        str(bad),
+    ]
     assert main(argv) == 2
     assert "variant" in capsys.readouterr().err
     with pytest.raises(ConfigError):

@@ -1,0 +1,129 @@
+"""Benchmark one MADGAN training step per variant and precision; prints JSON.
+
+Each (variant, precision) runs in its own subprocess so the CPU peak memory
+(``ru_maxrss``) belongs to that configuration alone.
+
+    python bench/train_step.py --device cpu --variants none sa3 sa7 --precisions fp32 bf16 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
+    import torch
+
+    from madgan_core.config import MadganConfig
+    from madgan_core.device import resolve_device, resolve_precision, to_channels_last
+    from madgan_core.models import build_critic, build_generator
+    from madgan_core.train import Trainer, make_optimizers
+
+    torch.manual_seed(0)
+    cfg = MadganConfig().updated(
+        {
+            "preprocess": {"height": args.height, "width": args.width},
+            "model": {"variant": variant, "base_channels": args.base, "critic_channels": args.base},
+            "train": {"batch_size": args.batch_size},
+        }
+    )
+    device = resolve_device(args.device)
+    precision = resolve_precision(precision, device)
+    g = to_channels_last(build_generator(cfg.model).to(device))
+    c = to_channels_last(build_critic(cfg.model).to(device))
+    og, oc = make_optimizers(g, c, cfg)
+    shape = (args.batch_size, 3, args.height, args.width)
+
+    def batches():
+        x, y = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
+        while True:
+            yield x, y
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(g, c, og, oc, batches(), cfg, tmp, device, precision)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for i in range(args.warmup + args.steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            trainer.train_step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
+    step = statistics.median(times)
+    result = {
+        "variant": variant,
+        "precision": precision,
+        "device": str(device),
+        "batch_size": args.batch_size,
+        "shape": [args.height, args.width],
+        "base_channels": args.base,
+        "threads": torch.get_num_threads(),
+        "step_time_s": round(step, 4),
+        "step_time_min_s": round(min(times), 4),
+        "samples_per_s": round(args.batch_size / step, 3),
+    }
+    if device.type == "cuda":
+        result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    else:
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--device", default="auto")
+    p.add_argument("--variants", nargs="+", default=["none", "sa3", "sa7"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--height", type=int, default=256)
+    p.add_argument("--width", type=int, default=176)
+    p.add_argument("--base", type=int, default=64, help="base channels (paper: 64)")
+    p.add_argument("--single", nargs=2, metavar=("VARIANT", "PRECISION"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.single:
+        print(json.dumps(measure(args, *args.single)))
+        return
+    results = []
+    passthrough = [
+        "--device", args.device, "--steps", str(args.steps), "--warmup", str(args.warmup),
+        "--batch-size", str(args.batch_size), "--height", str(args.height),
+        "--width", str(args.width), "--base", str(args.base),
+    ]  # fmt: skip
+    for variant in args.variants:
+        for precision in args.precisions:
+            proc = subprocess.run(
+                [sys.executable, __file__, *passthrough, "--single", variant, precision],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                results.append(
+                    {
+                        "variant": variant,
+                        "precision": precision,
+                        "error": proc.stderr.strip()[-500:],
+                    }
+                )
+            else:
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(json.dumps({"results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
