@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-CONTROL_MM = 4.0
+CONTROL_MM = 5.0
 
 
 class ControlGrid:
@@ -66,7 +66,7 @@ def random_velocity(
     return v * (max_mm / voxel_mm / peak)
 
 
-def exp_velocity(grid: ControlGrid, velocity: np.ndarray, steps: int = 6) -> np.ndarray:
+def exp_velocity(grid: ControlGrid, velocity: np.ndarray, steps: int = 4) -> np.ndarray:
     """Scaling and squaring: displacement of the diffeomorphism ``exp(velocity)``."""
     disp = velocity / (2.0**steps)
     for _ in range(steps):
