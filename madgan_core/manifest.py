@@ -69,11 +69,14 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
-        raise ManifestError("is empty (expected a CSV header: " + ",".join(REQUIRED_COLUMNS) + ")", path)
+        raise ManifestError(
+            "is empty (expected a CSV header: " + ",".join(REQUIRED_COLUMNS) + ")", path
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ManifestError(
-            f"missing required column(s) {', '.join(missing)}; the header is {','.join(header)!r}", path
+            f"missing required column(s) {', '.join(missing)}; the header is {','.join(header)!r}",
+            path,
         )
     reader.fieldnames = header
     base = path.parent
@@ -109,7 +112,9 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
             row_problems.append(f"stage {values['stage']!r} is not a non-negative integer")
             stage = -1
         if scan in seen_paths:
-            row_problems.append(f"scan {values['path']} is already listed in row {seen_paths[scan]}")
+            row_problems.append(
+                f"scan {values['path']} is already listed in row {seen_paths[scan]}"
+            )
         seen_paths.setdefault(scan, number)
         subject, split = values["subject"], values["split"]
         if subject in subject_split and subject_split[subject][0] != split:
@@ -135,10 +140,12 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
             )
     if problems:
         shown = problems[:MAX_REPORTED]
-        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        raise ManifestError(
-            f"{len(problems)} problem(s):\n  " + "\n  ".join(shown) + more, path
+        more = (
+            f"\n  ... and {len(problems) - MAX_REPORTED} more"
+            if len(problems) > MAX_REPORTED
+            else ""
         )
+        raise ManifestError(f"{len(problems)} problem(s):\n  " + "\n  ".join(shown) + more, path)
     if not rows:
         raise ManifestError("has a header but no rows", path)
     return rows
@@ -225,6 +232,13 @@ def manifest_from_folder(folder: str | Path, sequence: str = "T1") -> list[Manif
     if not scans:
         raise ManifestError("contains no scans (*.nii, *.nii.gz, *.mgz)", folder)
     return [
-        ManifestRow(path=p.resolve(), subject=scan_stem(p), group="healthy", stage=0, sequence=sequence, split="train")
+        ManifestRow(
+            path=p.resolve(),
+            subject=scan_stem(p),
+            group="healthy",
+            stage=0,
+            sequence=sequence,
+            split="train",
+        )
         for p in scans
     ]

@@ -21,11 +21,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("outdir", type=Path, help="output folder (created)")
     p.add_argument("--healthy", type=_count, default=20, help="healthy subjects (default: 20)")
-    p.add_argument("--ad", type=_count, default=9, help="AD-like subjects, cycling stages 1-3 (default: 9)")
+    p.add_argument(
+        "--ad", type=_count, default=9, help="AD-like subjects, cycling stages 1-3 (default: 9)"
+    )
     p.add_argument("--mets", type=_count, default=5, help="subjects with metastases (default: 5)")
-    p.add_argument("--various", type=_count, default=4, help="subjects with other lesions (default: 4)")
+    p.add_argument(
+        "--various", type=_count, default=4, help="subjects with other lesions (default: 4)"
+    )
     p.add_argument("--seed", type=int, default=0, help="cohort seed (default: 0)")
-    p.add_argument("--voxel-mm", type=_voxel, default=1.0, help="isotropic voxel size in mm (default: 1.0)")
+    p.add_argument(
+        "--voxel-mm", type=_voxel, default=1.0, help="isotropic voxel size in mm (default: 1.0)"
+    )
     p.add_argument("--preview", action="store_true", help="also write OUTDIR/preview.png")
     p.set_defaults(func=run)
     return p

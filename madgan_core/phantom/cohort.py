@@ -131,18 +131,26 @@ def generate_cohort(
     total = len(jobs)
     if total == 0:
         raise ValueError("the cohort is empty: ask for at least one subject")
-    logger.info("simulating %d scans of %d subjects at %g mm into %s", total, len(plan), voxel_mm, outdir)
+    logger.info(
+        "simulating %d scans of %d subjects at %g mm into %s", total, len(plan), voxel_mm, outdir
+    )
     rows: list[ManifestRow] = []
     if progress is not None:
         progress(0, total)
     for done, (p, seq) in enumerate(jobs, start=1):
-        volume, affine, info = make_subject(p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None)
+        volume, affine, info = make_subject(
+            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None
+        )
         name = f"{p.subject}_{seq}"
-        scan_path = save_nifti(to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz")
+        scan_path = save_nifti(
+            to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz"
+        )
         mask_path = None
         if p.group in ("mets", "various"):
             mask = info["lesion_mask"].astype(np.uint8)
-            mask_path = save_nifti(to_image(mask, affine, p.ornt), outdir / "masks" / f"{name}_lesion.nii.gz")
+            mask_path = save_nifti(
+                to_image(mask, affine, p.ornt), outdir / "masks" / f"{name}_lesion.nii.gz"
+            )
         rows.append(
             ManifestRow(
                 path=scan_path,

@@ -17,7 +17,9 @@ CONTROL_MM = 5.0
 class ControlGrid:
     """A coarse grid over the template's field of view, in template voxel units."""
 
-    def __init__(self, shape: tuple[int, int, int], voxel_mm: float, spacing_mm: float = CONTROL_MM):
+    def __init__(
+        self, shape: tuple[int, int, int], voxel_mm: float, spacing_mm: float = CONTROL_MM
+    ):
         self.shape = tuple(int(s) for s in shape)
         self.step = max(1.0, spacing_mm / voxel_mm)  # template voxels per control point
         self.coarse_shape = tuple(int(np.ceil((s - 1) / self.step)) + 1 for s in self.shape)
@@ -75,7 +77,11 @@ def exp_velocity(grid: ControlGrid, velocity: np.ndarray, steps: int = 4) -> np.
 
 
 def affine_pullback(
-    grid: ControlGrid, points: np.ndarray, rotation_deg: np.ndarray, scale: np.ndarray, shift_vox: np.ndarray
+    grid: ControlGrid,
+    points: np.ndarray,
+    rotation_deg: np.ndarray,
+    scale: np.ndarray,
+    shift_vox: np.ndarray,
 ) -> np.ndarray:
     """Apply a rotation/scaling about the volume centre to ``points`` (3, ...) in voxels."""
     centre = (np.asarray(grid.shape, dtype=np.float32) - 1) / 2.0
@@ -90,7 +96,9 @@ def affine_pullback(
     mat = (rot @ np.diag(1.0 / np.asarray(scale))).astype(np.float32)
     rel = points - centre.reshape(3, *([1] * (points.ndim - 1)))
     out = np.tensordot(mat, rel, axes=1)
-    return out + (centre + np.asarray(shift_vox, dtype=np.float32)).reshape(3, *([1] * (points.ndim - 1)))
+    return out + (centre + np.asarray(shift_vox, dtype=np.float32)).reshape(
+        3, *([1] * (points.ndim - 1))
+    )
 
 
 def resample(volume: np.ndarray, coords: np.ndarray, order: int = 1) -> np.ndarray:
@@ -112,5 +120,7 @@ def resample_mask(mask: np.ndarray, coords: np.ndarray) -> np.ndarray:
         inside &= (coords[a] >= lo[a]) & (coords[a] <= hi[a])
     if inside.any():
         pts = coords[:, inside]
-        out[inside] = ndimage.map_coordinates(mask.astype(np.float32), pts, order=1, mode="constant") > 0.5
+        out[inside] = (
+            ndimage.map_coordinates(mask.astype(np.float32), pts, order=1, mode="constant") > 0.5
+        )
     return out

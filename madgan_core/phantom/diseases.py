@@ -36,7 +36,11 @@ class Lesion:
     radius_mm: float
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "centre_mm": [round(c, 2) for c in self.centre_mm], "radius_mm": round(self.radius_mm, 2)}
+        return {
+            "kind": self.kind,
+            "centre_mm": [round(c, 2) for c in self.centre_mm],
+            "radius_mm": round(self.radius_mm, 2),
+        }
 
 
 @dataclass
@@ -72,13 +76,17 @@ def _unit_atrophy_fields(template: Template) -> tuple[np.ndarray, np.ndarray]:
     ):
         smooth = ndimage.gaussian_filter(region, sigma_mm / v)
         grad = np.stack(np.gradient(smooth))
-        coarse = np.stack([ndimage.map_coordinates(g, grid.identity, order=1, mode="nearest") for g in grad])
+        coarse = np.stack(
+            [ndimage.map_coordinates(g, grid.identity, order=1, mode="nearest") for g in grad]
+        )
         peak = float(np.sqrt((coarse**2).sum(axis=0)).max()) or 1.0
         out.append((sign * coarse / peak).astype(np.float32))
     return out[0], out[1]
 
 
-def atrophy_velocity(template: Template, grid: ControlGrid, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
+def atrophy_velocity(
+    template: Template, grid: ControlGrid, anatomy: Anatomy, rng: np.random.Generator
+) -> np.ndarray:
     """Pull-back velocity (template voxels) for ventricle expansion and hippocampal shrink."""
     vent, hippo = _unit_atrophy_fields(template)
     # Mild left/right asymmetry, as atrophy is rarely symmetric.
@@ -90,20 +98,28 @@ def atrophy_velocity(template: Template, grid: ControlGrid, anatomy: Anatomy, rn
     return (vel * asym).astype(np.float32)
 
 
-def cortical_atrophy(t1: np.ndarray, template: Template, anatomy: Anatomy, modulation: np.ndarray) -> np.ndarray:
+def cortical_atrophy(
+    t1: np.ndarray, template: Template, anatomy: Anatomy, modulation: np.ndarray
+) -> np.ndarray:
     """Turn sulcal-edge grey matter (and the medial temporal lobe) towards CSF: widened sulci."""
     k = float(np.clip(anatomy.cortical_atrophy, 0.0, 1.2))
     kh = float(np.clip(anatomy.hippocampus_mm / 4.0, 0.0, 0.6))
     if k <= 0 and kh <= 0:
         return t1
-    w = np.clip(k * template.cortex_edge * modulation + kh * template.hippocampus * template.cortex_edge, 0.0, 0.95)
+    w = np.clip(
+        k * template.cortex_edge * modulation + kh * template.hippocampus * template.cortex_edge,
+        0.0,
+        0.95,
+    )
     return (t1 * (1.0 - w) + CSF_LEVEL * w * template.mask).astype(np.float32)
 
 
 # --- focal lesions ----------------------------------------------------------------------------
 
 
-def _pick_centres(weight: np.ndarray, n: int, rng: np.random.Generator, min_dist_vox: float) -> list[np.ndarray]:
+def _pick_centres(
+    weight: np.ndarray, n: int, rng: np.random.Generator, min_dist_vox: float
+) -> list[np.ndarray]:
     """Up to ``n`` voxel centres drawn with probability ~ weight**2, at least ``min_dist_vox`` apart."""
     flat = np.clip(weight, 0, None).ravel().astype(np.float64) ** 2
     cdf = np.cumsum(flat)
@@ -125,7 +141,9 @@ def _local(template: Template, centre: np.ndarray, extent_vox: float):
     lo = np.maximum(np.floor(centre - extent_vox).astype(int), 0)
     hi = np.minimum(np.ceil(centre + extent_vox).astype(int) + 1, template.shape)
     sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    axes = [(np.arange(a, b) - c) * template.voxel_mm for a, b, c in zip(lo, hi, centre, strict=True)]
+    axes = [
+        (np.arange(a, b) - c) * template.voxel_mm for a, b, c in zip(lo, hi, centre, strict=True)
+    ]
     d = np.stack(np.meshgrid(*axes, indexing="ij"))
     return sl, d
 
@@ -153,7 +171,9 @@ def _centre_mm(template: Template, c: np.ndarray) -> tuple[float, float, float]:
     return (float(mm[0]), float(mm[1]), float(mm[2]))
 
 
-def paint_metastases(t1: np.ndarray, template: Template, rng: np.random.Generator, n: int | None = None) -> Painted:
+def paint_metastases(
+    t1: np.ndarray, template: Template, rng: np.random.Generator, n: int | None = None
+) -> Painted:
     """1-5 ring-enhancing lesions (bright rim, necrotic core) with hypointense oedema at the grey/white junction."""
     v = template.voxel_mm
     n = int(rng.integers(1, 6)) if n is None else n
@@ -171,7 +191,9 @@ def paint_metastases(t1: np.ndarray, template: Template, rng: np.random.Generato
         rim_width = max(1.5, 0.3 * r) / r
         necrotic = r >= 5.0
         core = _soft(rho / (1.0 - rim_width), edge) if necrotic else np.zeros_like(rho)
-        oedema = np.exp(-((np.maximum(rho - 1.0, 0) / (oedema_factor - 1.0)) ** 2) * 2.0) * (rho >= 1.0)
+        oedema = np.exp(-((np.maximum(rho - 1.0, 0) / (oedema_factor - 1.0)) ** 2) * 2.0) * (
+            rho >= 1.0
+        )
         wm = template.wm[sl] + 0.3 * template.gm[sl]
         local = out[sl] * (1.0 - 0.4 * oedema * np.clip(wm, 0, 1))
         rim_level = rng.uniform(1.15, 1.45)
@@ -184,7 +206,9 @@ def paint_metastases(t1: np.ndarray, template: Template, rng: np.random.Generato
     return Painted(out.astype(np.float32), mask, lesions)
 
 
-def paint_various(t1: np.ndarray, template: Template, rng: np.random.Generator, subtype: str) -> Painted:
+def paint_various(
+    t1: np.ndarray, template: Template, rng: np.random.Generator, subtype: str
+) -> Painted:
     """One of :data:`SUBTYPES`, painted on T1c-like template intensities."""
     if subtype not in SUBTYPES:
         raise ValueError(f"subtype must be one of {SUBTYPES}, got {subtype!r}")

@@ -37,13 +37,17 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     )
 
 
-def healthy_pullback(template: Template, grid: ControlGrid, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
+def healthy_pullback(
+    template: Template, grid: ControlGrid, anatomy: Anatomy, rng: np.random.Generator
+) -> np.ndarray:
     """Coarse pull-back coordinates (3, cx, cy, cz): pose, then a two-scale random diffeomorphism."""
     v = template.voxel_mm
     velocity = random_velocity(grid, rng, sigma_mm=24.0, max_mm=5.0, voxel_mm=v)
     velocity += random_velocity(grid, rng, sigma_mm=9.0, max_mm=1.8, voxel_mm=v)
     disp = exp_velocity(grid, velocity)
-    pts = affine_pullback(grid, grid.identity, anatomy.rotation_deg, anatomy.scale, anatomy.shift_mm / v)
+    pts = affine_pullback(
+        grid, grid.identity, anatomy.rotation_deg, anatomy.scale, anatomy.shift_mm / v
+    )
     return pts + grid.sample(disp, pts)
 
 

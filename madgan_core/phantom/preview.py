@@ -64,6 +64,9 @@ def preview_groups(manifest_path: str | Path, out_png: str | Path) -> Path:
         z_mm = (scan.affine @ np.array([0, 0, k, 1.0]))[2]
         ax.set_title(f"{_title(row)}\n{row.subject}, z={z_mm:.0f} mm", fontsize=9)
         ax.axis("off")
-    fig.suptitle(f"Phantom cohort {Path(manifest_path).parent.name}: axial slices, patient left on the left", fontsize=10)
+    fig.suptitle(
+        f"Phantom cohort {Path(manifest_path).parent.name}: axial slices, patient left on the left",
+        fontsize=10,
+    )
     fig.tight_layout()
     return atomic_write_with(out_png, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")

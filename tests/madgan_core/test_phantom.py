@@ -50,7 +50,14 @@ def test_ventricles_grow_with_ad_stage():
     seeds = range(3)
     csf = {
         stage: np.mean(
-            [_central_csf(*make_subject("healthy" if stage == 0 else "ad", stage, seed=s, voxel_mm=VOX)[:2]) for s in seeds]
+            [
+                _central_csf(
+                    *make_subject("healthy" if stage == 0 else "ad", stage, seed=s, voxel_mm=VOX)[
+                        :2
+                    ]
+                )
+                for s in seeds
+            ]
         )
         for stage in (0, 1, 2, 3)
     }
@@ -112,10 +119,15 @@ def test_cohort_layout_splits_and_determinism(tmp_path):
     assert all(r.split == "test" for r in rows if r.group != "healthy")
     assert sorted(r.stage for r in rows_for(rows, group="ad")) == [1, 2, 3]
     assert all(r.sequence == "T1" for r in rows_for(rows, group="ad"))
-    assert all(r.sequence == "T1c" and r.mask is not None for r in rows_for(rows, group=("mets", "various")))
+    assert all(
+        r.sequence == "T1c" and r.mask is not None
+        for r in rows_for(rows, group=("mets", "various"))
+    )
 
     # Same seed -> byte-identical files, and subjects do not depend on the cohort's size.
-    smaller = generate_cohort(tmp_path / "b", healthy=1, ad=2, mets=0, various=1, seed=11, voxel_mm=VOX)
+    smaller = generate_cohort(
+        tmp_path / "b", healthy=1, ad=2, mets=0, various=1, seed=11, voxel_mm=VOX
+    )
     twins = read_manifest(smaller)
     assert len(twins) == 5
     for r in twins:
