@@ -1,0 +1,113 @@
+"""Peak resident memory while scoring a 256-slice scan, measured in a fresh subprocess.
+
+A 1 mm phantom is stretched to 200 x 240 x 256 voxels so that brain fills every
+axial slice, then scored with ``slice_range=(0, 256)`` (251 windows) and maps on.
+The child process reports ``ru_maxrss`` after importing torch and building the model
+(the baseline) and after scoring (the peak), so nothing from the parent counts.
+
+    python bench/memory.py --device auto [--precision auto] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import base_parser, emit, machine, resolve, rounded
+
+SHAPE = (200, 240, 256)
+
+
+def _maxrss_mib() -> float:
+    """Peak RSS of this process in MiB (Linux reports KiB, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def volume_256() -> tuple:
+    """The default phantom resampled to 200 x 240 x 256 (1 mm in-plane, brain in every slice)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from madgan_core.phantom import make_subject
+
+    volume, affine, _ = make_subject("healthy", voxel_mm=1.0)
+    occupied = np.flatnonzero(volume.max(axis=(0, 1)) > 0.1 * volume.max())
+    brain = volume[:, :, occupied[0] : occupied[-1] + 1]
+    stretched = ndimage.zoom(brain, (1.0, 1.0, SHAPE[2] / brain.shape[2]), order=1)
+    out = np.zeros(SHAPE, dtype=np.float32)
+    nx, ny = min(SHAPE[0], stretched.shape[0]), min(SHAPE[1], stretched.shape[1])
+    ox, oy = (SHAPE[0] - nx) // 2, (SHAPE[1] - ny) // 2
+    out[ox : ox + nx, oy : oy + ny] = stretched[:nx, :ny, : SHAPE[2]]
+    return out, np.diag([1.0, 1.0, 1.0, 1.0])
+
+
+def child(device_name: str, precision: str) -> dict:
+    """Runs in the subprocess: build, score, report RSS."""
+    import torch
+
+    from bench._common import random_model
+    from madgan_core.config import PreprocessConfig
+    from madgan_core.io import Scan
+    from madgan_core.score import score_scan
+
+    device = resolve(device_name)
+    model = random_model("none", device)
+    model.config.preprocess = PreprocessConfig(slice_range=(0, SHAPE[2]), min_brain_fraction=0.0)
+    volume, affine = volume_256()
+    scan = Scan.from_array(volume, affine)
+    del volume
+    baseline = _maxrss_mib()
+    t0 = time.perf_counter()
+    result = score_scan(model, scan, precision=precision)
+    seconds = time.perf_counter() - t0
+    out = {
+        "shape": list(scan.data.shape),
+        "slices": len(result.slice_indices),
+        "windows": len(result.window_losses),
+        "precision": precision,
+        "seconds": rounded(seconds),
+        "rss_before_scoring_mib": rounded(baseline),
+        "peak_rss_mib": rounded(_maxrss_mib()),
+    }
+    if device.type == "cuda":
+        out["cuda_peak_allocated_mib"] = rounded(torch.cuda.max_memory_allocated(device) / 2**20)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--child", action="store_true", help=argparse_hidden())
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.device, args.precision)))
+        return {}
+    cmd = [sys.executable, __file__, "--child", "--device", args.device]
+    cmd += ["--precision", args.precision]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(proc.returncode)
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = {"bench": "memory", "machine": machine(resolve(args.device)), **measured}
+    result["peak_rss_gib"] = rounded(measured["peak_rss_mib"] / 1024, 3)
+    result["target_gib"] = 2.0
+    emit(result, args.out)
+    return result
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    main()
