@@ -89,10 +89,7 @@ def make_subject(
         >>> vol.shape
         (50, 59, 48)
     """
-    if group not in ("mets", "various"):
-        stage, subtype = _check(group, stage, sequence, subtype)
-    else:
-        stage, subtype = _check(group, stage if group == "ad" else 1, sequence, subtype)
+    stage, subtype = _check(group, stage, sequence, subtype)
     template = load_template(float(voxel_mm))
     grid = ControlGrid(template.shape, template.voxel_mm)
     anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
