@@ -251,10 +251,26 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         yield tmp
         # mkstemp makes the file private (0600); give the result the mode a plain open() would.
         os.chmod(tmp, _target_mode(path))
+        _fsync(tmp)  # the data is on disk before the rename makes it visible
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk; best effort where the OS cannot."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. folders on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
