@@ -1,9 +1,10 @@
 """Peak resident memory while scoring a 256-slice scan, measured in a fresh subprocess.
 
 A 1 mm phantom is stretched to 200 x 240 x 256 voxels so that brain fills every
-axial slice, then scored with ``slice_range=(0, 256)`` (251 windows) and maps on.
-The child process reports ``ru_maxrss`` after importing torch and building the model
-(the baseline) and after scoring (the peak), so nothing from the parent counts.
+axial slice and written as NIfTI by the parent. A fresh child process loads it and
+scores it with ``slice_range=(0, 256)`` (251 windows) and maps on. The child reports
+``ru_maxrss`` after importing torch and building the model (the baseline) and after
+loading and scoring (the peak), so phantom generation and the parent do not count.
 
     python bench/memory.py --device auto [--precision auto] [--out f.json]
 """
@@ -14,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,32 +50,31 @@ def volume_256() -> tuple:
     return out, np.diag([1.0, 1.0, 1.0, 1.0])
 
 
-def child(device_name: str, precision: str) -> dict:
+def child(device_name: str, precision: str, path: Path) -> dict:
     """Runs in the subprocess: build, score, report RSS."""
     import torch
 
     from bench._common import random_model
     from madgan_core.config import PreprocessConfig
-    from madgan_core.io import Scan
+    from madgan_core.device import resolve_precision
+    from madgan_core.io import load_scan
     from madgan_core.score import score_scan
 
     device = resolve(device_name)
     model = random_model("none", device)
     model.config.preprocess = PreprocessConfig(slice_range=(0, SHAPE[2]), min_brain_fraction=0.0)
-    volume, affine = volume_256()
-    scan = Scan.from_array(volume, affine)
-    del volume
     baseline = _maxrss_mib()
     t0 = time.perf_counter()
+    scan = load_scan(path)
     result = score_scan(model, scan, precision=precision)
     seconds = time.perf_counter() - t0
     out = {
         "shape": list(scan.data.shape),
         "slices": len(result.slice_indices),
         "windows": len(result.window_losses),
-        "precision": precision,
+        "precision": resolve_precision(precision, device),
         "seconds": rounded(seconds),
-        "rss_before_scoring_mib": rounded(baseline),
+        "rss_before_load_mib": rounded(baseline),
         "peak_rss_mib": rounded(_maxrss_mib()),
     }
     if device.type == "cuda":
@@ -84,14 +85,21 @@ def child(device_name: str, precision: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--child", action="store_true", help=argparse_hidden())
+    parser.add_argument("--child", type=Path, help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.device, args.precision)))
+        print(json.dumps(child(args.device, args.precision, args.child)))
         return {}
-    cmd = [sys.executable, __file__, "--child", "--device", args.device]
-    cmd += ["--precision", args.precision]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "volume_256.nii"
+        volume, affine = volume_256()
+        nib.save(nib.Nifti1Image(volume, affine), str(path))
+        del volume
+        cmd = [sys.executable, __file__, "--child", str(path), "--device", args.device]
+        cmd += ["--precision", args.precision]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(proc.returncode)
