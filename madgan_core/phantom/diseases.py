@@ -221,10 +221,10 @@ def paint_various(
         weight = np.clip(template.wm - 0.6, 0, None) * (near_vent < 18) * (near_vent > 2)
         n = int(rng.integers(5, 16))
         for c in _pick_centres(weight, n, rng, min_dist_vox=6.0 / v):
-            r = rng.uniform(2.0, 6.0)
+            r = rng.uniform(2.5, 7.0)
             sl, d = _local(template, c, r * 1.6 / v)
             inside = _soft(_ellipsoid_radius(d, r, rng), v / r)
-            level = rng.uniform(0.4, 0.55)
+            level = rng.uniform(0.32, 0.48)
             out[sl] = np.where(template.mask[sl], out[sl] * (1 - inside) + level * inside, out[sl])
             mask[sl] |= (inside > 0.5) & template.mask[sl]
             lesions.append(Lesion("wm_lesion", _centre_mm(template, c), float(r)))

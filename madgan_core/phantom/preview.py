@@ -32,12 +32,9 @@ def _representatives(rows: list[ManifestRow]) -> list[ManifestRow]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _axial_index(row: ManifestRow, affine: np.ndarray, shape: tuple[int, ...]) -> int:
-    if row.mask is not None:
-        mask = load_scan(row.mask).data > 0.5
-        counts = mask.sum(axis=(0, 1))
-        if counts.max() > 0:
-            return int(np.argmax(counts))
+def _axial_index(mask: np.ndarray | None, affine: np.ndarray, shape: tuple[int, ...]) -> int:
+    if mask is not None and mask.any():
+        return int(np.argmax(mask.sum(axis=(0, 1))))
     k = (np.linalg.inv(affine) @ np.array([0.0, 0.0, PREVIEW_Z_MM, 1.0]))[2]
     return int(np.clip(round(k), 0, shape[2] - 1))
 
@@ -55,17 +52,20 @@ def preview_groups(manifest_path: str | Path, out_png: str | Path) -> Path:
     fig = Figure(figsize=(3.0 * ncols, 3.4 * nrows), dpi=100)
     for i, row in enumerate(reps):
         scan = load_scan(row.path)
-        k = _axial_index(row, scan.affine, scan.data.shape)
+        mask = load_scan(row.mask).data > 0.5 if row.mask is not None else None
+        k = _axial_index(mask, scan.affine, scan.data.shape)
         img = scan.data[:, :, k].T  # rows: posterior->anterior, columns: left->right
         fg = img[img > 0]
         vmax = float(np.percentile(fg, 99.5)) if fg.size else 1.0
         ax = fig.add_subplot(nrows, ncols, i + 1)
         ax.imshow(img, cmap="gray", origin="lower", vmin=0, vmax=vmax, interpolation="nearest")
+        if mask is not None and mask[:, :, k].any():
+            ax.contour(mask[:, :, k].T, levels=[0.5], colors="red", linewidths=0.6)
         z_mm = (scan.affine @ np.array([0, 0, k, 1.0]))[2]
         ax.set_title(f"{_title(row)}\n{row.subject}, z={z_mm:.0f} mm", fontsize=9)
         ax.axis("off")
     fig.suptitle(
-        f"Phantom cohort {Path(manifest_path).parent.name}: axial slices, patient left on the left",
+        f"Phantom cohort {Path(manifest_path).parent.name}: axial slices, patient left on the left, lesion masks in red",
         fontsize=10,
     )
     fig.tight_layout()
