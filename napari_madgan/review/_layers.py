@@ -8,6 +8,7 @@ of a healthy zero, and the value under the cursor reads ``nan``, not ``0``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,12 +28,76 @@ HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
 
 
-def _upsert(viewer: napari.Viewer, name: str, data: np.ndarray, kwargs: dict) -> str:
-    """Replace the data of an existing layer of that name (keeping user tweaks) or add one."""
-    if name in viewer.layers:
-        viewer.layers.remove(name)
-    layer = viewer.add_image(data, name=name, **kwargs)
-    return layer.name
+@dataclass
+class LayerSpec:
+    """One result layer, ready to add: display data and keyword arguments."""
+
+    name: str
+    data: np.ndarray
+    kwargs: dict
+
+
+def result_layer_specs(
+    scan: Scan, result: ScanScore, heatmap_range: tuple[float, float], prefix: str = ""
+) -> list[LayerSpec]:
+    """The heatmap and (hidden) reconstruction of ``result`` on ``scan``'s grid.
+
+    Pure numpy (safe to run in the scoring worker): the display arrays are made
+    contiguous here so the GUI thread only hands them to napari.
+    """
+    geometry = geometry_kwargs(scan)
+    metadata = {SCAN_KEY: scan, RESULT_KEY: result}
+    specs = []
+    if result.reconstruction is not None:
+        recon = np.ascontiguousarray(
+            to_display(np.asarray(result.reconstruction, dtype=np.float32))
+        )
+        kwargs = {
+            "colormap": "gray",
+            "contrast_limits": robust_contrast(scan.data),
+            "visible": False,
+            "metadata": dict(metadata),
+            **geometry,
+        }
+        specs.append(LayerSpec(f"{prefix}{RECONSTRUCTION_NAME}", recon, kwargs))
+    if result.heatmap is not None:
+        heat = np.ascontiguousarray(to_display(np.asarray(result.heatmap, dtype=np.float32)))
+        kwargs = {
+            "colormap": "jet",
+            "contrast_limits": tuple(float(v) for v in heatmap_range),
+            "blending": "translucent",
+            "opacity": HEATMAP_OPACITY,
+            "metadata": dict(metadata),
+            **geometry,
+        }
+        specs.append(LayerSpec(f"{prefix}{HEATMAP_NAME}", heat, kwargs))
+    return specs
+
+
+def _same_geometry(layer, kwargs: dict) -> bool:
+    if "affine" in kwargs:
+        return np.allclose(layer.affine.affine_matrix, kwargs["affine"])
+    return np.allclose(layer.scale, kwargs["scale"]) and np.allclose(
+        layer.translate, kwargs["translate"]
+    )
+
+
+def apply_layer(viewer: napari.Viewer, spec: LayerSpec) -> str:
+    """Add the layer, or update an existing one of that name in place.
+
+    Updating in place is much cheaper than removing and re-adding a layer (napari
+    rebuilds its scene graph on removal), and keeps the user's display tweaks
+    (opacity, visibility) between runs.
+    """
+    if spec.name in viewer.layers:
+        layer = viewer.layers[spec.name]
+        if layer.data.shape == spec.data.shape and _same_geometry(layer, spec.kwargs):
+            layer.metadata = spec.kwargs["metadata"]
+            layer.data = spec.data
+            layer.contrast_limits = spec.kwargs["contrast_limits"]
+            return layer.name
+        viewer.layers.remove(spec.name)
+    return viewer.add_image(spec.data, name=spec.name, **spec.kwargs).name
 
 
 def add_result_layers(
@@ -42,41 +107,8 @@ def add_result_layers(
     heatmap_range: tuple[float, float],
     prefix: str = "",
 ) -> list[str]:
-    """Add the heatmap and (hidden) reconstruction of ``result`` aligned with ``scan``."""
-    names: list[str] = []
-    geometry = geometry_kwargs(scan)
-    metadata = {SCAN_KEY: scan, RESULT_KEY: result}
-    if result.reconstruction is not None:
-        recon = np.asarray(result.reconstruction, dtype=np.float32)
-        names.append(
-            _upsert(
-                viewer,
-                f"{prefix}{RECONSTRUCTION_NAME}",
-                to_display(recon),
-                {
-                    "colormap": "gray",
-                    "contrast_limits": robust_contrast(scan.data),
-                    "visible": False,
-                    "metadata": dict(metadata),
-                    **geometry,
-                },
-            )
-        )
-    if result.heatmap is not None:
-        heat = np.asarray(result.heatmap, dtype=np.float32)
-        names.append(
-            _upsert(
-                viewer,
-                f"{prefix}{HEATMAP_NAME}",
-                to_display(heat),
-                {
-                    "colormap": "jet",
-                    "contrast_limits": tuple(float(v) for v in heatmap_range),
-                    "blending": "translucent",
-                    "opacity": HEATMAP_OPACITY,
-                    "metadata": dict(metadata),
-                    **geometry,
-                },
-            )
-        )
-    return names
+    """Add (or update) the heatmap and hidden reconstruction of ``result`` aligned with ``scan``."""
+    return [
+        apply_layer(viewer, spec)
+        for spec in result_layer_specs(scan, result, heatmap_range, prefix)
+    ]

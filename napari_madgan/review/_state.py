@@ -31,6 +31,7 @@ class ReviewState:
         worker: the running scoring worker, if any.
         cancel: set to ask the worker to stop.
         current_slice: the axial (RAS+ z) index under the slider.
+        pending: result-display steps still queued on the GUI thread.
     """
 
     model_path: str = ""
@@ -44,7 +45,9 @@ class ReviewState:
     worker: Any = None
     cancel: threading.Event = field(default_factory=threading.Event)
     current_slice: int = 0
+    pending: int = 0
 
     @property
     def running(self) -> bool:
-        return self.worker is not None
+        """Scoring, or still showing the last result."""
+        return self.worker is not None or self.pending > 0

@@ -17,7 +17,7 @@ from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -39,7 +39,13 @@ from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
 from napari_madgan._layers import SCAN_KEY
 from napari_madgan._tasks import WindowTask
-from napari_madgan.review._layers import HEATMAP_NAME, add_result_layers
+from napari_madgan.review._layers import (
+    HEATMAP_NAME,
+    LayerSpec,
+    add_result_layers,
+    apply_layer,
+    result_layer_specs,
+)
 from napari_madgan.review._model_cache import ModelCache
 from napari_madgan.review._panel import NO_REFERENCE, score_html, top_slices
 from napari_madgan.review._plot import SlicePlot
@@ -78,13 +84,12 @@ def scan_of_layer(layer: Image) -> Scan:
     return Scan.from_array(np.ascontiguousarray(from_display(data), dtype=np.float32), np.eye(4))
 
 
-def _score_job(
-    cache: ModelCache, model_path: str, device: str, scan: Scan, state: ReviewState, relay, done
-):
+def _score_job(cache: ModelCache, model_path: str, scan: Scan, state: ReviewState, relay, done):
+    """Worker thread: load (cached) and score, then prepare the result layers' arrays."""
     from madgan_core.score import score_scan
 
     try:
-        model = cache.get(model_path, device)
+        model = cache.get(model_path, state.device)
         result = score_scan(
             model,
             scan,
@@ -92,7 +97,9 @@ def _score_job(
             progress=relay.advanced.emit,
             should_stop=state.cancel.is_set,
         )
-        return result, Path(model.path).name
+        prefix = f"{state.scan_layer} " if state.scan_layer else ""
+        specs = result_layer_specs(scan, result, state.heatmap_range, prefix)
+        return result, Path(model.path).name, specs
     finally:
         done.set()
 
@@ -324,13 +331,7 @@ class ReviewWidget(QWidget):
         self.state.cancel.clear()
         self._worker_done.clear()
         worker = thread_worker(_score_job, start_thread=False, ignore_errors=True)(
-            self.cache,
-            model_path,
-            self.state.device,
-            scan,
-            self.state,
-            self._relay,
-            self._worker_done,
+            self.cache, model_path, scan, self.state, self._relay, self._worker_done
         )
         worker.returned.connect(self._on_result)
         worker.errored.connect(self._on_error)
@@ -351,7 +352,7 @@ class ReviewWidget(QWidget):
 
     def _stop_and_wait(self, timeout: float = 30.0) -> None:
         """Cancel and block until the worker has left the model (used when napari closes)."""
-        if self.state.running:
+        if self.state.worker is not None:
             self.state.cancel.set()
             self._worker_done.wait(timeout)
 
@@ -363,10 +364,25 @@ class ReviewWidget(QWidget):
         self._pbar.update(done - self._pbar.n)
         self.status_label.setText(f"Scoring… {done}/{total} windows")
 
-    def _on_result(self, value: tuple[ScanScore, str]) -> None:
-        result, model_name = value
+    def _on_result(self, value: tuple[ScanScore, str, list[LayerSpec]]) -> None:
+        result, model_name, specs = value
         self._model_name = model_name
-        self.show_result(result)
+        self.state.pending = len(specs) + 1
+        # One layer per event-loop turn: napari needs a few hundred ms per volume layer,
+        # and spreading them keeps every pause of the GUI short.
+        self._apply_next(result, specs, [])
+
+    def _apply_next(self, result: ScanScore, specs: list[LayerSpec], names: list[str]) -> None:
+        if self.state.scan is None:
+            self.state.pending = 0
+            return
+        if specs:
+            names.append(apply_layer(self.viewer, specs[0]))
+            self.state.pending -= 1
+            QTimer.singleShot(0, lambda: self._apply_next(result, specs[1:], names))
+            return
+        self.show_result(result, layer_names=names)
+        self.state.pending = 0
 
     def _on_error(self, exc: BaseException) -> None:
         from madgan_core.score import ScoringCancelled
@@ -394,14 +410,16 @@ class ReviewWidget(QWidget):
         self.cancel_btn.setEnabled(False)
 
     # ---- results --------------------------------------------------------------------------
-    def show_result(self, result: ScanScore) -> None:
-        """Add the result layers, fill the score panel, plot and slice list."""
+    def show_result(self, result: ScanScore, layer_names: list[str] | None = None) -> None:
+        """Show ``result``: its layers (added unless given), score panel, plot and slice list."""
         scan = self.state.scan
         self.state.result = result
-        prefix = f"{self.state.scan_layer} " if self.state.scan_layer else ""
-        self.state.result_layers = add_result_layers(
-            self.viewer, scan, result, self.state.heatmap_range, prefix
-        )
+        if layer_names is None:
+            prefix = f"{self.state.scan_layer} " if self.state.scan_layer else ""
+            layer_names = add_result_layers(
+                self.viewer, scan, result, self.state.heatmap_range, prefix
+            )
+        self.state.result_layers = layer_names
         self._refresh_layers()
         if self.state.scan_layer in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[self.state.scan_layer]
