@@ -27,7 +27,17 @@ SHAPE = (200, 240, 256)
 
 
 def _maxrss_mib() -> float:
-    """Peak RSS of this process in MiB (Linux reports KiB, macOS bytes)."""
+    """Peak RSS of this process in MiB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``: ``ru_maxrss`` survives
+    ``exec`` and so would report the parent's peak (phantom generation) after a
+    vfork-based ``subprocess`` start. Elsewhere ``ru_maxrss`` (macOS: bytes).
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
