@@ -100,7 +100,7 @@ def train_autoencoder(
         loss.backward()
         optimizer.step()
         if progress is not None:
-            progress(step, steps, float(loss))
+            progress(step, steps, loss.detach().item())
     return model.eval()
 
 

@@ -282,7 +282,7 @@ def paper_preset() -> MadganConfig:
 def demo_preset() -> MadganConfig:
     """A CPU-sized preset: 128 x 96 at 2 mm, a narrower network and a short schedule."""
     cfg = MadganConfig()
-    cfg.preprocess = PreprocessConfig(height=128, width=96, pixel_mm=2.0, slice_step=2)
+    cfg.preprocess = PreprocessConfig(height=128, width=96, pixel_mm=2.0)
     cfg.model = ModelConfig(base_channels=32, critic_channels=32)
     cfg.train = TrainConfig(
         steps=1500,
