@@ -30,9 +30,9 @@ def score_lines(result: ScanScore) -> list[str]:
     return lines
 
 
-def score_html(result: ScanScore) -> str:
+def score_html(result: ScanScore, title: str | None = None) -> str:
     rows = "".join(f"<li>{line}</li>" for line in score_lines(result))
-    return f"<b>{result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
+    return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
 
 
 def top_slices(result: ScanScore, k: int = 10) -> list[tuple[int, float]]:

@@ -423,7 +423,7 @@ class ReviewWidget(QWidget):
         self._refresh_layers()
         if self.state.scan_layer in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[self.state.scan_layer]
-        self.score_label.setText(score_html(result))
+        self.score_label.setText(score_html(result, self.state.scan_layer or None))
         self.top_list.clear()
         for z, loss in top_slices(result):
             item = QListWidgetItem(f"z = {z}    ℓ2 = {loss:.4g}")
@@ -434,7 +434,7 @@ class ReviewWidget(QWidget):
         self._set_result_enabled(result.heatmap is not None)
         note = "" if result.n_controls else f" ({NO_REFERENCE})"
         self.status_label.setText(
-            f"Scored {result.name}: {len(result.window_losses)} windows{note}."
+            f"Scored {self.state.scan_layer or result.name}: {len(result.window_losses)} windows{note}."
         )
 
     def current_slice(self) -> int:

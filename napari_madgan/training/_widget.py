@@ -81,6 +81,7 @@ class TrainingWidget(QWidget):
         self.out_btn = QPushButton("Folder…")
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESETS))
+        self.preset_combo.setCurrentText("demo")
         self.variant_combo = QComboBox()
         self.variant_combo.addItems(list(VARIANTS))
         self.l1_spin = QDoubleSpinBox()

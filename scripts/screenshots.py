@@ -1,0 +1,162 @@
+"""Regenerate docs/images/*.png: real napari windows with the MADGAN widgets.
+
+Usage::
+
+    python scripts/screenshots.py --model OUT/model.pt [--out docs/images]
+
+Without a display it re-runs itself under ``xvfb-run``. It makes:
+
+* ``review.png``: a metastasis phantom (2 mm) scored by the model: ℓ2 heatmap over
+  the scan at the most anomalous slice, the score panel and the per-slice plot;
+* ``training.png``: the training dialog in the middle of a tiny run (two healthy
+  phantoms, a tiny config), with live curves and the latest preview.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WINDOW = (1600, 1000)
+TINY_TRAIN = {
+    "preprocess": {"height": 64, "width": 64, "pixel_mm": 3.0},
+    "model": {"base_channels": 8, "critic_channels": 8},
+    "train": {"log_every": 1, "preview_every": 2, "checkpoint_every": 1000, "num_workers": 0},
+}
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out waiting for {what}")
+        QApplication.processEvents()
+        time.sleep(0.05)
+
+
+def settle(seconds: float = 0.5) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def review_shot(model: Path, out: Path) -> Path:
+    import napari
+
+    from napari_madgan._sample_data import metastasis_phantom
+    from napari_madgan.review import ReviewWidget
+
+    viewer = napari.Viewer(title="napari-madgan: review")
+    viewer.window.resize(*WINDOW)
+    for data, kwargs, kind in metastasis_phantom():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="MADGAN review", area="right")
+    widget.set_scan_layer("phantom metastasis")
+    widget.set_model_path(model, remember=False)
+    widget.run()
+    wait_for(lambda: not widget.state.running, 300, "scoring")
+    if widget.state.result is None:
+        raise RuntimeError(f"scoring failed: {widget.status_label.text()}")
+    z = widget.top_list.item(0).data(0x0100) if widget.top_list.count() else None
+    if z is not None:
+        widget.go_to_slice(int(z))
+    viewer.reset_view()
+    settle(1.0)
+    path = out / "review.png"
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    viewer.close()
+    return path
+
+
+def training_shot(out: Path) -> Path:
+    import napari
+    import nibabel as nib
+
+    from madgan_core.phantom import make_subject
+    from napari_madgan.training import TrainingWidget
+
+    work = Path(tempfile.mkdtemp(prefix="madgan_shots_"))
+    scans = work / "healthy"
+    scans.mkdir()
+    for seed in range(2):
+        volume, affine, _ = make_subject("healthy", seed=seed, voxel_mm=3.0)
+        nib.save(nib.Nifti1Image(volume, affine), str(scans / f"healthy{seed}.nii.gz"))
+    config = work / "tiny.json"
+    config.write_text(json.dumps(TINY_TRAIN))
+
+    viewer = napari.Viewer(title="napari-madgan: training")
+    viewer.window.resize(*WINDOW)
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="MADGAN train", area="right")
+    widget.manifest_edit.setText(str(scans))
+    widget.out_edit.setText(str(work / "run"))
+    widget.config_edit.setText(str(config))
+    widget.device_combo.setCurrentText("cpu")
+    widget.steps_spin.setValue(400)
+    widget.batch_spin.setValue(4)
+    widget.start()
+    try:
+        wait_for(
+            lambda: (
+                widget.metrics.last is not None
+                and widget.metrics.last["step"] >= 12
+                and widget._preview
+            ),
+            300,
+            "training metrics and a preview",
+        )
+        settle(1.0)
+        path = out / "training.png"
+        viewer.screenshot(str(path), canvas_only=False, flash=False)
+    finally:
+        widget.stop()
+        wait_for(lambda: not widget.runner.running, 120, "training to stop")
+        viewer.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", type=Path, required=True, help="a trained MADGAN model (model.pt)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images"
+    )
+    parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
+    args = parser.parse_args(argv)
+    if (
+        not os.environ.get("DISPLAY")
+        and sys.platform.startswith("linux")
+        and shutil.which("xvfb-run")
+    ):
+        screen = f"-screen 0 {WINDOW[0] + 100}x{WINDOW[1] + 100}x24"
+        cmd = ["xvfb-run", "-a", "-s", screen, sys.executable, __file__, *(argv or sys.argv[1:])]
+        return subprocess.call(cmd)
+    if not args.model.is_file():
+        parser.error(f"{args.model}: model file not found")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(review_shot(args.model.resolve(), args.out))
+    if not args.skip_training:
+        print(training_shot(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
