@@ -50,16 +50,17 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
         trainer = Trainer(g, c, og, oc, batches(), cfg, tmp, device, precision)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times = []
+        times, cpu_times = [], []
         for i in range(args.warmup + args.steps):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             trainer.train_step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
+                cpu_times.append(time.process_time() - cpu_start)
     step = statistics.median(times)
     result = {
         "variant": variant,
@@ -72,6 +73,8 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
         "step_time_s": round(step, 4),
         "step_time_min_s": round(min(times), 4),
         "samples_per_s": round(args.batch_size / step, 3),
+        # CPU seconds per step / threads: the wall time on otherwise idle cores
+        "cpu_time_per_thread_s": round(statistics.median(cpu_times) / torch.get_num_threads(), 4),
     }
     if device.type == "cuda":
         result["peak_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
