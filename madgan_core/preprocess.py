@@ -17,6 +17,9 @@ from madgan_core.errors import ScanError
 from madgan_core.io import Scan
 
 MIN_SLICES = 6
+# A brain narrower than this many model pixels cannot be scored (its voxel size is wrong,
+# e.g. a header in metres); resampling it would also blur with an enormous kernel.
+MIN_BRAIN_PIXELS = 4
 
 
 @dataclass
@@ -232,6 +235,15 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
     center = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
     zooms = scan.zooms
     voxels_per_pixel = np.array([cfg.pixel_mm / zooms[0], cfg.pixel_mm / zooms[1]])
+    extent = np.array([xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], dtype=float)
+    if np.any(extent / voxels_per_pixel < MIN_BRAIN_PIXELS):
+        mm = extent * zooms[:2]
+        px = extent / voxels_per_pixel
+        raise ScanError(
+            f"the brain spans only {mm[0]:.3g} x {mm[1]:.3g} mm in-plane ({px[0]:.2g} x {px[1]:.2g} "
+            f"model pixels of {cfg.pixel_mm:g} mm); check the voxel size (pixdim, units) in the header",
+            scan.path,
+        )
 
     slab = Slab(
         slices=np.empty((0, cfg.height, cfg.width), dtype=np.float32),
