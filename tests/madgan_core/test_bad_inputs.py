@@ -246,6 +246,22 @@ def gzip_of_short_data(tmp_path: Path) -> Path:
     return crafted_nifti(tmp_path / "few.nii.gz", [20, 20, 20], payload=payload)
 
 
+def test_voxel_size_in_the_wrong_units_is_refused_quickly(tmp_path):
+    """A header in metres (0.0002 'mm' voxels): the brain is a speck in model space.
+
+    Before the guard this took a minute of Gaussian blurring and gave an all-background slab.
+    """
+    from madgan_core.config import demo_preset
+    from madgan_core.preprocess import preprocess
+
+    path = tmp_path / "metres.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((96, 96, 30)), np.diag([2e-4] * 3 + [1.0])), path)
+    start = time.perf_counter()
+    with pytest.raises(ScanError, match=r"metres\.nii\.gz: the brain spans only .* voxel size"):
+        preprocess(load_scan(path), demo_preset().preprocess)
+    assert time.perf_counter() - start < 5.0
+
+
 # ------------------------------------------------------------------ checkpoints
 
 
