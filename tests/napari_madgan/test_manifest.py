@@ -15,7 +15,10 @@ def test_manifest_validates():
     manifest = PluginManifest.from_file(Path(napari_madgan.__file__).parent / "napari.yaml")
     manifest.validate_imports()
     assert manifest.name == "napari-madgan"
-    assert {w.display_name for w in manifest.contributions.widgets} == {"MADGAN review", "MADGAN train"}
+    assert {w.display_name for w in manifest.contributions.widgets} == {
+        "MADGAN review",
+        "MADGAN train",
+    }
     assert len(manifest.contributions.sample_data) == 4
 
 
