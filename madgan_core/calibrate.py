@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from madgan_core.errors import MadganError
+from madgan_core.zmap import FOREGROUND_LEVEL, ZStats, ZStatsBuilder, tail_score
 
 if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
@@ -27,33 +28,56 @@ class HealthyReference:
     Attributes:
         scores: per scoring mode, the controls' scan scores.
         names: the controls' scan names, in the same order.
+        sequences: the controls' sequences (T1, T1c), in the same order.
+        zstats: per sequence, healthy ℓ2 statistics for z-maps (:mod:`madgan_core.zmap`).
     """
 
     scores: dict[str, np.ndarray]
     names: list[str]
+    sequences: list[str] = field(default_factory=list)
+    zstats: dict[str, ZStats] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.names)
 
-    def percentile(self, score: float, mode: str = "mean") -> float:
+    def _controls(self, sequence: str | None) -> np.ndarray:
+        """Indices of the controls of ``sequence`` (all controls if it has none)."""
+        chosen = [i for i, s in enumerate(self.sequences) if s == sequence]
+        return np.asarray(chosen if chosen else range(self.n), dtype=np.int64)
+
+    def n_for(self, sequence: str | None = None) -> int:
+        return len(self._controls(sequence))
+
+    def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
         """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
         values = self.scores.get(mode)
         if values is None or len(values) == 0:
             raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
+        values = values[self._controls(sequence)]
         return float(100.0 * np.count_nonzero(values <= score) / len(values))
 
-    def percentiles(self, scores: dict[str, float]) -> dict[str, float]:
+    def percentiles(
+        self, scores: dict[str, float], sequence: str | None = None
+    ) -> dict[str, float]:
         return {
-            mode: self.percentile(value, mode)
+            mode: self.percentile(value, mode, sequence)
             for mode, value in scores.items()
             if mode in self.scores
         }
+
+    def zstats_for(self, sequence: str | None) -> ZStats | None:
+        """Statistics of ``sequence``; with no sequence given, the only ones there are."""
+        if sequence is None:
+            return next(iter(self.zstats.values())) if len(self.zstats) == 1 else None
+        return self.zstats.get(sequence)
 
     def to_dict(self) -> dict[str, object]:
         return {
             "scores": {mode: [float(v) for v in values] for mode, values in self.scores.items()},
             "names": list(self.names),
+            "sequences": list(self.sequences),
+            "zstats": {seq: stats.to_dict() for seq, stats in self.zstats.items()},
         }
 
     @classmethod
@@ -61,7 +85,10 @@ class HealthyReference:
         scores = {
             mode: np.asarray(values, dtype=np.float64) for mode, values in data["scores"].items()
         }
-        return cls(scores=scores, names=[str(n) for n in data["names"]])
+        names = [str(n) for n in data["names"]]
+        sequences = [str(s) for s in data.get("sequences", [])]
+        zstats = {seq: ZStats.from_dict(d) for seq, d in (data.get("zstats") or {}).items()}
+        return cls(scores=scores, names=names, sequences=sequences, zstats=zstats)
 
     @classmethod
     def from_model(cls, model: LoadedModel) -> HealthyReference | None:
@@ -91,25 +118,56 @@ def percentile_band(p: float) -> str:
 
 def build_reference(
     model: LoadedModel,
-    scan_paths: Sequence[Path],
+    rows: Sequence[ManifestRow],
     progress: Callable[[int, int], None] | None = None,
 ) -> HealthyReference:
-    """Score healthy scans (no maps) and collect their score distribution."""
+    """Score healthy scans and collect their score distribution and z-map statistics."""
+    from madgan_core.device import resolve_precision
     from madgan_core.io import load_scan
-    from madgan_core.score import score_scan
+    from madgan_core.preprocess import preprocess
+    from madgan_core.score import default_batch_size, generator_predictor, scan_scores, slab_errors
 
-    if not scan_paths:
+    if not rows:
         raise MadganError("no healthy scans to calibrate on")
+    cfg = model.config
+    shape = (cfg.preprocess.height, cfg.preprocess.width)
+    precision = resolve_precision("auto", model.device)
+    batch = default_batch_size(model.device, shape)
+    predictor = generator_predictor(model.generator)
     names: list[str] = []
+    sequences: list[str] = []
     collected: dict[str, list[float]] = {}
-    for i, path in enumerate(scan_paths):
-        result = score_scan(model, load_scan(path), maps=False)
-        names.append(result.name)
-        for mode, value in result.scores.items():
+    error_maps: dict[str, list[tuple[np.ndarray, np.ndarray, int]]] = {}
+    for i, row in enumerate(rows):
+        scan = load_scan(row.path)
+        slab = preprocess(scan, cfg.preprocess)
+        errors = slab_errors(predictor, slab, cfg.model, model.device, precision, batch, maps=True)
+        names.append(scan.name)
+        sequences.append(row.sequence)
+        for mode, value in scan_scores(
+            errors.window_losses, errors.copy_losses, cfg.score.top_windows
+        ).items():
             collected.setdefault(mode, []).append(value)
+        brain = np.where(slab.slices > FOREGROUND_LEVEL, 1.0, -1.0).astype(np.float32)
+        error_maps.setdefault(row.sequence, []).append((errors.slice_maps()[0], brain, i))
         if progress is not None:
-            progress(i + 1, len(scan_paths))
-    return HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names)
+            progress(i + 1, len(rows))
+    reference = HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names, sequences)
+    # z-statistics per sequence; each control's own z-tail score is taken leaving it out.
+    ztail = np.full(len(names), np.nan)
+    for sequence, items in error_maps.items():
+        if len(items) < 3:
+            continue
+        builder = ZStatsBuilder(shape)
+        for err, _brain, _i in items:
+            builder.add(err)
+        reference.zstats[sequence] = builder.finalize()
+        for err, brain, i in items:
+            z = builder.finalize(leave_out=err).zmap(err)
+            ztail[i] = tail_score(z, brain)
+    if np.all(np.isfinite(ztail)):
+        reference.scores["ztail"] = ztail
+    return reference
 
 
 def calibration_rows(rows: Sequence[ManifestRow]) -> list[ManifestRow]:
@@ -130,6 +188,6 @@ def calibrate_model(
     if not chosen:
         raise MadganError("the manifest has no healthy scans in the 'calib' split", model_path)
     model = load_model(model_path, device=device)
-    reference = build_reference(model, [r.path for r in chosen], progress)
+    reference = build_reference(model, chosen, progress)
     update_checkpoint(model_path, healthy_reference=reference.to_dict())
     return reference

@@ -28,6 +28,7 @@ from madgan_core.score import (
     scan_scores,
     slab_errors,
 )
+from madgan_core.zmap import tail_score
 
 if TYPE_CHECKING:
     import torch
@@ -63,12 +64,22 @@ class AucResult:
     n_disease: int
 
 
-def score_columns(methods: Sequence[str]) -> list[str]:
+def score_columns(methods: Sequence[str], ztail: bool = False) -> list[str]:
+    """``method:mode`` columns: baselines get the paper's two modes, MADGAN every mode it has."""
     columns = []
     for method in methods:
-        modes = ("mean", "top10") if method != "madgan" else ("mean", "top10", "ratio")
+        modes = ["mean", "top10"]
+        if method == "madgan":
+            modes += ["ratio", "ztail"] if ztail else ["ratio"]
         columns += [f"{method}:{mode}" for mode in modes]
     return columns
+
+
+def has_zstats(model: LoadedModel) -> bool:
+    from madgan_core.calibrate import HealthyReference
+
+    reference = HealthyReference.from_model(model)
+    return reference is not None and bool(reference.zstats)
 
 
 def score_cohort(
@@ -80,9 +91,11 @@ def score_cohort(
     precision: str = "auto",
 ) -> list[dict[str, object]]:
     """Score every row with every predictor; resume from ``out_csv`` if it exists."""
+    from madgan_core.calibrate import HealthyReference
     from madgan_core.device import resolve_precision
 
-    columns = [*META_COLUMNS, *score_columns(list(predictors))]
+    reference = HealthyReference.from_model(model)
+    columns = [*META_COLUMNS, *score_columns(list(predictors), has_zstats(model))]
     done = _read_done(out_csv, columns)
     records = [done[str(r.path)] for r in rows if str(r.path) in done]
     todo = [r for r in rows if str(r.path) not in done]
@@ -111,12 +124,23 @@ def score_cohort(
                 "sequence": row.sequence,
             }
             for method, predictor in predictors.items():
+                zstats = None
+                if reference is not None and method == "madgan":
+                    zstats = reference.zstats_for(row.sequence)
                 errors = slab_errors(
-                    predictor, slab, cfg.model, model.device, precision, batch, maps=False
+                    predictor,
+                    slab,
+                    cfg.model,
+                    model.device,
+                    precision,
+                    batch,
+                    maps=zstats is not None,
                 )
                 scores = scan_scores(
                     errors.window_losses, errors.copy_losses, cfg.score.top_windows
                 )
+                if zstats is not None:
+                    scores["ztail"] = tail_score(zstats.zmap(errors.slice_maps()[0]), slab.slices)
                 for mode, value in scores.items():
                     if f"{method}:{mode}" in columns:
                         record[f"{method}:{mode}"] = value
@@ -408,7 +432,8 @@ def write_report(
         "- AUC from scikit-learn; 95% confidence intervals from 1,000 stratified bootstrap resamples.",
         "- Columns: `method:mode`. `madgan:mean` is the paper's default score (mean ℓ2 over all windows), "
         "`:top10` the mean of the 10 contiguous windows with the highest loss, `madgan:ratio` the mean ℓ2 "
-        "divided by the copy-last-slice predictor's ℓ2 on the same windows. `copy` and `autoencoder` are baselines.",
+        "divided by the copy-last-slice predictor's ℓ2 on the same windows, `madgan:ztail` the mean of the top 1% "
+        "of the healthy-normalised z-map over the brain. `copy` and `autoencoder` are baselines.",
         "",
         "## AUC: healthy against each disease group and stage",
         "",

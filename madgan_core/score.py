@@ -17,6 +17,7 @@ from madgan_core.errors import MadganError
 from madgan_core.io import Scan
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
+from madgan_core.zmap import tail_score
 
 if TYPE_CHECKING:
     import torch
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
     from madgan_core.config import ModelConfig
 
-SCORE_MODES = ("mean", "top10", "ratio")
+SCORE_MODES = ("mean", "top10", "ratio", "ztail")
 MODE_LABELS = {
     "mean": "mean ℓ2 over all windows (paper)",
     "top10": "mean ℓ2 of the 10 contiguous windows with the highest loss (paper)",
     "ratio": "mean ℓ2 relative to a copy-last-slice predictor (difficulty-normalised)",
+    "ztail": "mean of the top 1% of the healthy-normalised z-map over the brain",
 }
 
 
@@ -51,6 +53,7 @@ class ScanScore:
         slice_indices: RAS+ axial voxel index of each slab slice.
         heatmap: RAS+ volume of per-voxel ℓ2 (mean over windows); NaN where not predicted.
         reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
+        zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with z-statistics).
         percentiles: percentile of each score among the model's healthy controls.
         n_controls: number of healthy controls behind the percentiles (0: no reference).
     """
@@ -65,6 +68,7 @@ class ScanScore:
     slice_indices: np.ndarray
     heatmap: np.ndarray | None = None
     reconstruction: np.ndarray | None = None
+    zmap: np.ndarray | None = None
     percentiles: dict[str, float] = field(default_factory=dict)
     n_controls: int = 0
 
@@ -255,6 +259,7 @@ def score_scan(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     predictor: Predictor | None = None,
+    sequence: str | None = None,
 ) -> ScanScore:
     """Score one scan with a trained model.
 
@@ -267,6 +272,7 @@ def score_scan(
         progress: called with ``(windows_done, windows_total)``.
         should_stop: polled between batches; returning True raises :class:`ScoringCancelled`.
         predictor: score another predictor (a baseline) in the model's harness.
+        sequence: the scan's sequence (``T1``/``T1c``), to pick matching healthy controls.
 
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
@@ -278,6 +284,10 @@ def score_scan(
     slab = preprocess(scan, cfg.preprocess)
     batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, slab.shape)
     precision = resolve_precision(precision, model.device)
+    reference = HealthyReference.from_model(model)
+    zstats = None
+    if reference is not None and predictor is None:
+        zstats = reference.zstats_for(sequence)
     if predictor is None:
         predictor = generator_predictor(model.generator)
     errors = slab_errors(
@@ -287,11 +297,15 @@ def score_scan(
         model.device,
         precision,
         batch,
-        maps,
+        maps or zstats is not None,
         progress,
         should_stop,
     )
     scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+    z = None
+    if zstats is not None:
+        z = zstats.zmap(errors.slice_maps()[0])
+        scores["ztail"] = tail_score(z, slab.slices)
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
@@ -302,8 +316,8 @@ def score_scan(
         heatmap = slab.to_volume(err_maps)
         low, high = slab.intensity_range
         reconstruction = slab.to_volume((pred_maps + 1.0) * 0.5 * (high - low) + low)
-    reference = HealthyReference.from_model(model)
-    percentiles = reference.percentiles(scores) if reference is not None else {}
+    zmap = slab.to_volume(z) if maps and z is not None else None
+    percentiles = reference.percentiles(scores, sequence) if reference is not None else {}
     return ScanScore(
         name=scan.name,
         path=scan.path,
@@ -315,6 +329,7 @@ def score_scan(
         slice_indices=slab.slice_indices,
         heatmap=heatmap,
         reconstruction=reconstruction,
+        zmap=zmap,
         percentiles=percentiles,
-        n_controls=0 if reference is None else reference.n,
+        n_controls=0 if reference is None else reference.n_for(sequence),
     )

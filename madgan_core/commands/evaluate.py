@@ -68,6 +68,7 @@ def evaluate(
     from madgan_core.evaluate import (
         auc_across_checkpoints,
         evaluation_predictors,
+        has_zstats,
         score_cohort,
         score_columns,
         write_report,
@@ -93,6 +94,6 @@ def evaluate(
             curve = auc_across_checkpoints(
                 found, rows, out / "checkpoints", device, tqdm_callback(bar)
             )
-    columns = score_columns(list(predictors))
+    columns = score_columns(list(predictors), has_zstats(model))
     report, table = write_report(records, columns, out, model, curve)
     return report, table, columns

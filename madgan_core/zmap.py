@@ -1,0 +1,143 @@
+"""Healthy-normalised ℓ2 maps: z-scores against healthy controls, per pixel and slice position.
+
+Preprocessing centres every slab on the brain and spans the same fraction of its
+extent, so slab slice ``k`` of ``n`` sits at a comparable anatomical level in
+every scan. Slices are binned by relative position ``k / (n - 1)``; in each bin
+and pixel the healthy controls' log ℓ2 (lightly smoothed) has a mean and a
+standard deviation. A scan's z-map says how unusual its error is *for that
+place*, so the lesion itself lights up rather than only the anatomy that is
+always hard to predict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+POSITION_BINS = 24
+SMOOTH_SIGMA_PX = 1.0
+LOG_EPS = 1e-4
+FOREGROUND_LEVEL = -0.95  # model-space intensity above which a pixel is brain
+TAIL_FRACTION = 0.01
+
+
+def position_bins(n_slices: int, bins: int = POSITION_BINS) -> np.ndarray:
+    """Bin index of each slab slice by its relative position in the slab."""
+    if n_slices == 1:
+        return np.zeros(1, dtype=np.int64)
+    return np.rint(np.arange(n_slices) / (n_slices - 1) * (bins - 1)).astype(np.int64)
+
+
+def log_error(err_maps: np.ndarray) -> np.ndarray:
+    """Smoothed log ℓ2, ``(n, H, W)``; NaN slices stay NaN."""
+    smooth = ndimage.gaussian_filter(
+        np.nan_to_num(err_maps), sigma=(0, SMOOTH_SIGMA_PX, SMOOTH_SIGMA_PX)
+    )
+    out = np.log(smooth + LOG_EPS).astype(np.float32)
+    out[np.isnan(err_maps).all(axis=(1, 2))] = np.nan
+    return out
+
+
+@dataclass
+class ZStats:
+    """Per slice-position and pixel mean/std of healthy log ℓ2 (``(bins, H, W)`` each)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    n: int
+
+    def zmap(self, err_maps: np.ndarray) -> np.ndarray:
+        """z-scores of a slab's ℓ2 maps ``(n, H, W)``; NaN where there is no prediction."""
+        bins = position_bins(len(err_maps), len(self.mean))
+        return (log_error(err_maps) - self.mean[bins]) / self.std[bins]
+
+    def to_dict(self) -> dict[str, object]:
+        import torch
+
+        return {
+            "mean": torch.from_numpy(self.mean.astype(np.float16)),
+            "std": torch.from_numpy(self.std.astype(np.float16)),
+            "n": int(self.n),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ZStats:
+        mean = np.asarray(
+            data["mean"].float().numpy() if hasattr(data["mean"], "float") else data["mean"]
+        )
+        std = np.asarray(
+            data["std"].float().numpy() if hasattr(data["std"], "float") else data["std"]
+        )
+        return cls(mean.astype(np.float32), std.astype(np.float32), int(data["n"]))
+
+
+class ZStatsBuilder:
+    """Accumulates healthy log ℓ2 maps and finalises them into :class:`ZStats`.
+
+    Sums are kept in float64, so one scan can be left out exactly
+    (:meth:`finalize` with ``leave_out``) to score the controls themselves honestly.
+    """
+
+    def __init__(self, shape: tuple[int, int], bins: int = POSITION_BINS):
+        self.bins = bins
+        self.count = np.zeros((bins, 1, 1), dtype=np.float64)
+        self.total = np.zeros((bins, *shape), dtype=np.float64)
+        self.total_sq = np.zeros((bins, *shape), dtype=np.float64)
+        self.scans = 0
+
+    def _binned(self, err_maps: np.ndarray):
+        logs = log_error(err_maps)
+        for k, b in enumerate(position_bins(len(err_maps), self.bins)):
+            if not np.isnan(logs[k]).all():
+                yield b, logs[k].astype(np.float64)
+
+    def add(self, err_maps: np.ndarray) -> None:
+        for b, values in self._binned(err_maps):
+            self.count[b] += 1
+            self.total[b] += values
+            self.total_sq[b] += values**2
+        self.scans += 1
+
+    def finalize(self, leave_out: np.ndarray | None = None) -> ZStats:
+        """Statistics of all scans added, or of all but ``leave_out`` (a scan's ℓ2 maps).
+
+        Bins with fewer than 2 samples borrow their nearest filled neighbour's; the
+        standard deviation is smoothed and floored at half its median.
+        """
+        count, total, total_sq, scans = (
+            self.count.copy(),
+            self.total.copy(),
+            self.total_sq.copy(),
+            self.scans,
+        )
+        if leave_out is not None:
+            for b, values in self._binned(leave_out):
+                count[b] -= 1
+                total[b] -= values
+                total_sq[b] -= values**2
+            scans -= 1
+        filled = count[:, 0, 0] >= 2
+        if not filled.any():
+            raise ValueError("need at least 2 healthy scans for z-statistics")
+        safe = np.maximum(count, 1)
+        mean = total / safe
+        var = np.maximum(total_sq / safe - mean**2, 0.0) * safe / np.maximum(count - 1, 1)
+        idx = np.flatnonzero(filled)
+        for b in np.flatnonzero(~filled):
+            nearest = idx[np.argmin(np.abs(idx - b))]
+            mean[b], var[b] = mean[nearest], var[nearest]
+        std = ndimage.gaussian_filter(np.sqrt(var), sigma=(0, 2, 2))
+        floor = 0.5 * float(np.median(std))
+        return ZStats(mean.astype(np.float32), np.maximum(std, floor).astype(np.float32), scans)
+
+
+def tail_score(z: np.ndarray, slices: np.ndarray, fraction: float = TAIL_FRACTION) -> float:
+    """Mean of the top ``fraction`` of z over predicted brain pixels."""
+    brain = (slices > FOREGROUND_LEVEL) & np.isfinite(z)
+    values = z[brain]
+    if values.size == 0:
+        return float("nan")
+    k = max(1, int(round(fraction * values.size)))
+    return float(np.mean(np.partition(values, values.size - k)[-k:]))
