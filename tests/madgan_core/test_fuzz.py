@@ -220,11 +220,13 @@ _TEMPLATE: dict[bool, bytes] = {}
 
 
 def _valid_file(gz: bool) -> bytes:
-    """A valid small scan's bytes (uncompressed: header, then voxels)."""
+    """A valid small scan's bytes, stored left-right flipped so loading must reorient."""
     if gz not in _TEMPLATE:
         with scratch() as d:
             path = d / ("t.nii.gz" if gz else "t.nii")
-            nib.save(nib.Nifti1Image(synthetic_brain((20, 24, 18)), np.diag([4.0] * 3 + [1])), path)
+            nib.save(
+                nib.Nifti1Image(synthetic_brain((20, 24, 18)), np.diag([-4.0, 4.0, 4.0, 1.0])), path
+            )
             _TEMPLATE[gz] = path.read_bytes()
     return _TEMPLATE[gz]
 
