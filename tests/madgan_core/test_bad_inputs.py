@@ -6,7 +6,9 @@ garbage, 2-D image, multi-volume 4-D image, complex data, NaN voxels and an
 all-zero volume are in ``test_io.py``; fewer than 6 usable slices is in
 ``test_preprocess.py``; a missing, text or half-truncated checkpoint, a foreign
 dict, a newer format version, another variant's weights, resuming with another
-architecture and a malicious pickle (zip and plain) are in ``test_checkpoint.py``.
+architecture and a malicious pickle (zip and plain) are in ``test_checkpoint.py``;
+missing manifest columns, missing scans, a subject in two splits and an empty manifest are
+in ``test_manifest.py``.
 
 The helpers at the top (crafted headers, a tiny model file) are shared with the
 other reliability tests.
@@ -372,49 +374,6 @@ def test_legacy_format_pickle_that_would_run_code_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ manifests
-
-
-def _manifest(tmp_path: Path, rows: list[tuple[str, ...]], header: str) -> Path:
-    for row in rows:
-        scan = tmp_path / row[0]
-        if not scan.exists() and not row[0].startswith("missing"):
-            scan.write_bytes(b"x")
-    path = tmp_path / "manifest.csv"
-    path.write_text(header + "\n" + "".join(",".join(r) + "\n" for r in rows))
-    return path
-
-
-def test_manifest_missing_columns(tmp_path):
-    path = _manifest(tmp_path, [("a.nii", "s1", "healthy")], "path,subject,group")
-    with pytest.raises(
-        ManifestError, match=r"manifest\.csv: missing required column\(s\) stage, sequence, split"
-    ):
-        read_manifest(path)
-
-
-def test_manifest_missing_scan_paths(tmp_path):
-    rows = [
-        ("a.nii", "s1", "healthy", "0", "T1", "train"),
-        ("missing1.nii", "s2", "healthy", "0", "T1", "train"),
-        ("missing2.nii", "s3", "healthy", "0", "T1", "test"),
-    ]
-    path = _manifest(tmp_path, rows, "path,subject,group,stage,sequence,split")
-    with pytest.raises(ManifestError) as info:
-        read_manifest(path)
-    text = str(info.value)
-    assert text.startswith(f"{path}: 2 problem(s)")
-    assert "row 2 (line 3): scan not found: missing1.nii" in text
-    assert "row 3 (line 4): scan not found: missing2.nii" in text
-
-
-def test_manifest_subject_in_two_splits(tmp_path):
-    rows = [
-        ("a.nii", "s1", "healthy", "0", "T1", "train"),
-        ("b.nii", "s1", "healthy", "0", "T1c", "test"),
-    ]
-    path = _manifest(tmp_path, rows, "path,subject,group,stage,sequence,split")
-    with pytest.raises(ManifestError, match=r"subject 's1' is in split 'test' here but in 'train'"):
-        read_manifest(path)
 
 
 def test_manifest_round_trip_refuses_what_it_wrote_if_a_scan_vanishes(tmp_path):
