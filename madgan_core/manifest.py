@@ -181,10 +181,10 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | Path) -> Path:
 
 
 def _relative(p: Path, base: Path) -> str:
-    p = Path(p)
-    absolute = p if p.is_absolute() else (base / p)
+    """``p`` (absolute, or relative to the working directory) relative to ``base``."""
+    absolute = Path(p).resolve()
     try:
-        return Path(os.path.relpath(absolute.resolve(), base)).as_posix()
+        return Path(os.path.relpath(absolute, base)).as_posix()
     except ValueError:  # another drive on Windows
         return str(absolute)
 

@@ -35,7 +35,15 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--maps",
         action="store_true",
-        help="also write <scan>_heatmap.nii.gz and <scan>_recon.nii.gz",
+        help="also write <scan>_heatmap.nii.gz, <scan>_recon.nii.gz and, with --sequence, "
+        "<scan>_zmap.nii.gz",
+    )
+    p.add_argument(
+        "--sequence",
+        choices=("T1", "T1c"),
+        default=None,
+        help="the scans' sequence: ranks them against healthy controls of the same sequence "
+        "and adds the z-map score (default: all controls)",
     )
     p.add_argument(
         "--batch-size", type=int, default=0, help="windows per batch (default: chosen per device)"
@@ -55,12 +63,19 @@ def run(args: argparse.Namespace) -> int:
     for path in tqdm(args.scans, desc="scoring", unit="scan"):
         scan = load_scan(path)
         result = score_scan(
-            model, scan, maps=args.maps, batch_size=args.batch_size, precision=args.precision
+            model,
+            scan,
+            maps=args.maps,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            sequence=args.sequence,
         )
         rows.append(result.to_row())
         if args.maps:
             save_like(result.heatmap, scan, args.out / f"{scan.name}_heatmap.nii.gz")
             save_like(result.reconstruction, scan, args.out / f"{scan.name}_recon.nii.gz")
+            if result.zmap is not None:
+                save_like(result.zmap, scan, args.out / f"{scan.name}_zmap.nii.gz")
         summary = (
             f"{scan.name}: score {result.score_mean:.5f} (top-10 windows {result.score_top:.5f})"
         )
