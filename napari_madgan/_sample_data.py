@@ -12,10 +12,11 @@ VOXEL_MM = 2.0
 
 def _subject(group: str, stage: int, name: str) -> list[tuple]:
     from madgan_core.io import Scan
-    from madgan_core.phantom import make_subject
+    from madgan_core.phantom import GROUP_SEQUENCES, make_subject
 
+    sequence = GROUP_SEQUENCES[group][0]  # metastases and other lesions are T1c-like
     volume, affine, info = make_subject(
-        group, stage=stage, sequence="T1", seed=0, voxel_mm=VOXEL_MM
+        group, stage=stage, sequence=sequence, seed=0, voxel_mm=VOXEL_MM
     )
     scan = Scan.from_array(volume, affine)
     info = dict(info)
@@ -39,8 +40,8 @@ def ad_phantom() -> list[tuple]:
 
 
 def metastasis_phantom() -> list[tuple]:
-    return _subject("mets", 0, "phantom metastasis")
+    return _subject("mets", 1, "phantom metastasis")
 
 
 def various_phantom() -> list[tuple]:
-    return _subject("various", 0, "phantom various")
+    return _subject("various", 1, "phantom various")

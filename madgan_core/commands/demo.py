@@ -126,11 +126,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nReport: {report}\nDemo finished in {minutes:.1f} min.")
 
     if not args.no_view and _has_display():
-        scan = next((r.path for r in rows if r.group == "mets" and r.split == "test"), rows[0].path)
-        print(f"Opening napari on {scan.name} ...")
-        subprocess.run(
-            [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(scan)], check=False
-        )
+        row = next((r for r in rows if r.group == "mets" and r.split == "test"), rows[0])
+        print(f"Opening napari on {row.path.name} ...")
+        command = [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(row.path)]
+        subprocess.run([*command, "--sequence", row.sequence], check=False)
     return 0
 
 

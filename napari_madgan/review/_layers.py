@@ -1,4 +1,4 @@
-"""Result layers (heatmap, reconstruction) on the scan's grid, through the shared geometry.
+"""Result layers (heatmap, z-map, reconstruction) on the scan's grid, through the shared geometry.
 
 NaN choice: the core marks voxels that no window predicted with NaN. The
 heatmap keeps them as NaN: napari draws NaN transparent (its colormaps'
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
 HEATMAP_NAME = "ℓ2 heatmap"
+ZMAP_NAME = "z-map (vs healthy)"
 RECONSTRUCTION_NAME = "reconstruction"
+ZMAP_RANGE = (0.0, 6.0)
 HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
 
@@ -71,6 +73,20 @@ def result_layer_specs(
             **geometry,
         }
         specs.append(LayerSpec(f"{prefix}{HEATMAP_NAME}", heat, kwargs))
+    if result.zmap is not None:
+        # Healthy-normalised: how unusual the error is for that place, so the lesion
+        # itself lights up. Hidden until the reader switches it on.
+        zmap = np.ascontiguousarray(to_display(np.asarray(result.zmap, dtype=np.float32)))
+        kwargs = {
+            "colormap": "jet",
+            "contrast_limits": ZMAP_RANGE,
+            "blending": "translucent",
+            "opacity": HEATMAP_OPACITY,
+            "visible": False,
+            "metadata": dict(metadata),
+            **geometry,
+        }
+        specs.append(LayerSpec(f"{prefix}{ZMAP_NAME}", zmap, kwargs))
     return specs
 
 

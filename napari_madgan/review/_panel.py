@@ -8,7 +8,12 @@ if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
 NO_REFERENCE = "no healthy reference stored with this model"
-MODES = (("mean", "Mean ℓ2 (all windows)"), ("top10", "Top-10 windows ℓ2"))
+MODES = (
+    ("mean", "Mean ℓ2 (all windows)"),
+    ("top10", "Top-10 windows ℓ2"),
+    ("ratio", "ℓ2 / copy-slice ℓ2"),
+    ("ztail", "z-map tail (top 1%)"),
+)
 
 
 def score_lines(result: ScanScore) -> list[str]:

@@ -37,7 +37,7 @@ from madgan_core.config import HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
-from napari_madgan._layers import SCAN_KEY
+from napari_madgan._layers import INFO_KEY, SCAN_KEY
 from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import (
     HEATMAP_NAME,
@@ -96,6 +96,7 @@ def _score_job(cache: ModelCache, model_path: str, scan: Scan, state: ReviewStat
             maps=True,
             progress=relay.advanced.emit,
             should_stop=state.cancel.is_set,
+            sequence=state.sequence,
         )
         prefix = f"{state.scan_layer} " if state.scan_layer else ""
         specs = result_layer_specs(scan, result, state.heatmap_range, prefix)
@@ -210,6 +211,7 @@ class ReviewWidget(QWidget):
         self.run_btn.clicked.connect(self.run)
         self.cancel_btn.clicked.connect(self.cancel)
         self.sequence_combo.currentTextChanged.connect(self.set_sequence)
+        self.layer_combo.currentTextChanged.connect(self._layer_chosen)
         self.range_lo.valueChanged.connect(self._range_edited)
         self.range_hi.valueChanged.connect(self._range_edited)
         self.device_combo.currentTextChanged.connect(self._device_changed)
@@ -244,6 +246,7 @@ class ReviewWidget(QWidget):
         ):
             self.layer_combo.setCurrentText(event.value.name)
         self.layer_combo.blockSignals(False)
+        self._layer_chosen(self.layer_combo.currentText())
 
     def _refresh_models(self) -> None:
         current = self.model_combo.currentText()
@@ -265,6 +268,13 @@ class ReviewWidget(QWidget):
 
     def set_scan_layer(self, name: str) -> None:
         self.layer_combo.setCurrentText(name)
+
+    def _layer_chosen(self, name: str) -> None:
+        """Follow the sequence recorded with a layer (phantom samples carry theirs)."""
+        if name in self.viewer.layers:
+            sequence = (self.viewer.layers[name].metadata.get(INFO_KEY) or {}).get("sequence")
+            if sequence in SEQUENCES and sequence != self.state.sequence:
+                self.set_sequence(sequence)
 
     def _browse_model(self) -> None:
         start = str(Path(self.state.model_path).parent) if self.state.model_path else ""

@@ -14,8 +14,8 @@ from .conftest import REFERENCE, _save_tiny_model
 MAX_GAP_S = 0.5
 # Bigger than the tiny model so scoring takes a couple of seconds of real compute.
 MEDIUM = {
-    "preprocess": {"height": 128, "width": 96, "pixel_mm": 2.0},
-    "model": {"base_channels": 32},
+    "preprocess": {"height": 256, "width": 176, "pixel_mm": 1.0},
+    "model": {"base_channels": 64},
 }
 
 
