@@ -7,6 +7,7 @@ restarted on the same folder skips the scans already done.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -96,7 +97,8 @@ def score_cohort(
 
     reference = HealthyReference.from_model(model)
     columns = [*META_COLUMNS, *score_columns(list(predictors), has_zstats(model))]
-    done = _read_done(out_csv, columns)
+    fingerprint = _model_fingerprint(model)
+    done = _read_done(out_csv, columns, fingerprint)
     records = [done[str(r.path)] for r in rows if str(r.path) in done]
     todo = [r for r in rows if str(r.path) not in done]
     if records:
@@ -108,6 +110,8 @@ def score_cohort(
     )
     new_file = not out_csv.exists() or not done
     out_csv.parent.mkdir(parents=True, exist_ok=True)
+    if new_file:
+        atomic_write_text(_meta_path(out_csv), json.dumps(fingerprint))
     with open(out_csv, "w" if new_file else "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         if new_file:
@@ -153,9 +157,19 @@ def score_cohort(
     return [_typed(r) for r in records]
 
 
-def _read_done(path: Path, columns: list[str]) -> dict[str, dict[str, object]]:
+def _read_done(path: Path, columns: list[str], fingerprint: dict) -> dict[str, dict[str, object]]:
+    """Rows already scored by the same model, after dropping an unfinished last line."""
     if not path.exists():
         return {}
+    meta = _meta_path(path)
+    if not meta.exists() or json.loads(meta.read_text() or "{}") != fingerprint:
+        log.info("%s: scored by another model; scoring again", path)
+        return {}
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        # The process stopped while writing a row: drop the partial line.
+        with open(path, "r+b") as handle:
+            handle.truncate(raw.rfind(b"\n") + 1)
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames != columns:
@@ -166,6 +180,22 @@ def _read_done(path: Path, columns: list[str]) -> dict[str, dict[str, object]]:
             if all(record.get(c) not in (None, "") for c in columns):
                 done[record["path"]] = record
         return done
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".model.json")
+
+
+def _model_fingerprint(model: LoadedModel) -> dict[str, object]:
+    """What identifies the scores' model: its file, step and contents' size and time."""
+    path = Path(model.path)
+    stat = path.stat() if path.exists() else None
+    return {
+        "model": str(path.resolve()),
+        "step": int(model.step),
+        "size": None if stat is None else stat.st_size,
+        "mtime_ns": None if stat is None else stat.st_mtime_ns,
+    }
 
 
 def _typed(record: dict[str, object]) -> dict[str, object]:
