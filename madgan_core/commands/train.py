@@ -192,16 +192,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _after_training(model_path: Path, manifest_rows: Sequence, cfg) -> None:
-    """Calibrate the new model on the manifest's healthy ``calib`` scans, if calibration exists."""
-    try:
-        from madgan_core.calibrate import calibrate_model
-    except ImportError:
-        return
-    calib = [
-        r
-        for r in manifest_rows
-        if getattr(r, "group", None) == "healthy" and getattr(r, "split", None) == "calib"
-    ]
+    """Calibrate the new model on the manifest's healthy ``calib`` scans, when it has some."""
+    from madgan_core.calibrate import calibrate_model, calibration_rows
+
+    calib = calibration_rows(manifest_rows)
     if not calib:
         log.info("no healthy 'calib' scans in the manifest; run `madgan calibrate` later")
         return
