@@ -207,7 +207,8 @@ def test_calibrate_with_a_bad_calib_scan_leaves_the_model_untouched(tmp_path, mo
 
 
 def test_evaluate_with_a_bad_test_scan_keeps_only_whole_rows(tmp_path, model_file, capsys):
-    """The scores journal keeps the rows already done (to resume); no report, no temporary files."""
+    """The scores journal keeps the rows already done (to resume) and the model they came from;
+    no report, no temporary files."""
     rows = _cohort(tmp_path)
     BAD_SCANS["truncated-gz"](tmp_path)
     (tmp_path / "bad.nii.gz").replace(rows[3].path)
@@ -216,7 +217,7 @@ def test_evaluate_with_a_bad_test_scan_keeps_only_whole_rows(tmp_path, model_fil
     argv = ["evaluate", str(model_file), "--manifest", str(tmp_path / "m.csv"), "--out", str(out)]
     assert main([*argv, "--device", "cpu"]) == 2
     assert_one_error_line(capsys.readouterr().err, "evaluate", rows[3].path)
-    assert [p.name for p in all_files(out)] == ["scores.csv"]
+    assert sorted(p.name for p in all_files(out)) == ["scores.csv", "scores.csv.model.json"]
     lines = (out / "scores.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[1].startswith(str(rows[2].path))
 
