@@ -65,7 +65,7 @@ def preview_groups(manifest_path: str | Path, out_png: str | Path) -> Path:
         ax.set_title(f"{_title(row)}\n{row.subject}, z={z_mm:.0f} mm", fontsize=9)
         ax.axis("off")
     fig.suptitle(
-        f"Phantom cohort {Path(manifest_path).parent.name}: axial slices, patient left on the left, lesion masks in red",
+        f"Phantom cohort ({Path(manifest_path).parent.name}): axial slices, patient left on the left, lesion masks in red",
         fontsize=10,
     )
     fig.tight_layout()
