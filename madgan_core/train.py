@@ -231,7 +231,12 @@ class Trainer:
                 if main and self.step % t.preview_every == 0:
                     self._preview()
                 stop = any_flag(self.stop_requested, self.dist, self.device)
-                if self.step % t.checkpoint_every == 0 or self.step == t.steps or stop:
+                if (
+                    self.step % t.checkpoint_every == 0
+                    or self.step in t.milestones
+                    or self.step == t.steps
+                    or stop
+                ):
                     self.save_checkpoint()
                 self._emit(info)
                 if stop and self.step < t.steps:

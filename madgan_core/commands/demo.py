@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="cohort and training seed (default: 0)")
     p.add_argument(
-        "--healthy", type=int, default=60, help="healthy subjects (each has a T1 and a T1c scan)"
+        "--healthy", type=int, default=100, help="healthy subjects (each has a T1 and a T1c scan)"
     )
     p.add_argument("--ad", type=int, default=45, help="AD-like subjects, spread over stages 1-3")
     p.add_argument("--mets", type=int, default=20, help="metastasis-like subjects")
