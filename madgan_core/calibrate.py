@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,13 @@ def ordinal(n: int) -> str:
 
 
 def describe_percentile(p: float, n: int) -> str:
-    """E.g. ``"98th percentile of 120 healthy controls"``."""
+    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly."""
     controls = "healthy control" if n == 1 else "healthy controls"
-    return f"{ordinal(int(round(p)))} percentile of {n} {controls}"
+    if p >= 100.0:
+        return f"above all {n} {controls}"
+    if p <= 0.0:
+        return f"below all {n} {controls}"
+    return f"{ordinal(int(math.floor(p)))} percentile of {n} {controls}"
 
 
 def percentile_band(p: float) -> str:

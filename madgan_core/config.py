@@ -18,6 +18,9 @@ VARIANTS = ("none", "sa3", "sa7")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
+# Scan scores: the paper's two (mean, top10), a difficulty-normalised ratio and the
+# healthy-normalised z-map tail (needs a calibrated model); see madgan_core/score.py.
+SCORE_MODES = ("mean", "top10", "ratio", "ztail")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
@@ -167,13 +170,22 @@ class TrainConfig:
 
 @dataclass
 class ScoreConfig:
-    """How a scan's reconstruction error becomes a score."""
+    """How a scan's reconstruction error becomes a score.
+
+    Attributes:
+        mode: the headline score that reports lead with and rank by (every mode is
+            always computed). ``mean`` is the paper's default.
+        top_windows: window count of the ``top10`` mode.
+        batch_size: windows per inference batch (0: chosen per device).
+    """
 
     mode: str = "mean"
     top_windows: int = 10
-    batch_size: int = 0  # 0: chosen per device
+    batch_size: int = 0
 
     def validate(self) -> None:
+        if self.mode not in SCORE_MODES:
+            raise ConfigError(f"score.mode must be one of {SCORE_MODES}, got {self.mode!r}")
         if self.top_windows < 1:
             raise ConfigError("score.top_windows must be >= 1")
         if self.batch_size < 0:

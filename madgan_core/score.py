@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
     from madgan_core.config import ModelConfig
 
-SCORE_MODES = ("mean", "top10", "ratio", "ztail")
 MODE_LABELS = {
     "mean": "mean ℓ2 over all windows (paper)",
     "top10": "mean ℓ2 of the 10 contiguous windows with the highest loss (paper)",
@@ -45,7 +44,7 @@ class ScanScore:
     Attributes:
         name: scan name (file stem).
         path: source file, if any.
-        scores: scan score per mode (see :data:`SCORE_MODES`).
+        scores: scan score per mode (see :data:`madgan_core.config.SCORE_MODES`).
         window_losses: mean ℓ2 of each window, ``(w,)``.
         copy_losses: the copy-last-slice predictor's ℓ2 on the same windows, ``(w,)``.
         slice_losses: mean ℓ2 per slab slice over the windows that predict it; NaN if none.

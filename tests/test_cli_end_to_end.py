@@ -107,7 +107,7 @@ def test_calibrate_then_score_with_maps(trained):
         "T1c",
         cwd=root,
     )
-    assert "percentile of" in out.stdout
+    assert "healthy control" in out.stdout
     row = json.loads((root / "scores" / "scores.jsonl").read_text().splitlines()[0])
     assert row["score_mean"] > 0 and 0 <= row["percentile_mean"] <= 100 and row["n_controls"] >= 1
     assert "score_ztail" in row

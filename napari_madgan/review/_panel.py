@@ -16,13 +16,14 @@ MODES = (
 )
 
 
-def score_lines(result: ScanScore) -> list[str]:
-    """One line per scoring mode, e.g. ``Mean ℓ2: 0.0123 — 98th percentile of 120 healthy
-    controls (highly unusual)``."""
+def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
+    """One line per scoring mode, headline first, e.g. ``Mean ℓ2: 0.0123 — 98th percentile
+    of 120 healthy controls (highly unusual)``."""
     from madgan_core.calibrate import describe_percentile, percentile_band
 
     lines = []
-    for mode, label in MODES:
+    ordered = sorted(MODES, key=lambda item: item[0] != headline)
+    for mode, label in ordered:
         value = result.scores.get(mode)
         if value is None:
             continue
@@ -35,8 +36,15 @@ def score_lines(result: ScanScore) -> list[str]:
     return lines
 
 
-def score_html(result: ScanScore, title: str | None = None) -> str:
-    rows = "".join(f"<li>{line}</li>" for line in score_lines(result))
+def score_html(result: ScanScore, title: str | None = None, headline: str = "mean") -> str:
+    lines = score_lines(result, headline)
+    if headline in result.scores and lines:
+        lines[0] = f"<b>{lines[0]}</b>"
+    elif headline == "ztail":
+        lines.insert(
+            0, "<i>z-map tail: needs a calibrated model with z-statistics for this sequence</i>"
+        )
+    rows = "".join(f"<li>{line}</li>" for line in lines)
     return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
 
 

@@ -24,6 +24,7 @@ class ReviewState:
         device: ``auto``, ``cpu`` or ``cuda``.
         sequence: ``T1`` or ``T1c``; sets the default heatmap range.
         heatmap_range: heatmap contrast limits (ℓ2).
+        score_mode: the headline score mode (shown first, with its band).
         scan: the scan last scored.
         scan_layer: name of the layer it came from.
         result: the last score.
@@ -38,6 +39,7 @@ class ReviewState:
     device: str = "auto"
     sequence: str = "T1"
     heatmap_range: tuple[float, float] = HEATMAP_RANGE["T1"]
+    score_mode: str = "mean"
     scan: Scan | None = None
     scan_layer: str = ""
     result: ScanScore | None = None

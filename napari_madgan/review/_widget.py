@@ -47,7 +47,7 @@ from napari_madgan.review._layers import (
     result_layer_specs,
 )
 from napari_madgan.review._model_cache import ModelCache
-from napari_madgan.review._panel import NO_REFERENCE, score_html, top_slices
+from napari_madgan.review._panel import MODES, NO_REFERENCE, score_html, top_slices
 from napari_madgan.review._plot import SlicePlot
 from napari_madgan.review._report import export_heatmap, write_report
 from napari_madgan.review._state import DEVICE_CHOICES, ReviewState
@@ -139,6 +139,9 @@ class ReviewWidget(QWidget):
         self.device_combo.addItems(list(DEVICE_CHOICES))
         self.sequence_combo = QComboBox()
         self.sequence_combo.addItems(list(SEQUENCES))
+        self.mode_combo = QComboBox()
+        for mode, label in MODES:
+            self.mode_combo.addItem(label, mode)
         self.range_lo = QDoubleSpinBox()
         self.range_hi = QDoubleSpinBox()
         for box in (self.range_lo, self.range_hi):
@@ -157,6 +160,7 @@ class ReviewWidget(QWidget):
         form.addRow("Model", model_row)
         form.addRow("Device", self.device_combo)
         form.addRow("Sequence", self.sequence_combo)
+        form.addRow("Headline score", self.mode_combo)
         form.addRow("Heatmap range", range_row)
 
         self.run_btn = QPushButton("Run")
@@ -212,6 +216,7 @@ class ReviewWidget(QWidget):
         self.cancel_btn.clicked.connect(self.cancel)
         self.sequence_combo.currentTextChanged.connect(self.set_sequence)
         self.layer_combo.currentTextChanged.connect(self._layer_chosen)
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         self.range_lo.valueChanged.connect(self._range_edited)
         self.range_hi.valueChanged.connect(self._range_edited)
         self.device_combo.currentTextChanged.connect(self._device_changed)
@@ -265,6 +270,22 @@ class ReviewWidget(QWidget):
         self._refresh_models()
         self.model_combo.setEditText(path)
         self.state.model_path = path
+
+    def set_score_mode(self, mode: str) -> None:
+        """Lead the score panel with ``mode`` (``mean``, ``top10``, ``ratio`` or ``ztail``)."""
+        index = self.mode_combo.findData(mode)
+        if index < 0:
+            raise ValueError(f"unknown score mode {mode!r}")
+        self.mode_combo.setCurrentIndex(index)
+
+    def _mode_changed(self, _index: int) -> None:
+        self.state.score_mode = self.mode_combo.currentData()
+        if self.state.result is not None:
+            self._show_scores(self.state.result)
+
+    def _show_scores(self, result: ScanScore) -> None:
+        title = self.state.scan_layer or None
+        self.score_label.setText(score_html(result, title, self.state.score_mode))
 
     def set_scan_layer(self, name: str) -> None:
         self.layer_combo.setCurrentText(name)
@@ -433,7 +454,7 @@ class ReviewWidget(QWidget):
         self._refresh_layers()
         if self.state.scan_layer in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[self.state.scan_layer]
-        self.score_label.setText(score_html(result, self.state.scan_layer or None))
+        self._show_scores(result)
         self.top_list.clear()
         for z, loss in top_slices(result):
             item = QListWidgetItem(f"z = {z}    ℓ2 = {loss:.4g}")

@@ -83,7 +83,10 @@ def test_percentile_is_monotonic_and_right_at_the_extremes():
     assert ref.percentile(0.05) == 0.0 and ref.percentile(0.45) == 100.0
     assert ref.percentile(0.25) == 50.0
     assert describe_percentile(98.2, 120) == "98th percentile of 120 healthy controls"
-    assert describe_percentile(1, 1) == "1st percentile of 1 healthy control"
+    assert describe_percentile(1.9, 1) == "1st percentile of 1 healthy control"
+    assert describe_percentile(99.9, 40) == "99th percentile of 40 healthy controls"
+    assert describe_percentile(100.0, 40) == "above all 40 healthy controls"
+    assert describe_percentile(0.0, 40) == "below all 40 healthy controls"
     assert percentile_band(50) == "within the healthy range"
     assert percentile_band(95) == "unusual" and percentile_band(100) == "highly unusual"
 

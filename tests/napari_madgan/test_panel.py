@@ -1,0 +1,46 @@
+"""Score panel text, headline mode first (no viewer needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from madgan_core.score import ScanScore
+from napari_madgan.review._panel import NO_REFERENCE, score_html, score_lines
+
+
+def result(percentiles=None, n=0, ztail=True) -> ScanScore:
+    scores = {"mean": 0.02, "top10": 0.03, "ratio": 1.1}
+    if ztail:
+        scores["ztail"] = 4.2
+    empty = np.zeros(0)
+    return ScanScore(
+        "scan",
+        None,
+        scores,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        percentiles=percentiles or {},
+        n_controls=n,
+    )
+
+
+def test_headline_mode_comes_first_in_bold():
+    r = result({"mean": 50.0, "ztail": 99.5}, n=40)
+    lines = score_lines(r, "ztail")
+    assert (
+        lines[0].startswith("z-map tail")
+        and "99th percentile of 40 healthy controls (highly unusual)" in lines[0]
+    )
+    assert "<b>z-map tail" in score_html(r, headline="ztail")
+    assert score_lines(r, "mean")[0].startswith(
+        "Mean ℓ2 (all windows): 0.02 — 50th percentile of 40 healthy controls"
+    )
+
+
+def test_no_reference_and_missing_ztail_are_said_plainly():
+    r = result(ztail=False)
+    assert all(line.endswith(NO_REFERENCE) for line in score_lines(r))
+    assert "needs a calibrated model" in score_html(r, headline="ztail")
