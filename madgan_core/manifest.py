@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from madgan_core.io import atomic_write_text, is_scan_path, scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
 OPTIONAL_COLUMNS = ("subtype", "mask")
-GROUPS = ("healthy", "ad", "mets", "various")
+GROUPS = ("healthy", "ad", "mets", "various")  # the phantom cohort's groups
+# Real cohorts may name other groups (e.g. "mci", "glioma"); "healthy" is the one the
+# tool treats specially (training, calibration, the negatives of every ROC).
+GROUP_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 SPLITS = ("train", "calib", "test")
 FOLDER_SUFFIXES = (".nii", ".nii.gz", ".mgz")
 MAX_REPORTED = 20
@@ -34,7 +38,7 @@ class ManifestRow:
     Attributes:
         path: absolute path of the scan.
         subject: subject identifier (splits are made by subject).
-        group: ``healthy``, ``ad``, ``mets`` or ``various``.
+        group: ``healthy``, or a disease group name (the phantoms use ``ad``, ``mets``, ``various``).
         stage: 0 for healthy; disease stage otherwise (AD: 1/2/3 ~ CDR 0.5/1/2).
         sequence: e.g. ``T1`` or ``T1c``.
         split: ``train``, ``calib`` or ``test``.
@@ -100,8 +104,11 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
         mask = _resolve(base, values["mask"]) if values.get("mask") else None
         if check_paths and mask is not None and not mask.is_file():
             row_problems.append(f"mask not found: {values['mask']} (looked for {mask})")
-        if values["group"] not in GROUPS:
-            row_problems.append(f"group {values['group']!r} is not one of {', '.join(GROUPS)}")
+        if not GROUP_NAME.match(values["group"]):
+            row_problems.append(
+                f"group {values['group']!r} is not a lower-case name "
+                f"(letters, digits, '-', '_'; e.g. {', '.join(GROUPS)})"
+            )
         if values["split"] not in SPLITS:
             row_problems.append(f"split {values['split']!r} is not one of {', '.join(SPLITS)}")
         try:

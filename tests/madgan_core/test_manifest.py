@@ -87,7 +87,10 @@ def test_subject_in_two_splits_is_refused(cohort):
 @pytest.mark.parametrize(
     ("row", "problem"),
     [
-        ("scans/a_T1.nii.gz,a,tumour,0,T1,train", "group 'tumour'"),
+        (
+            "scans/a_T1.nii.gz,a,Brain Tumour,1,T1,test",
+            "group 'Brain Tumour' is not a lower-case name",
+        ),
         ("scans/a_T1.nii.gz,a,healthy,0,T1,validation", "split 'validation'"),
         ("scans/a_T1.nii.gz,a,ad,0.5,T1,test", "stage '0.5'"),
         ("scans/a_T1.nii.gz,a,healthy,,T1,train", "empty value"),
@@ -145,3 +148,10 @@ def _empty(base: Path) -> Path:
     folder = base / "empty"
     folder.mkdir()
     return folder
+
+
+def test_other_disease_groups_are_accepted(cohort):
+    path = _write(
+        cohort, "scans/a_T1.nii.gz,a,healthy,0,T1,test\nscans/b_T1.nii.gz,b,mci,1,T1,test\n"
+    )
+    assert [r.group for r in read_manifest(path)] == ["healthy", "mci"]
