@@ -11,15 +11,19 @@ import sys
 from pathlib import Path
 
 
-def open_review(model: Path, scan: Path, sequence: str | None = None, run: bool = True):
-    """A napari viewer with ``scan`` open and the review widget scoring it with ``model``."""
+def open_review(
+    model: Path, scan: Path, sequence: str | None = None, run: bool = True, viewer=None
+):
+    """A napari viewer (new, or ``viewer``) with ``scan`` open and the review widget
+    scoring it with ``model``."""
     import napari
 
     from madgan_core.io import load_scan
     from napari_madgan._layers import scan_layer_tuple
     from napari_madgan.review import ReviewWidget
 
-    viewer = napari.Viewer(title=f"MADGAN review: {scan.name}")
+    if viewer is None:
+        viewer = napari.Viewer(title=f"MADGAN review: {scan.name}")
     data, kwargs, _ = scan_layer_tuple(load_scan(scan))
     layer = viewer.add_image(data, **kwargs)
     widget = ReviewWidget(viewer)
