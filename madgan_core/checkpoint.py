@@ -277,7 +277,8 @@ def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
 def prune_checkpoints(
     directory: str | Path, keep_last: int, milestones: tuple[int, ...] = ()
 ) -> list[Path]:
-    """Delete all but the newest ``keep_last`` checkpoints and the milestone steps."""
+    """Delete all but the newest ``keep_last`` checkpoints and the milestone steps, and the
+    temporary files of checkpoint writes that a killed run left behind."""
     found = list_checkpoints(directory)
     keep = {s for s, _ in found[-keep_last:]} | set(milestones)
     removed = []
@@ -285,4 +286,7 @@ def prune_checkpoints(
         if step not in keep:
             p.unlink(missing_ok=True)
             removed.append(p)
+    for stale in Path(directory).glob(".ckpt_*.tmp*"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
     return removed

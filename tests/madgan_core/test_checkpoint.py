@@ -154,3 +154,13 @@ def test_list_and_prune(tmp_path):
     ckpt.prune_checkpoints(tmp_path, keep_last=2, milestones=(2,))
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [2, 4, 5]
     assert ckpt.list_checkpoints(tmp_path / "missing") == []
+
+
+def test_prune_removes_temporary_files_of_a_killed_write(tmp_path):
+    for step in (1, 2):
+        ckpt.checkpoint_path(tmp_path, step).write_bytes(b"x")
+    stale = tmp_path / ".ckpt_00000003.pt.abc123.tmp.pt"
+    stale.write_bytes(b"half a checkpoint")
+    ckpt.prune_checkpoints(tmp_path, keep_last=5)
+    assert not stale.exists()
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path)] == [1, 2]
