@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from qtpy.QtCore import QPoint, Qt
@@ -73,7 +75,9 @@ def test_score_panel_shows_percentiles(review, qtbot):
     _run(qtbot, widget)
     text = widget.score_label.text()
     assert "Mean ℓ2" in text and "Top-10 windows ℓ2" in text
-    assert "percentile of 20 healthy controls" in text
+    assert re.search(
+        r"(\d+(st|nd|rd|th) percentile of|above all|below all) 20 healthy controls", text
+    )
     assert any(band in text for band in ("within the healthy range", "unusual", "highly unusual"))
     assert widget.top_list.count() > 0
 
