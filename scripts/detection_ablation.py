@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 for label, row in table.items()
             },
         }
+        (args.out / "ablation.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    (args.out / "ablation.json").write_text(json.dumps(results, indent=2))
     return 0
 
 
