@@ -130,7 +130,7 @@ def build_reference(
     from madgan_core.device import resolve_precision
     from madgan_core.io import load_scan
     from madgan_core.preprocess import preprocess
-    from madgan_core.score import default_batch_size, generator_predictor, scan_scores, slab_errors
+    from madgan_core.score import default_batch_size, generator_predictor, score_slab
 
     if not rows:
         raise MadganError("no healthy scans to calibrate on")
@@ -146,12 +146,12 @@ def build_reference(
     for i, row in enumerate(rows):
         scan = load_scan(row.path)
         slab = preprocess(scan, cfg.preprocess)
-        errors = slab_errors(predictor, slab, cfg.model, model.device, precision, batch, maps=True)
+        errors, scores, _ = score_slab(
+            predictor, slab, cfg, model.device, precision, batch, maps=True
+        )
         names.append(scan.name)
         sequences.append(row.sequence)
-        for mode, value in scan_scores(
-            errors.window_losses, errors.copy_losses, cfg.score.top_windows
-        ).items():
+        for mode, value in scores.items():
             collected.setdefault(mode, []).append(value)
         brain = np.where(slab.slices > FOREGROUND_LEVEL, 1.0, -1.0).astype(np.float32)
         error_maps.setdefault(row.sequence, []).append((errors.slice_maps()[0], brain, i))

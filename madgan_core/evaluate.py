@@ -26,10 +26,8 @@ from madgan_core.score import (
     copy_predictor,
     default_batch_size,
     generator_predictor,
-    scan_scores,
-    slab_errors,
+    score_slab,
 )
-from madgan_core.zmap import tail_score
 
 if TYPE_CHECKING:
     import torch
@@ -131,20 +129,9 @@ def score_cohort(
                 zstats = None
                 if reference is not None and method == "madgan":
                     zstats = reference.zstats_for(row.sequence)
-                errors = slab_errors(
-                    predictor,
-                    slab,
-                    cfg.model,
-                    model.device,
-                    precision,
-                    batch,
-                    maps=zstats is not None,
+                _, scores, _ = score_slab(
+                    predictor, slab, cfg, model.device, precision, batch, zstats=zstats
                 )
-                scores = scan_scores(
-                    errors.window_losses, errors.copy_losses, cfg.score.top_windows
-                )
-                if zstats is not None:
-                    scores["ztail"] = tail_score(zstats.zmap(errors.slice_maps()[0]), slab.slices)
                 for mode, value in scores.items():
                     if f"{method}:{mode}" in columns:
                         record[f"{method}:{mode}"] = value

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     import torch
 
     from madgan_core.checkpoint import LoadedModel
-    from madgan_core.config import ModelConfig
+    from madgan_core.config import MadganConfig, ModelConfig
+    from madgan_core.zmap import ZStats
 
 MODE_LABELS = {
     "mean": "mean ℓ2 over all windows (paper)",
@@ -236,6 +237,43 @@ def slab_errors(
     )
 
 
+def score_slab(
+    predictor: Predictor,
+    slab: Slab,
+    cfg: MadganConfig,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    *,
+    zstats: ZStats | None = None,
+    maps: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
+    """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
+
+    The ``ztail`` score and the z-map need ``zstats``; ℓ2 maps are accumulated when
+    ``maps`` is set or a z-map is wanted.
+    """
+    errors = slab_errors(
+        predictor,
+        slab,
+        cfg.model,
+        device,
+        precision,
+        batch_size,
+        maps or zstats is not None,
+        progress,
+        should_stop,
+    )
+    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+    z = None
+    if zstats is not None:
+        z = zstats.zmap(errors.slice_maps()[0])
+        scores["ztail"] = tail_score(z, slab.slices)
+    return errors, scores, z
+
+
 def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
     """Windows per batch: larger on GPUs, memory-bounded on CPUs.
 
@@ -289,22 +327,18 @@ def score_scan(
         zstats = reference.zstats_for(sequence)
     if predictor is None:
         predictor = generator_predictor(model.generator)
-    errors = slab_errors(
+    errors, scores, z = score_slab(
         predictor,
         slab,
-        cfg.model,
+        cfg,
         model.device,
         precision,
         batch,
-        maps or zstats is not None,
-        progress,
-        should_stop,
+        zstats=zstats,
+        maps=maps,
+        progress=progress,
+        should_stop=should_stop,
     )
-    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
-    z = None
-    if zstats is not None:
-        z = zstats.zmap(errors.slice_maps()[0])
-        scores["ztail"] = tail_score(z, slab.slices)
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
