@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from madgan_core.commands.evaluate import evaluate
 from madgan_core.io import load_scan, save_like
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
@@ -82,43 +83,6 @@ def make_lesioned(
             )
             log.info("%s: %d lesion voxels", name, int(mask.sum()))
     return rows
-
-
-def evaluate_rows(
-    model_path: Path,
-    rows: list[ManifestRow],
-    out: Path,
-    autoencoder: Path | None,
-    device: str,
-    precision: str,
-):
-    """What ``madgan_core.commands.evaluate.evaluate`` does, on rows in memory.
-
-    ``evaluate()`` reads its rows through ``read_manifest``, which accepts only
-    the generator's groups (healthy, ad, mets, various), so it cannot read the
-    ``unseen-<type>`` groups; the steps below are the same calls.
-    """
-    from tqdm import tqdm
-
-    from madgan_core.checkpoint import load_model
-    from madgan_core.commands._common import tqdm_callback
-    from madgan_core.evaluate import (
-        evaluation_predictors,
-        has_zstats,
-        score_cohort,
-        score_columns,
-        write_report,
-    )
-
-    model = load_model(model_path, device=device)
-    predictors = evaluation_predictors(model, autoencoder, model.device)
-    with tqdm(desc="evaluating", unit="scan") as bar:
-        records = score_cohort(
-            predictors, model, rows, out / "scores.csv", tqdm_callback(bar), precision
-        )
-    columns = score_columns(list(predictors), has_zstats(model))
-    report, table = write_report(records, columns, out, model, notes=REPORT_NOTES)
-    return report, table, columns
 
 
 def _scored_slice(mask: np.ndarray, affine: np.ndarray) -> int:
@@ -192,14 +156,20 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s has no healthy test scans to host the lesions", args.manifest)
         return 1
     out = args.out
-    # Scores are cached by scan path: scans rewritten here make cached scores stale.
+    # Scores are reused by scan path: scans rewritten here would make them stale.
     (out / "report" / "scores.csv").unlink(missing_ok=True)
     rows = make_lesioned(healthy, args.types, out, args.seed)
     write_manifest([*healthy, *rows], out / "manifest.csv")
     if args.preview is not None:
         log.info("preview: %s", save_preview(rows, healthy, args.preview))
-    report, table, columns = evaluate_rows(
-        args.model, [*healthy, *rows], out / "report", args.autoencoder, args.device, args.precision
+    report, table, columns = evaluate(
+        args.model,
+        out / "manifest.csv",
+        out / "report",
+        autoencoder=args.autoencoder,
+        device=args.device,
+        precision=args.precision,
+        notes=REPORT_NOTES,
     )
     print(format_table(table, columns, markdown=False))
     print(f"\nReport: {report}")

@@ -61,8 +61,12 @@ def evaluate(
     autoencoder=None,
     device="auto",
     precision="auto",
+    notes="",
 ):
-    """Run the whole evaluation; return (report path, AUC table, columns)."""
+    """Run the whole evaluation; return (report path, AUC table, columns).
+
+    ``notes`` (markdown) is appended to the report.
+    """
     from madgan_core.checkpoint import list_checkpoints, load_model
     from madgan_core.errors import MadganError
     from madgan_core.evaluate import (
@@ -95,5 +99,5 @@ def evaluate(
                 found, rows, out / "checkpoints", device, tqdm_callback(bar)
             )
     columns = score_columns(list(predictors), has_zstats(model))
-    report, table = write_report(records, columns, out, model, curve)
+    report, table = write_report(records, columns, out, model, curve, notes)
     return report, table, columns
