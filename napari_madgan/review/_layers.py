@@ -42,52 +42,38 @@ class LayerSpec:
 def result_layer_specs(
     scan: Scan, result: ScanScore, heatmap_range: tuple[float, float], prefix: str = ""
 ) -> list[LayerSpec]:
-    """The heatmap and (hidden) reconstruction of ``result`` on ``scan``'s grid.
+    """The heatmap, the (hidden) z-map and the (hidden) reconstruction of ``result`` on
+    ``scan``'s grid.
 
     Pure numpy (safe to run in the scoring worker): the display arrays are made
     contiguous here so the GUI thread only hands them to napari.
     """
-    geometry = geometry_kwargs(scan)
-    metadata = {SCAN_KEY: scan, RESULT_KEY: result}
-    specs = []
-    if result.reconstruction is not None:
-        recon = np.ascontiguousarray(
-            to_display(np.asarray(result.reconstruction, dtype=np.float32))
-        )
-        kwargs = {
-            "colormap": "gray",
-            "contrast_limits": robust_contrast(scan.data),
-            "visible": False,
-            "metadata": dict(metadata),
-            **geometry,
-        }
-        specs.append(LayerSpec(f"{prefix}{RECONSTRUCTION_NAME}", recon, kwargs))
-    if result.heatmap is not None:
-        heat = np.ascontiguousarray(to_display(np.asarray(result.heatmap, dtype=np.float32)))
-        kwargs = {
-            "colormap": "jet",
-            "contrast_limits": tuple(float(v) for v in heatmap_range),
-            "blending": "translucent",
-            "opacity": HEATMAP_OPACITY,
-            "metadata": dict(metadata),
-            **geometry,
-        }
-        specs.append(LayerSpec(f"{prefix}{HEATMAP_NAME}", heat, kwargs))
-    if result.zmap is not None:
+    common = {"metadata": {SCAN_KEY: scan, RESULT_KEY: result}, **geometry_kwargs(scan)}
+    overlay = {"colormap": "jet", "blending": "translucent", "opacity": HEATMAP_OPACITY}
+    layers = [
+        (
+            RECONSTRUCTION_NAME,
+            result.reconstruction,
+            {"colormap": "gray", "contrast_limits": robust_contrast(scan.data), "visible": False},
+        ),
+        (
+            HEATMAP_NAME,
+            result.heatmap,
+            {**overlay, "contrast_limits": tuple(float(v) for v in heatmap_range)},
+        ),
         # Healthy-normalised: how unusual the error is for that place, so the lesion
         # itself lights up. Hidden until the reader switches it on.
-        zmap = np.ascontiguousarray(to_display(np.asarray(result.zmap, dtype=np.float32)))
-        kwargs = {
-            "colormap": "jet",
-            "contrast_limits": ZMAP_RANGE,
-            "blending": "translucent",
-            "opacity": HEATMAP_OPACITY,
-            "visible": False,
-            "metadata": dict(metadata),
-            **geometry,
-        }
-        specs.append(LayerSpec(f"{prefix}{ZMAP_NAME}", zmap, kwargs))
-    return specs
+        (ZMAP_NAME, result.zmap, {**overlay, "contrast_limits": ZMAP_RANGE, "visible": False}),
+    ]
+    return [
+        LayerSpec(
+            f"{prefix}{name}",
+            np.ascontiguousarray(to_display(np.asarray(volume, dtype=np.float32))),
+            {**style, **common, "metadata": dict(common["metadata"])},
+        )
+        for name, volume, style in layers
+        if volume is not None
+    ]
 
 
 def _same_geometry(layer, kwargs: dict) -> bool:
