@@ -145,7 +145,6 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     keep_last: int = 3
     milestones: tuple[int, ...] = (150_000, 300_000, 600_000, 900_000, 1_800_000)
-    calibration_fraction: float = 1.0
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
