@@ -153,8 +153,11 @@ def build_reference(
         sequences.append(row.sequence)
         for mode, value in scores.items():
             collected.setdefault(mode, []).append(value)
-        brain = np.where(slab.slices > FOREGROUND_LEVEL, 1.0, -1.0).astype(np.float32)
-        error_maps.setdefault(row.sequence, []).append((errors.slice_maps()[0], brain, i))
+        # Kept for the leave-one-out pass: float16 maps and a boolean brain mask halve the memory.
+        brain = slab.slices > FOREGROUND_LEVEL
+        error_maps.setdefault(row.sequence, []).append(
+            (errors.slice_maps()[0].astype(np.float16), brain, i)
+        )
         if progress is not None:
             progress(i + 1, len(rows))
     reference = HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names, sequences)
@@ -165,11 +168,12 @@ def build_reference(
             continue
         builder = ZStatsBuilder(shape)
         for err, _brain, _i in items:
-            builder.add(err)
+            builder.add(err.astype(np.float32))
         reference.zstats[sequence] = builder.finalize()
-        for err, brain, i in items:
+        for err16, brain, i in items:
+            err = err16.astype(np.float32)
             z = builder.finalize(leave_out=err).zmap(err)
-            ztail[i] = tail_score(z, brain)
+            ztail[i] = tail_score(z, np.where(brain, 1.0, -1.0))
     if np.all(np.isfinite(ztail)):
         reference.scores["ztail"] = ztail
     return reference
