@@ -14,13 +14,14 @@ and the growth between the last two.
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import emit  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -104,10 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_scan": round(elapsed / args.scans, 3),
         "phantom_generation_s": round(generated_s, 1),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return report
 
 

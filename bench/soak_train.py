@@ -14,7 +14,6 @@ and the growth.
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import emit  # noqa: E402
 from bench.soak_score import rss_mib  # noqa: E402
 
 
@@ -100,10 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         "growth_total_mib": round(samples["end"] - samples.get("first_step", float("nan")), 1),
         "seconds_per_step": round(elapsed / max(result.step, 1), 4),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return report
 
 
