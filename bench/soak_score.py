@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(model.device),
         "torch": torch.__version__,
         "rss_mib": {k: round(v, 1) for k, v in samples.items()},
-        "growth_after_20_mib": round(samples["end"] - samples["after_20"], 1),
+        "growth_after_20_mib": round(samples["end"] - samples.get("after_20", float("nan")), 1),
         "growth_total_mib": round(samples["end"] - samples["start"], 1),
         "seconds_per_scan": round(elapsed / args.scans, 3),
         "phantom_generation_s": round(generated_s, 1),
