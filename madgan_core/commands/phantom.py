@@ -54,19 +54,13 @@ def _voxel(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from madgan_core.commands._common import tqdm_callback
     from madgan_core.phantom import generate_cohort, preview_groups
 
     if args.healthy + args.ad + args.mets + args.various == 0:
         logger.error("nothing to simulate: give at least one subject")
         return 2
-    bar = tqdm(total=0, unit="scan", desc="phantom")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with tqdm(total=0, unit="scan", desc="phantom") as bar:
         manifest = generate_cohort(
             args.outdir,
             healthy=args.healthy,
@@ -75,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
             various=args.various,
             seed=args.seed,
             voxel_mm=args.voxel_mm,
-            progress=progress,
+            progress=tqdm_callback(bar),
         )
-    finally:
-        bar.close()
     print(f"manifest: {manifest}")
     if args.preview:
         png = preview_groups(manifest, args.outdir / "preview.png")
