@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.errors import MadganError
-from madgan_core.zmap import FOREGROUND_LEVEL, ZStats, ZStatsBuilder, tail_score
+from madgan_core.zmap import (
+    FOREGROUND_LEVEL,
+    NOISE_ADJUSTED,
+    NoiseFit,
+    ZStats,
+    ZStatsBuilder,
+    log_noise,
+    zmap_features,
+)
 
 if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
@@ -20,6 +28,9 @@ if TYPE_CHECKING:
 # Percentile bands shown to readers.
 UNUSUAL_PERCENTILE = 90.0
 HIGHLY_UNUSUAL_PERCENTILE = 99.0
+# z-statistics need 3 controls of a sequence; the noise-adjusted modes a few more for their fit.
+MIN_ZSTATS_CONTROLS = 3
+MIN_NOISE_FIT_CONTROLS = 6
 
 
 @dataclass
@@ -142,7 +153,7 @@ def build_reference(
     names: list[str] = []
     sequences: list[str] = []
     collected: dict[str, list[float]] = {}
-    error_maps: dict[str, list[tuple[np.ndarray, np.ndarray, int]]] = {}
+    error_maps: dict[str, list[tuple[np.ndarray, np.ndarray, float, int]]] = {}
     for i, row in enumerate(rows):
         scan = load_scan(row.path)
         slab = preprocess(scan, cfg.preprocess)
@@ -156,27 +167,54 @@ def build_reference(
         # Kept for the leave-one-out pass: float16 maps and a boolean brain mask halve the memory.
         brain = slab.slices > FOREGROUND_LEVEL
         error_maps.setdefault(row.sequence, []).append(
-            (errors.slice_maps()[0].astype(np.float16), brain, i)
+            (errors.slice_maps()[0].astype(np.float16), brain, log_noise(slab.slices), i)
         )
         if progress is not None:
             progress(i + 1, len(rows))
     reference = HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names, sequences)
-    # z-statistics per sequence; each control's own z-tail score is taken leaving it out.
-    ztail = np.full(len(names), np.nan)
+    zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
     for sequence, items in error_maps.items():
-        if len(items) < 3:
+        if len(items) < MIN_ZSTATS_CONTROLS:
             continue
-        builder = ZStatsBuilder(shape)
-        for err, _brain, _i in items:
-            builder.add(err.astype(np.float32))
-        reference.zstats[sequence] = builder.finalize()
-        for err16, brain, i in items:
-            err = err16.astype(np.float32)
-            z = builder.finalize(leave_out=err).zmap(err)
-            ztail[i] = tail_score(z, np.where(brain, 1.0, -1.0))
-    if np.all(np.isfinite(ztail)):
-        reference.scores["ztail"] = ztail
+        reference.zstats[sequence] = _sequence_zstats(items, shape, zscores)
+    for mode, values in zscores.items():
+        if np.all(np.isfinite(values)):
+            reference.scores[mode] = values
     return reference
+
+
+def _sequence_zstats(
+    items: list[tuple[np.ndarray, np.ndarray, float, int]],
+    shape: tuple[int, int],
+    zscores: dict[str, np.ndarray],
+) -> ZStats:
+    """One sequence's z-statistics and noise fits; fills in its controls' own z-map scores.
+
+    Each control is scored leaving it out of the statistics, and its noise-adjusted
+    scores leave it out of the noise fit too, so its percentile is honest.
+    """
+    builder = ZStatsBuilder(shape)
+    for err, _brain, _noise, _i in items:
+        builder.add(err.astype(np.float32))
+    stats = builder.finalize()
+    features = []
+    for err16, brain, _noise, _i in items:
+        err = err16.astype(np.float32)
+        z = builder.finalize(leave_out=err).zmap(err)
+        features.append(zmap_features(z, np.where(brain, 1.0, -1.0)))
+    noises = np.array([noise for _err, _brain, noise, _i in items])
+    index = np.array([i for *_rest, i in items])
+    zscores["ztail"][index] = [f["ztail"] for f in features]
+    if len(items) < MIN_NOISE_FIT_CONTROLS or not np.all(np.isfinite(noises)):
+        return stats
+    for mode in NOISE_ADJUSTED:
+        values = np.array([f[mode] for f in features])
+        stats.noise_fits[mode] = NoiseFit.fit(noises, values)
+        for k in range(len(items)):
+            others = np.arange(len(items)) != k
+            fit = NoiseFit.fit(noises[others], values[others])
+            zscores[mode][index[k]] = fit.adjust(values[k], noises[k])
+    return stats
 
 
 def calibration_rows(rows: Sequence[ManifestRow]) -> list[ManifestRow]:

@@ -20,7 +20,9 @@ DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
 # Scan scores: the paper's two (mean, top10), a difficulty-normalised ratio and the
 # healthy-normalised z-map tail (needs a calibrated model); see madgan_core/score.py.
-SCORE_MODES = ("mean", "top10", "ratio", "ztail")
+SCORE_MODES = ("mean", "top10", "ratio", "ztail", "zvolume", "zmean")
+# Modes that need a calibrated model (z-statistics for the scan's sequence).
+CALIBRATED_MODES = ("ztail", "zvolume", "zmean")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}

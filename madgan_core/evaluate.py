@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from madgan_core.config import CALIBRATED_MODES
 from madgan_core.errors import MadganError
 from madgan_core.io import atomic_write_text, load_scan
 from madgan_core.preprocess import preprocess
@@ -63,22 +64,27 @@ class AucResult:
     n_disease: int
 
 
-def score_columns(methods: Sequence[str], ztail: bool = False) -> list[str]:
-    """``method:mode`` columns: baselines get the paper's two modes, MADGAN every mode it has."""
+def score_columns(methods: Sequence[str], calibrated: Sequence[str] = ()) -> list[str]:
+    """``method:mode`` columns: baselines get the paper's two modes, MADGAN ``ratio`` and
+    the ``calibrated`` z-map modes too."""
     columns = []
     for method in methods:
         modes = ["mean", "top10"]
         if method == "madgan":
-            modes += ["ratio", "ztail"] if ztail else ["ratio"]
+            modes += ["ratio", *calibrated]
         columns += [f"{method}:{mode}" for mode in modes]
     return columns
 
 
-def has_zstats(model: LoadedModel) -> bool:
+def calibrated_modes(model: LoadedModel) -> list[str]:
+    """The z-map modes the model's healthy reference supports (empty if uncalibrated)."""
     from madgan_core.calibrate import HealthyReference
 
     reference = HealthyReference.from_model(model)
-    return reference is not None and bool(reference.zstats)
+    if reference is None or not reference.zstats:
+        return []
+    fitted = set.intersection(*(set(z.noise_fits) for z in reference.zstats.values()))
+    return [m for m in CALIBRATED_MODES if m == "ztail" or m in fitted]
 
 
 def score_cohort(
@@ -94,7 +100,7 @@ def score_cohort(
     from madgan_core.device import resolve_precision
 
     reference = HealthyReference.from_model(model)
-    columns = [*META_COLUMNS, *score_columns(list(predictors), has_zstats(model))]
+    columns = [*META_COLUMNS, *score_columns(list(predictors), calibrated_modes(model))]
     fingerprint = _model_fingerprint(model)
     done = _read_done(out_csv, columns, fingerprint)
     records = [done[str(r.path)] for r in rows if str(r.path) in done]
@@ -454,7 +460,9 @@ def write_report(
         "- Columns: `method:mode`. `madgan:mean` is the paper's default score (mean ℓ2 over all windows), "
         "`:top10` the mean of the 10 contiguous windows with the highest loss, `madgan:ratio` the mean ℓ2 "
         "divided by the copy-last-slice predictor's ℓ2 on the same windows, `madgan:ztail` the mean of the top 1% "
-        "of the healthy-normalised z-map over the brain. `copy` and `autoencoder` are baselines.",
+        "of the healthy-normalised z-map over the brain, `madgan:zvolume` the percentage of the brain with z above 4 "
+        "and `madgan:zmean` the mean z over the brain, both adjusted for the scan's noise level. "
+        "`copy` and `autoencoder` are baselines.",
         "",
         "## AUC: healthy against each disease group and stage",
         "",

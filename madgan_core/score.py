@@ -17,7 +17,6 @@ from madgan_core.errors import MadganError
 from madgan_core.io import Scan
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
-from madgan_core.zmap import tail_score
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +30,8 @@ MODE_LABELS = {
     "top10": "mean ℓ2 of the 10 contiguous windows with the highest loss (paper)",
     "ratio": "mean ℓ2 relative to a copy-last-slice predictor (difficulty-normalised)",
     "ztail": "mean of the top 1% of the healthy-normalised z-map over the brain",
+    "zvolume": "percentage of the brain with z above 4, noise-adjusted (focal lesions)",
+    "zmean": "mean z over the brain, noise-adjusted (diffuse change)",
 }
 
 
@@ -252,7 +253,7 @@ def score_slab(
 ) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
     """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
 
-    The ``ztail`` score and the z-map need ``zstats``; ℓ2 maps are accumulated when
+    The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2 maps are accumulated when
     ``maps`` is set or a z-map is wanted.
     """
     errors = slab_errors(
@@ -270,7 +271,7 @@ def score_slab(
     z = None
     if zstats is not None:
         z = zstats.zmap(errors.slice_maps()[0])
-        scores["ztail"] = tail_score(z, slab.slices)
+        scores.update(zstats.scan_scores(z, slab.slices))
     return errors, scores, z
 
 

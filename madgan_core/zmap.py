@@ -7,20 +7,34 @@ and pixel the healthy controls' log ℓ2 (lightly smoothed) has a mean and a
 standard deviation. A scan's z-map says how unusual its error is *for that
 place*, so the lesion itself lights up rather than only the anatomy that is
 always hard to predict.
+
+Three scan scores come from a z-map (see :meth:`ZStats.scan_scores`):
+
+- ``ztail``: the mean of the top 1% of z over the brain, for focal lesions;
+- ``zvolume``: the percentage of the brain with z above 4, for focal lesions;
+- ``zmean``: the mean z over the brain, for diffuse change such as atrophy.
+
+``zvolume`` and ``zmean`` are also adjusted for the scan's noise level, which no
+predictor can anticipate: calibration fits a line of each against the log of a
+robust noise estimate over the controls, and the score is the excess over that
+line (0: a typical healthy scan at this noise level).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
 POSITION_BINS = 24
-SMOOTH_SIGMA_PX = 1.0
+SMOOTH_SIGMA_PX = 2.0
 LOG_EPS = 1e-4
 FOREGROUND_LEVEL = -0.95  # model-space intensity above which a pixel is brain
 TAIL_FRACTION = 0.01
+VOLUME_THRESHOLD = 4.0
+NOISE_ADJUSTED = ("zmean", "zvolume")
+_LAPLACIAN = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 
 def position_bins(n_slices: int, bins: int = POSITION_BINS) -> np.ndarray:
@@ -40,18 +54,79 @@ def log_error(err_maps: np.ndarray) -> np.ndarray:
     return out
 
 
+def log_noise(slices: np.ndarray) -> float:
+    """Log of the slab's noise standard deviation (model units), robust to anatomy.
+
+    Immerkær's Laplacian-difference estimator with a median over the eroded brain,
+    so edges and lesions barely move it.
+    """
+    brain = slices > FOREGROUND_LEVEL
+    brain = ndimage.binary_erosion(brain, structure=np.ones((1, 3, 3), bool), iterations=2)
+    response = ndimage.convolve(slices.astype(np.float32), _LAPLACIAN[None], mode="nearest")
+    values = np.abs(response[brain])
+    if values.size == 0:
+        return float("nan")
+    sigma = float(np.median(values)) / (0.6745 * 6.0)
+    return float(np.log(max(sigma, 1e-6)))
+
+
+def zmap_features(z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
+    """Unadjusted ``ztail``, ``zmean`` and ``zvolume`` of a z-map over predicted brain pixels."""
+    values = z[(slices > FOREGROUND_LEVEL) & np.isfinite(z)]
+    if values.size == 0:
+        return {"ztail": float("nan"), "zmean": float("nan"), "zvolume": float("nan")}
+    k = max(1, int(round(TAIL_FRACTION * values.size)))
+    return {
+        "ztail": float(np.mean(np.partition(values, values.size - k)[-k:])),  # top 1%
+        "zmean": float(np.mean(values)),
+        "zvolume": float(100.0 * np.count_nonzero(values > VOLUME_THRESHOLD) / values.size),
+    }
+
+
+@dataclass(frozen=True)
+class NoiseFit:
+    """The healthy line ``feature = intercept + slope * log_noise``."""
+
+    intercept: float
+    slope: float
+
+    @classmethod
+    def fit(cls, log_noises: np.ndarray, values: np.ndarray) -> NoiseFit:
+        slope, intercept = np.polyfit(log_noises, values, 1)
+        return cls(float(intercept), float(slope))
+
+    def adjust(self, value: float, log_noise_value: float) -> float:
+        """``value``'s excess over the healthy line at this noise level."""
+        return value - (self.intercept + self.slope * log_noise_value)
+
+
 @dataclass
 class ZStats:
-    """Per slice-position and pixel mean/std of healthy log ℓ2 (``(bins, H, W)`` each)."""
+    """Per slice-position and pixel mean/std of healthy log ℓ2 (``(bins, H, W)`` each).
+
+    ``noise_fits`` holds, per noise-adjusted mode, the controls' :class:`NoiseFit`;
+    statistics calibrated before it existed have none and give no adjusted modes.
+    """
 
     mean: np.ndarray
     std: np.ndarray
     n: int
+    noise_fits: dict[str, NoiseFit] = field(default_factory=dict)
 
     def zmap(self, err_maps: np.ndarray) -> np.ndarray:
         """z-scores of a slab's ℓ2 maps ``(n, H, W)``; NaN where there is no prediction."""
         bins = position_bins(len(err_maps), len(self.mean))
         return (log_error(err_maps) - self.mean[bins]) / self.std[bins]
+
+    def scan_scores(self, z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
+        """The scan's z-map scores: ``ztail`` always, the noise-adjusted modes when fitted."""
+        features = zmap_features(z, slices)
+        scores = {"ztail": features["ztail"]}
+        if self.noise_fits:
+            noise = log_noise(slices)
+            for mode, fit in self.noise_fits.items():
+                scores[mode] = fit.adjust(features[mode], noise)
+        return scores
 
     def to_dict(self) -> dict[str, object]:
         import torch
@@ -60,6 +135,9 @@ class ZStats:
             "mean": torch.from_numpy(self.mean.astype(np.float16)),
             "std": torch.from_numpy(self.std.astype(np.float16)),
             "n": int(self.n),
+            "noise_fits": {
+                mode: [fit.intercept, fit.slope] for mode, fit in self.noise_fits.items()
+            },
         }
 
     @classmethod
@@ -70,7 +148,12 @@ class ZStats:
         std = np.asarray(
             data["std"].float().numpy() if hasattr(data["std"], "float") else data["std"]
         )
-        return cls(mean.astype(np.float32), std.astype(np.float32), int(data["n"]))
+        fits = {
+            str(mode): NoiseFit(*(float(v) for v in values))
+            for mode, values in (data.get("noise_fits") or {}).items()
+            if mode in NOISE_ADJUSTED and len(values) == 2
+        }
+        return cls(mean.astype(np.float32), std.astype(np.float32), int(data["n"]), fits)
 
 
 class ZStatsBuilder:
@@ -131,13 +214,3 @@ class ZStatsBuilder:
         std = ndimage.gaussian_filter(np.sqrt(var), sigma=(0, 2, 2))
         floor = 0.5 * float(np.median(std))
         return ZStats(mean.astype(np.float32), np.maximum(std, floor).astype(np.float32), scans)
-
-
-def tail_score(z: np.ndarray, slices: np.ndarray, fraction: float = TAIL_FRACTION) -> float:
-    """Mean of the top ``fraction`` of z over predicted brain pixels."""
-    brain = (slices > FOREGROUND_LEVEL) & np.isfinite(z)
-    values = z[brain]
-    if values.size == 0:
-        return float("nan")
-    k = max(1, int(round(fraction * values.size)))
-    return float(np.mean(np.partition(values, values.size - k)[-k:]))

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from madgan_core.config import CALIBRATED_MODES
 from madgan_core.evaluate import auc_table, score_columns
 
 
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 {k: (float(v) if ":" in k else v) for k, v in row.items()}
                 for row in csv.DictReader(handle)
             ]
-        columns = [c for c in score_columns(["madgan", "copy"], ztail=True) if c in records[0]]
+        columns = [
+            c for c in score_columns(["madgan", "copy"], CALIBRATED_MODES) if c in records[0]
+        ]
         table = auc_table(records, columns)
         results[name] = {
             "overrides": config,

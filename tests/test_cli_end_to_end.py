@@ -47,7 +47,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         "phantom",
         "cohort",
         "--healthy",
-        "18",
+        "18",  # 4 calib subjects: z-statistics, but too few for the noise fits
         "--ad",
         "3",
         "--mets",

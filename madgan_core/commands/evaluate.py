@@ -71,8 +71,8 @@ def evaluate(
     from madgan_core.errors import MadganError
     from madgan_core.evaluate import (
         auc_across_checkpoints,
+        calibrated_modes,
         evaluation_predictors,
-        has_zstats,
         score_cohort,
         score_columns,
         write_report,
@@ -98,6 +98,6 @@ def evaluate(
             curve = auc_across_checkpoints(
                 found, rows, out / "checkpoints", device, tqdm_callback(bar)
             )
-    columns = score_columns(list(predictors), has_zstats(model))
+    columns = score_columns(list(predictors), calibrated_modes(model))
     report, table = write_report(records, columns, out, model, curve, notes)
     return report, table, columns

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from madgan_core.commands._common import add_device_options
-from madgan_core.config import SCORE_MODES
+from madgan_core.config import CALIBRATED_MODES, SCORE_MODES
 from madgan_core.errors import MadganError
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,21 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     mode = args.mode or model.config.score.mode
-    if mode == "ztail":
+    if mode in CALIBRATED_MODES:
         from madgan_core.calibrate import HealthyReference
 
         reference = HealthyReference.from_model(model)
-        if reference is None or reference.zstats_for(args.sequence) is None:
+        stats = None if reference is None else reference.zstats_for(args.sequence)
+        if stats is None:
             raise MadganError(
-                "score mode 'ztail' needs z-statistics for the scans' sequence: calibrate the "
+                f"score mode {mode!r} needs z-statistics for the scans' sequence: calibrate the "
                 "model (`madgan calibrate`) and give --sequence",
+                args.model,
+            )
+        if mode != "ztail" and mode not in stats.noise_fits:
+            raise MadganError(
+                f"score mode {mode!r} needs a noise fit, which this model's calibration predates "
+                f"or had too few controls for: re-run `madgan calibrate`",
                 args.model,
             )
     rows = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from madgan_core.config import CALIBRATED_MODES
+
 if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
@@ -13,6 +15,8 @@ MODES = (
     ("top10", "Top-10 windows ℓ2"),
     ("ratio", "ℓ2 / copy-slice ℓ2"),
     ("ztail", "z-map tail (top 1%)"),
+    ("zvolume", "z-map volume above 4 (noise-adj.)"),
+    ("zmean", "z-map mean (noise-adj.)"),
 )
 
 
@@ -40,10 +44,9 @@ def score_html(result: ScanScore, title: str | None = None, headline: str = "mea
     lines = score_lines(result, headline)
     if headline in result.scores and lines:
         lines[0] = f"<b>{lines[0]}</b>"
-    elif headline == "ztail":
-        lines.insert(
-            0, "<i>z-map tail: needs a calibrated model with z-statistics for this sequence</i>"
-        )
+    elif headline in CALIBRATED_MODES:
+        label = dict(MODES)[headline]
+        lines.insert(0, f"<i>{label}: needs a model calibrated for this sequence</i>")
     rows = "".join(f"<li>{line}</li>" for line in lines)
     return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
 

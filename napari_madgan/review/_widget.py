@@ -272,7 +272,7 @@ class ReviewWidget(QWidget):
         self.state.model_path = path
 
     def set_score_mode(self, mode: str) -> None:
-        """Lead the score panel with ``mode`` (``mean``, ``top10``, ``ratio`` or ``ztail``)."""
+        """Lead the score panel with ``mode`` (one of :data:`madgan_core.config.SCORE_MODES`)."""
         index = self.mode_combo.findData(mode)
         if index < 0:
             raise ValueError(f"unknown score mode {mode!r}")

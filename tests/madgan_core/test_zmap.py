@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from madgan_core.calibrate import HealthyReference
-from madgan_core.zmap import ZStatsBuilder, position_bins, tail_score
+from madgan_core.zmap import (
+    NoiseFit,
+    ZStats,
+    ZStatsBuilder,
+    log_noise,
+    position_bins,
+    zmap_features,
+)
 
 
 def healthy_maps(rng, n=20, shape=(16, 12)):
@@ -30,7 +37,9 @@ def test_zmap_lights_up_a_lesion_not_the_always_hard_region():
     assert z[10, 11, 3] > 3.0
     assert abs(np.median(z[10, 4:8, 4:8])) < 1.5
     brain = np.ones_like(scan)
-    assert tail_score(z, brain) > tail_score(stats.zmap(healthy_maps(rng)), brain)
+    lesion, healthy = zmap_features(z, brain), zmap_features(stats.zmap(healthy_maps(rng)), brain)
+    assert lesion["ztail"] > healthy["ztail"] + 1.0
+    assert lesion["zvolume"] > healthy["zvolume"]
 
 
 def test_leave_one_out_equals_building_without_the_scan():
@@ -76,3 +85,63 @@ def test_reference_round_trip_keeps_zstats_and_sequences():
     np.testing.assert_allclose(again.zstats["T1"].mean, ref.zstats["T1"].mean, rtol=1e-2)
     with pytest.raises(Exception, match="no scores for mode"):
         again.percentile(1.0, "top10")
+
+
+def smooth_slab(rng, sigma, shape=(6, 40, 32)):
+    """A smooth brain-like slab in model units with Gaussian noise of ``sigma``."""
+    yy, xx = np.mgrid[0 : shape[1], 0 : shape[2]]
+    base = 0.3 * np.sin(yy / 7.0) * np.cos(xx / 9.0)
+    slab = np.broadcast_to(base, shape) + rng.normal(0.0, sigma, shape)
+    slab[:, :4] = -1.0  # background rows
+    return slab.astype(np.float32)
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.03, 0.08])
+def test_log_noise_recovers_the_noise_level(sigma):
+    estimate = np.exp(log_noise(smooth_slab(np.random.default_rng(4), sigma)))
+    assert estimate == pytest.approx(sigma, rel=0.15)
+
+
+def test_log_noise_is_robust_to_a_lesion():
+    rng = np.random.default_rng(5)
+    slab = smooth_slab(rng, 0.03)
+    with_lesion = slab.copy()
+    with_lesion[2:4, 15:22, 10:17] += rng.normal(0.0, 0.3, (2, 7, 7))
+    assert abs(log_noise(with_lesion) - log_noise(slab)) < 0.1
+
+
+def test_noise_fit_removes_a_noise_trend():
+    rng = np.random.default_rng(6)
+    noise = rng.uniform(-4.5, -3.0, 40)
+    values = 2.0 + 1.5 * noise + rng.normal(0.0, 0.1, 40)
+    fit = NoiseFit.fit(noise, values)
+    assert fit.slope == pytest.approx(1.5, abs=0.15)
+    adjusted = np.array([fit.adjust(v, n) for v, n in zip(values, noise, strict=True)])
+    assert abs(np.corrcoef(adjusted, noise)[0, 1]) < 0.05
+    assert abs(adjusted.mean()) < 1e-6 and adjusted.std() == pytest.approx(0.1, abs=0.03)
+
+    # The same excess over the healthy line scores the same at any noise level.
+    def line(n):
+        return fit.intercept + fit.slope * n
+
+    assert fit.adjust(line(-4.0) + 0.5, -4.0) == pytest.approx(0.5)
+    assert fit.adjust(line(-3.2) + 0.5, -3.2) == pytest.approx(0.5)
+
+
+def test_noise_adjusted_modes_need_a_fit_and_survive_a_round_trip():
+    rng = np.random.default_rng(7)
+    builder = ZStatsBuilder((16, 12))
+    for _ in range(4):
+        builder.add(healthy_maps(rng, n=6))
+    stats = builder.finalize()
+    slices = np.zeros((6, 16, 12), np.float32)
+    z = stats.zmap(healthy_maps(rng, n=6))
+    assert set(stats.scan_scores(z, slices)) == {"ztail"}
+    stats.noise_fits = {"zmean": NoiseFit(0.1, 0.0), "zvolume": NoiseFit(0.0, 0.5)}
+    scores = stats.scan_scores(z, slices)
+    features = zmap_features(z, slices)
+    noise = log_noise(slices)
+    assert scores["zmean"] == pytest.approx(features["zmean"] - 0.1)
+    assert scores["zvolume"] == pytest.approx(features["zvolume"] - 0.5 * noise)
+    again = ZStats.from_dict(stats.to_dict())
+    assert again.noise_fits == stats.noise_fits

@@ -43,4 +43,5 @@ def test_headline_mode_comes_first_in_bold():
 def test_no_reference_and_missing_ztail_are_said_plainly():
     r = result(ztail=False)
     assert all(line.endswith(NO_REFERENCE) for line in score_lines(r))
-    assert "needs a calibrated model" in score_html(r, headline="ztail")
+    assert "z-map tail (top 1%): needs a model calibrated" in score_html(r, headline="ztail")
+    assert "z-map mean (noise-adj.): needs a model calibrated" in score_html(r, headline="zmean")

@@ -1,0 +1,101 @@
+"""Healthy reference: z-statistics, noise fits and the controls' own leave-one-out scores."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from madgan_core.calibrate import HealthyReference, build_reference
+from madgan_core.io import Scan
+from madgan_core.score import score_scan
+from tests.madgan_core.test_score import fake_model, small_config
+
+NOISES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+class CopyLast(torch.nn.Module):
+    """A stand-in generator: the next slices as copies of the last input slice."""
+
+    def forward(self, inputs):
+        return inputs[:, -1:].expand(-1, 3, -1, -1)
+
+
+def brain(noise: float, seed: int) -> np.ndarray:
+    """A smooth ellipsoid brain with Gaussian noise of ``noise`` (signal 100)."""
+    shape = (40, 48, 36)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    radius = np.sqrt((grid[0] / 0.8) ** 2 + (grid[1] / 0.85) ** 2 + (grid[2] / 0.8) ** 2)
+    volume = np.where(radius < 1.0, 100.0 - 40.0 * np.exp(-((radius / 0.4) ** 2)), 0.0)
+    rng = np.random.default_rng(seed)
+    volume += np.where(radius < 1.0, rng.normal(0.0, noise, shape), 0.0)
+    return volume.astype(np.float32)
+
+
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("controls")
+    rows = []
+    for i, noise in enumerate(NOISES):
+        path = folder / f"control{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(noise, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    model = fake_model(small_config())
+    model.generator = CopyLast()
+    ref = build_reference(model, rows)
+    return model, ref
+
+
+def test_controls_get_every_z_mode_with_a_noise_fit(reference):
+    _model, ref = reference
+    stats = ref.zstats["T1"]
+    assert set(stats.noise_fits) == {"zmean", "zvolume"}
+    # Noisier scans are harder to predict: the healthy line rises with noise.
+    assert stats.noise_fits["zmean"].slope > 0
+    for mode in ("ztail", "zmean", "zvolume"):
+        assert ref.scores[mode].shape == (len(NOISES),) and np.all(np.isfinite(ref.scores[mode]))
+    again = HealthyReference.from_dict(ref.to_dict())
+    assert set(again.zstats["T1"].noise_fits) == {"zmean", "zvolume"}
+
+
+def test_noise_adjustment_separates_disease_from_a_noisy_healthy_scan(reference):
+    model, ref = reference
+    model.healthy_reference = ref.to_dict()
+
+    def scores(volume):
+        return score_scan(model, Scan.from_array(volume, AFFINE), maps=False, sequence="T1")
+
+    noisy = scores(brain(8.0, seed=100))
+    focal = brain(4.5, seed=101)
+    focal[8:14, 21:27, 16:20] -= 35.0  # dark, so the intensity normalisation stays put
+    diffuse = brain(4.5, seed=102)
+    spots = np.random.default_rng(103).random(diffuse.shape) < 0.04
+    diffuse[spots & (diffuse > 0)] -= 30.0  # scattered CSF-like spots: an atrophy stand-in
+    focal, diffuse = scores(focal), scores(diffuse)
+    # The noisiest healthy scan tops the controls on raw ℓ2, yet is typical once its
+    # noise is accounted for ...
+    assert noisy.percentiles["mean"] == 100.0
+    assert 10.0 <= noisy.percentiles["zmean"] <= 90.0 and noisy.scores["zvolume"] < 0.5
+    # ... while a focal lesion stands out in zvolume and diffuse change in zmean.
+    assert focal.scores["zvolume"] > noisy.scores["zvolume"] + 1.0  # % of the brain
+    assert focal.percentiles["zvolume"] == 100.0
+    assert diffuse.percentiles["zmean"] == 100.0
+    assert diffuse.scores["zmean"] > noisy.scores["zmean"] + 0.3
+
+
+def test_too_few_controls_give_no_noise_adjusted_modes(reference, tmp_path):
+    model, _ref = reference
+    rows = []
+    for i in range(4):
+        path = tmp_path / f"c{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(2.0 + i, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    ref = build_reference(model, rows)
+    assert "ztail" in ref.scores and "zmean" not in ref.scores
+    assert ref.zstats["T1"].noise_fits == {}
