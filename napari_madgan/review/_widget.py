@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from madgan_core.config import HEATMAP_RANGE, SEQUENCES
+from madgan_core.config import CALIBRATED_MODES, HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
@@ -41,6 +41,7 @@ from napari_madgan._layers import INFO_KEY, SCAN_KEY
 from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import (
     HEATMAP_NAME,
+    ZMAP_NAME,
     LayerSpec,
     add_result_layers,
     apply_layer,
@@ -142,6 +143,10 @@ class ReviewWidget(QWidget):
         self.mode_combo = QComboBox()
         for mode, label in MODES:
             self.mode_combo.addItem(label, mode)
+        # Which overlay shows: the raw ℓ2 heatmap or the healthy-normalised z-map.
+        self.overlay_combo = QComboBox()
+        self.overlay_combo.addItem("ℓ2 heatmap", HEATMAP_NAME)
+        self.overlay_combo.addItem("z-map vs healthy", ZMAP_NAME)
         self.range_lo = QDoubleSpinBox()
         self.range_hi = QDoubleSpinBox()
         for box in (self.range_lo, self.range_hi):
@@ -161,6 +166,7 @@ class ReviewWidget(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("Sequence", self.sequence_combo)
         form.addRow("Headline score", self.mode_combo)
+        form.addRow("Overlay", self.overlay_combo)
         form.addRow("Heatmap range", range_row)
 
         self.run_btn = QPushButton("Run")
@@ -217,6 +223,7 @@ class ReviewWidget(QWidget):
         self.sequence_combo.currentTextChanged.connect(self.set_sequence)
         self.layer_combo.currentTextChanged.connect(self._layer_chosen)
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self.overlay_combo.currentIndexChanged.connect(self._apply_overlay)
         self.range_lo.valueChanged.connect(self._range_edited)
         self.range_hi.valueChanged.connect(self._range_edited)
         self.device_combo.currentTextChanged.connect(self._device_changed)
@@ -280,8 +287,27 @@ class ReviewWidget(QWidget):
 
     def _mode_changed(self, _index: int) -> None:
         self.state.score_mode = self.mode_combo.currentData()
+        # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
+        self.set_overlay(ZMAP_NAME if self.state.score_mode in CALIBRATED_MODES else HEATMAP_NAME)
         if self.state.result is not None:
             self._show_scores(self.state.result)
+
+    def set_overlay(self, name: str) -> None:
+        """Show the ``HEATMAP_NAME`` or the ``ZMAP_NAME`` overlay of the result."""
+        self.overlay_combo.setCurrentIndex(self.overlay_combo.findData(name))
+
+    def _apply_overlay(self, _index: int | None = None) -> None:
+        wanted = self.overlay_combo.currentData()
+        present = [n for n in self.state.result_layers if n in self.viewer.layers]
+        if wanted == ZMAP_NAME and not any(n.endswith(ZMAP_NAME) for n in present):
+            wanted = HEATMAP_NAME  # no z-map: the model has no z-statistics for this sequence
+            if present:
+                note = "No z-map: calibrate the model with healthy scans of this sequence."
+                if note not in self.status_label.text():
+                    self.status_label.setText(f"{self.status_label.text()} {note}".strip())
+        for name in present:
+            if name.endswith((HEATMAP_NAME, ZMAP_NAME)):
+                self.viewer.layers[name].visible = name.endswith(wanted)
 
     def _show_scores(self, result: ScanScore) -> None:
         title = self.state.scan_layer or None
@@ -467,6 +493,7 @@ class ReviewWidget(QWidget):
         self.status_label.setText(
             f"Scored {self.state.scan_layer or result.name}: {len(result.window_losses)} windows{note}."
         )
+        self._apply_overlay()
 
     def current_slice(self) -> int:
         """The axial (RAS+ z) index of the scored scan under the slider."""

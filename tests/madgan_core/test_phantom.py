@@ -96,7 +96,7 @@ def test_healthy_splits_by_fraction():
     labels = healthy_splits(3, 0)
     assert sorted(labels) == ["calib", "test", "train"]
     labels = healthy_splits(20, 0)
-    assert (labels.count("train"), labels.count("calib"), labels.count("test")) == (12, 3, 5)
+    assert (labels.count("train"), labels.count("calib"), labels.count("test")) == (8, 5, 7)
 
 
 def test_cohort_layout_splits_and_determinism(tmp_path):

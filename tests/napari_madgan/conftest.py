@@ -20,6 +20,35 @@ REFERENCE = {
 }
 
 
+def reference_with_zstats() -> dict:
+    """REFERENCE plus flat z-statistics and noise fits for both sequences."""
+    from madgan_core.zmap import POSITION_BINS, NoiseFit, ZStats
+
+    shape = (POSITION_BINS, TINY["preprocess"]["height"], TINY["preprocess"]["width"])
+    stats = ZStats(
+        mean=np.full(shape, np.log(0.01), np.float32),
+        std=np.ones(shape, np.float32),
+        n=20,
+        noise_fits={"zmean": NoiseFit(0.0, 0.0), "zvolume": NoiseFit(0.0, 0.0)},
+    )
+    z_scores = {
+        m: [float(v) for v in np.linspace(0.0, 2.0, 20)] for m in ("ztail", "zvolume", "zmean")
+    }
+    return {
+        **REFERENCE,
+        "scores": {**REFERENCE["scores"], **z_scores},
+        "zstats": {"T1": stats.to_dict(), "T1c": stats.to_dict()},
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_model_zstats(tmp_path_factory) -> Path:
+    """A tiny model whose reference has z-statistics: z-map layer and z-map scores."""
+    return _save_tiny_model(
+        tmp_path_factory.mktemp("model_z") / "model.pt", reference_with_zstats()
+    )
+
+
 @pytest.fixture(scope="session")
 def phantom_scan():
     """A metastasis phantom at 4 mm (small and quick to score)."""

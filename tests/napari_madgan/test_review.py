@@ -12,7 +12,7 @@ from madgan_core.config import HEATMAP_RANGE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
-from napari_madgan.review._layers import HEATMAP_NAME, RECONSTRUCTION_NAME
+from napari_madgan.review._layers import HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
 from napari_madgan.review._panel import NO_REFERENCE
 
 SCAN = "mets"
@@ -92,6 +92,34 @@ def test_score_panel_without_reference(
     widget.set_model_path(tiny_model_no_reference)
     _run(qtbot, widget)
     assert NO_REFERENCE in widget.score_label.text()
+
+
+def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstats):
+    viewer, widget = review
+    widget.set_model_path(tiny_model_zstats)
+    _run(qtbot, widget)
+    heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
+    zmap = viewer.layers[f"{SCAN} {ZMAP_NAME}"]
+    assert heat.visible and not zmap.visible
+    assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
+    widget.set_score_mode("zvolume")
+    assert zmap.visible and not heat.visible
+    text = widget.score_label.text()
+    assert "<b>z-map volume above 4" in text and "z-map mean" in text and "z-map tail" in text
+    widget.set_overlay(HEATMAP_NAME)  # the reader can still switch back
+    assert heat.visible and not zmap.visible
+    widget.set_score_mode("mean")
+    assert heat.visible and not zmap.visible
+
+
+def test_zmap_overlay_without_zstats_keeps_the_heatmap(review, qtbot):
+    viewer, widget = review
+    _run(qtbot, widget)
+    widget.set_score_mode("zmean")
+    assert viewer.layers[f"{SCAN} {HEATMAP_NAME}"].visible
+    assert f"{SCAN} {ZMAP_NAME}" not in viewer.layers
+    assert "No z-map: calibrate the model" in widget.status_label.text()
+    assert "needs a model calibrated" in widget.score_label.text()
 
 
 def test_slider_and_plot_stay_in_sync(review, qtbot):
