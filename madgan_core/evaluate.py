@@ -448,8 +448,9 @@ def write_report(
         raise MadganError("no scans were scored; the manifest has no test scans")
     table = auc_table(records, columns)
     plot_rocs(records, columns, out_dir / "roc.png")
-    plot_distributions(records, "madgan:mean", out_dir / "distributions_mean.png")
-    plot_distributions(records, "madgan:top10", out_dir / "distributions_top10.png")
+    modes = [c.split(":", 1)[1] for c in columns if c.startswith("madgan:") and c != "madgan:ratio"]
+    for mode in modes:
+        plot_distributions(records, f"madgan:{mode}", out_dir / f"distributions_{mode}.png")
     lines = [
         "# MADGAN evaluation report",
         "",
@@ -473,10 +474,7 @@ def write_report(
         "![ROC curves](roc.png)",
         "",
         "## Score distributions",
-        "",
-        "![mean](distributions_mean.png)",
-        "",
-        "![top10](distributions_top10.png)",
+        *(line for mode in modes for line in ("", f"![{mode}](distributions_{mode}.png)")),
     ]
     if curve:
         plot_auc_vs_step(curve, out_dir / "auc_vs_step.png")

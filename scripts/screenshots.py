@@ -8,6 +8,8 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 
 * ``review.png``: a metastasis phantom (2 mm) scored by the model: ℓ2 heatmap over
   the scan at the most anomalous slice, the score panel and the per-slice plot;
+* ``review_zmap.png``: the same scan with the ``zvolume`` headline score and the
+  healthy-normalised z-map overlay (needs a calibrated model);
 * ``training.png``: the training dialog in the middle of a tiny run (two healthy
   phantoms, a tiny config), with live curves and the latest preview.
 """
@@ -52,7 +54,7 @@ def settle(seconds: float = 0.5) -> None:
         time.sleep(0.02)
 
 
-def review_shot(model: Path, out: Path) -> Path:
+def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.png") -> Path:
     import napari
 
     from napari_madgan._sample_data import metastasis_phantom
@@ -66,6 +68,7 @@ def review_shot(model: Path, out: Path) -> Path:
     viewer.window.add_dock_widget(widget, name="MADGAN review", area="right")
     widget.set_scan_layer("phantom metastasis")
     widget.set_model_path(model, remember=False)
+    widget.set_score_mode(mode)
     widget.run()
     wait_for(lambda: not widget.state.running, 300, "scoring")
     if widget.state.result is None:
@@ -75,7 +78,7 @@ def review_shot(model: Path, out: Path) -> Path:
         widget.go_to_slice(int(z))
     viewer.reset_view()
     settle(1.0)
-    path = out / "review.png"
+    path = out / name
     viewer.screenshot(str(path), canvas_only=False, flash=False)
     viewer.close()
     return path
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.model}: model file not found")
     args.out.mkdir(parents=True, exist_ok=True)
     print(review_shot(args.model.resolve(), args.out))
+    print(review_shot(args.model.resolve(), args.out, "zvolume", "review_zmap.png"))
     if not args.skip_training:
         print(training_shot(args.out))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -269,3 +270,32 @@ def test_process_evaluate_bad_manifest(tmp_path, model_file):
     assert "Traceback" not in result.stderr
     assert f"madgan evaluate: error: {manifest}: missing required column(s)" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", ["ztail", "zvolume", "zmean"])
+def test_score_refuses_z_modes_without_calibration(tmp_path, model_file, capsys, mode):
+    scan = brain_scan(tmp_path / "scan.nii.gz")
+    argv = ["score", str(model_file), str(scan), "--out", str(tmp_path / "out"), "--mode", mode]
+    assert main([*argv, "--sequence", "T1", "--device", "cpu"]) == 2
+    line = assert_one_error_line(capsys.readouterr().err, "score", model_file)
+    assert f"score mode '{mode}' needs z-statistics" in line and "madgan calibrate" in line
+    assert all_files(tmp_path / "out") == []
+
+
+def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, model_file, capsys):
+    from madgan_core.checkpoint import load_model, update_checkpoint
+    from madgan_core.zmap import POSITION_BINS, ZStats
+
+    model = tmp_path / "model.pt"
+    shutil.copy(model_file, model)
+    cfg = load_model(model, device="cpu").config
+    shape = (POSITION_BINS, cfg.preprocess.height, cfg.preprocess.width)
+    stats = ZStats(np.zeros(shape, np.float32), np.ones(shape, np.float32), 3)  # no noise fits
+    reference = {"scores": {"mean": [0.1, 0.2, 0.3]}, "names": ["a", "b", "c"]}
+    update_checkpoint(model, healthy_reference={**reference, "zstats": {"T1": stats.to_dict()}})
+    scan = brain_scan(tmp_path / "scan.nii.gz")
+    argv = ["score", str(model), str(scan), "--out", str(tmp_path / "out"), "--sequence", "T1"]
+    assert main([*argv, "--mode", "zmean", "--device", "cpu"]) == 2
+    line = assert_one_error_line(capsys.readouterr().err, "score", model)
+    assert "needs a noise fit" in line and "re-run `madgan calibrate`" in line
+    assert main([*argv, "--mode", "ztail", "--device", "cpu"]) == 0  # the plain tail still works
