@@ -3,7 +3,7 @@
 Preprocessing centres every slab on the brain and spans the same fraction of its
 extent, so slab slice ``k`` of ``n`` sits at a comparable anatomical level in
 every scan. Slices are binned by relative position ``k / (n - 1)``; in each bin
-and pixel the healthy controls' log ℓ2 (lightly smoothed) has a mean and a
+and pixel the healthy controls' log ℓ2 (Gaussian-smoothed, 2 pixels) has a mean and a
 standard deviation. A scan's z-map says how unusual its error is *for that
 place*, so the lesion itself lights up rather than only the anatomy that is
 always hard to predict.
