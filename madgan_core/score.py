@@ -17,6 +17,7 @@ from madgan_core.errors import MadganError
 from madgan_core.io import Scan
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
+from madgan_core.zmap import slice_volumes
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +56,7 @@ class ScanScore:
         heatmap: RAS+ volume of per-voxel ℓ2 (mean over windows); NaN where not predicted.
         reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
         zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with z-statistics).
+        slice_zvolume: per slab slice, the percentage of its brain with z above 4 (with a z-map).
         percentiles: percentile of each score among the model's healthy controls.
         n_controls: number of healthy controls behind the percentiles (0: no reference).
     """
@@ -70,6 +72,7 @@ class ScanScore:
     heatmap: np.ndarray | None = None
     reconstruction: np.ndarray | None = None
     zmap: np.ndarray | None = None
+    slice_zvolume: np.ndarray | None = None
     percentiles: dict[str, float] = field(default_factory=dict)
     n_controls: int = 0
 
@@ -351,6 +354,7 @@ def score_scan(
         low, high = slab.intensity_range
         reconstruction = slab.to_volume((pred_maps + 1.0) * 0.5 * (high - low) + low)
     zmap = slab.to_volume(z) if maps and z is not None else None
+    slice_zvolume = None if z is None else slice_volumes(z, slab.slices)
     percentiles = reference.percentiles(scores, sequence) if reference is not None else {}
     return ScanScore(
         name=scan.name,
@@ -364,6 +368,7 @@ def score_scan(
         heatmap=heatmap,
         reconstruction=reconstruction,
         zmap=zmap,
+        slice_zvolume=slice_zvolume,
         percentiles=percentiles,
         n_controls=0 if reference is None else reference.n_for(sequence),
     )

@@ -83,6 +83,15 @@ def zmap_features(z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
     }
 
 
+def slice_volumes(z: np.ndarray, slices: np.ndarray) -> np.ndarray:
+    """Per slab slice, the percentage of its brain pixels with z above the threshold; NaN if none."""
+    brain = (slices > FOREGROUND_LEVEL) & np.isfinite(z)
+    above = (z > VOLUME_THRESHOLD) & brain
+    counts = brain.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, 100.0 * above.sum(axis=(1, 2)) / counts, np.nan)
+
+
 @dataclass(frozen=True)
 class NoiseFit:
     """The healthy line ``feature = intercept + slope * log_noise``."""

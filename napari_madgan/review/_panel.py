@@ -51,11 +51,18 @@ def score_html(result: ScanScore, title: str | None = None, headline: str = "mea
     return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
 
 
-def top_slices(result: ScanScore, k: int = 10) -> list[tuple[int, float]]:
-    """The ``k`` scored slices with the highest ℓ2, as ``(axial index, ℓ2)``, highest first."""
+def top_slices(result: ScanScore, k: int = 10, by_zmap: bool = False) -> list[tuple[int, str]]:
+    """The ``k`` most anomalous scored slices, highest first, as ``(axial index, label)``.
+
+    Ranked by mean ℓ2, or with ``by_zmap`` (when the result has a z-map) by the
+    percentage of the slice's brain with z above 4.
+    """
     import numpy as np
 
-    losses = np.asarray(result.slice_losses, dtype=float)
-    valid = np.flatnonzero(np.isfinite(losses))
-    order = valid[np.argsort(losses[valid])[::-1]][:k]
-    return [(int(result.slice_indices[i]), float(losses[i])) for i in order]
+    if by_zmap and result.slice_zvolume is not None:
+        values, label = np.asarray(result.slice_zvolume, dtype=float), "z>4: {:.1f} %"
+    else:
+        values, label = np.asarray(result.slice_losses, dtype=float), "ℓ2 = {:.4g}"
+    valid = np.flatnonzero(np.isfinite(values))
+    order = valid[np.argsort(values[valid], kind="stable")[::-1]][:k]
+    return [(int(result.slice_indices[i]), label.format(values[i])) for i in order]

@@ -193,7 +193,8 @@ class ReviewWidget(QWidget):
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.addWidget(self.plot)
         plot_layout.addWidget(self.slice_label)
-        plot_layout.addWidget(QLabel("Most anomalous slices"))
+        self.top_label = QLabel("Most anomalous slices")
+        plot_layout.addWidget(self.top_label)
         plot_layout.addWidget(self.top_list)
 
         self.export_heatmap_btn = QPushButton("Export heatmap…")
@@ -312,6 +313,19 @@ class ReviewWidget(QWidget):
     def _show_scores(self, result: ScanScore) -> None:
         title = self.state.scan_layer or None
         self.score_label.setText(score_html(result, title, self.state.score_mode))
+        self._fill_top_slices(result)
+
+    def _fill_top_slices(self, result: ScanScore) -> None:
+        """List the most anomalous slices: by the z-map for a z-map headline score, else by ℓ2."""
+        by_zmap = self.state.score_mode in CALIBRATED_MODES and result.slice_zvolume is not None
+        self.top_label.setText(
+            "Most anomalous slices (z-map)" if by_zmap else "Most anomalous slices (ℓ2)"
+        )
+        self.top_list.clear()
+        for z, label in top_slices(result, by_zmap=by_zmap):
+            item = QListWidgetItem(f"z = {z}    {label}")
+            item.setData(Qt.ItemDataRole.UserRole, z)
+            self.top_list.addItem(item)
 
     def set_scan_layer(self, name: str) -> None:
         self.layer_combo.setCurrentText(name)
@@ -481,11 +495,6 @@ class ReviewWidget(QWidget):
         if self.state.scan_layer in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[self.state.scan_layer]
         self._show_scores(result)
-        self.top_list.clear()
-        for z, loss in top_slices(result):
-            item = QListWidgetItem(f"z = {z}    ℓ2 = {loss:.4g}")
-            item.setData(Qt.ItemDataRole.UserRole, z)
-            self.top_list.addItem(item)
         self.plot.set_data(result.slice_indices, result.slice_losses, self.current_slice())
         self._on_dims()
         self._set_result_enabled(result.heatmap is not None)

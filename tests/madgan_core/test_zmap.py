@@ -10,6 +10,7 @@ from madgan_core.zmap import (
     ZStatsBuilder,
     log_noise,
     position_bins,
+    slice_volumes,
     zmap_features,
 )
 
@@ -145,3 +146,15 @@ def test_noise_adjusted_modes_need_a_fit_and_survive_a_round_trip():
     assert scores["zvolume"] == pytest.approx(features["zvolume"] - 0.5 * noise)
     again = ZStats.from_dict(stats.to_dict())
     assert again.noise_fits == stats.noise_fits
+
+
+def test_slice_volumes_count_brain_pixels_above_the_threshold():
+    z = np.zeros((3, 4, 5), np.float32)
+    z[0, :2] = 9.0  # 10 of 20 pixels
+    z[1, 0, 0] = 4.5
+    z[2] = np.nan  # an unpredicted slice
+    slices = np.ones_like(z)
+    slices[1, 2:] = -1.0  # half of slice 1 is background
+    volumes = slice_volumes(z, slices)
+    np.testing.assert_allclose(volumes[:2], [50.0, 10.0])
+    assert np.isnan(volumes[2])

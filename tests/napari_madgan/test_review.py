@@ -102,8 +102,11 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     zmap = viewer.layers[f"{SCAN} {ZMAP_NAME}"]
     assert heat.visible and not zmap.visible
     assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
+    assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
     widget.set_score_mode("zvolume")
     assert zmap.visible and not heat.visible
+    assert "(z-map)" in widget.top_label.text()
+    assert re.fullmatch(r"z = \d+ +z>4: [\d.]+ %", widget.top_list.item(0).text())
     text = widget.score_label.text()
     assert "<b>z-map volume above 4" in text and "z-map mean" in text and "z-map tail" in text
     widget.set_overlay(HEATMAP_NAME)  # the reader can still switch back
