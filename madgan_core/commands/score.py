@@ -74,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
         reference = HealthyReference.from_model(model)
         stats = None if reference is None else reference.zstats_for(args.sequence)
         if stats is None:
+            have = sorted(reference.zstats) if reference is not None else []
+            hint = (
+                f"give --sequence (the model has z-statistics for {', '.join(have)})"
+                if have
+                else "calibrate the model (`madgan calibrate`) and give --sequence"
+            )
             raise MadganError(
-                f"score mode {mode!r} needs z-statistics for the scans' sequence: calibrate the "
-                "model (`madgan calibrate`) and give --sequence",
+                f"score mode {mode!r} needs z-statistics for the scans' sequence: {hint}",
                 args.model,
             )
         if mode != "ztail" and mode not in stats.noise_fits:

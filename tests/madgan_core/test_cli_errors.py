@@ -299,3 +299,10 @@ def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, mo
     line = assert_one_error_line(capsys.readouterr().err, "score", model)
     assert "needs a noise fit" in line and "re-run `madgan calibrate`" in line
     assert main([*argv, "--mode", "ztail", "--device", "cpu"]) == 0  # the plain tail still works
+    # With statistics for two sequences, a missing --sequence is named as the problem.
+    zstats = {"T1": stats.to_dict(), "T1c": stats.to_dict()}
+    update_checkpoint(model, healthy_reference={**reference, "zstats": zstats})
+    capsys.readouterr()
+    assert main([*argv[:-2], "--mode", "ztail", "--device", "cpu"]) == 2
+    line = assert_one_error_line(capsys.readouterr().err, "score", model)
+    assert "give --sequence (the model has z-statistics for T1, T1c)" in line
