@@ -67,6 +67,9 @@ class HealthyReference:
         if values is None or len(values) == 0:
             raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
         values = values[self._controls(sequence)]
+        values = values[np.isfinite(values)]  # a sequence without this mode's statistics
+        if len(values) == 0:
+            raise MadganError(f"the healthy reference has no {mode!r} scores for {sequence}")
         return float(100.0 * np.count_nonzero(values <= score) / len(values))
 
     def percentiles(
@@ -76,6 +79,7 @@ class HealthyReference:
             mode: self.percentile(value, mode, sequence)
             for mode, value in scores.items()
             if mode in self.scores
+            and np.isfinite(self.scores[mode][self._controls(sequence)]).any()
         }
 
     def zstats_for(self, sequence: str | None) -> ZStats | None:
@@ -178,7 +182,7 @@ def build_reference(
             continue
         reference.zstats[sequence] = _sequence_zstats(items, shape, zscores)
     for mode, values in zscores.items():
-        if np.all(np.isfinite(values)):
+        if np.isfinite(values).any():  # NaN for sequences with too few controls
             reference.scores[mode] = values
     return reference
 

@@ -99,3 +99,20 @@ def test_too_few_controls_give_no_noise_adjusted_modes(reference, tmp_path):
     ref = build_reference(model, rows)
     assert "ztail" in ref.scores and "zmean" not in ref.scores
     assert ref.zstats["T1"].noise_fits == {}
+
+
+def test_a_sequence_with_few_controls_keeps_the_others_noise_adjusted(reference, tmp_path):
+    model, _ref = reference
+    rows = []
+    for i in range(9):
+        sequence = "T1" if i < 6 else "T1c"
+        path = tmp_path / f"c{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(2.0 + i % 6, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence=sequence))
+    ref = build_reference(model, rows)
+    assert set(ref.zstats["T1"].noise_fits) == {"zmean", "zvolume"}
+    assert ref.zstats["T1c"].noise_fits == {}
+    assert np.isfinite(ref.scores["zmean"][:6]).all() and np.isnan(ref.scores["zmean"][6:]).all()
+    again = HealthyReference.from_dict(ref.to_dict())
+    assert set(again.percentiles({"zmean": 0.0, "ztail": 1.0}, "T1")) == {"zmean", "ztail"}
+    assert set(again.percentiles({"zmean": 0.0, "ztail": 1.0}, "T1c")) == {"ztail"}
