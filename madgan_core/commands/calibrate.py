@@ -37,4 +37,9 @@ def run(args: argparse.Namespace) -> int:
         f"Stored {reference.n} healthy controls in {args.model} "
         f"(mean score {scores.mean():.5f}, range {scores.min():.5f}-{scores.max():.5f})"
     )
+    for sequence, stats in sorted(reference.zstats.items()):
+        modes = ["ztail", *sorted(stats.noise_fits)]
+        print(
+            f"z-map scores for {sequence} ({reference.n_for(sequence)} controls): {', '.join(modes)}"
+        )
     return 0
