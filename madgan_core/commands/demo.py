@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.checkpoint import load_model
     from madgan_core.cli import build_parser
     from madgan_core.commands.evaluate import evaluate
+    from madgan_core.commands.phantom import simulate
     from madgan_core.evaluate import format_table
     from madgan_core.manifest import read_manifest
-    from madgan_core.phantom import generate_cohort, preview_groups
+    from madgan_core.phantom import preview_groups
 
     started = time.perf_counter()
     out: Path = args.out
@@ -71,17 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not manifest.exists():
         print(f"[1/5] Phantom cohort -> {cohort}")
-        with tqdm(desc="phantoms", unit="scan") as bar:
-            generate_cohort(
-                cohort,
-                healthy=args.healthy,
-                ad=args.ad,
-                mets=args.mets,
-                various=args.various,
-                seed=args.seed,
-                voxel_mm=args.voxel_mm,
-                progress=tqdm_callback(bar),
-            )
+        simulate(cohort, args)
         preview_groups(manifest, out / "cohort_preview.png")
     else:
         print(f"[1/5] Phantom cohort: using {manifest}")

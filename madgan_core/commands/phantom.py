@@ -51,18 +51,17 @@ def _voxel(text: str) -> float:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def simulate(outdir: Path, args: argparse.Namespace) -> Path:
+    """Generate the cohort that ``args`` (healthy, ad, mets, various, seed, voxel_mm) asks for,
+    with a progress bar; return its manifest."""
     from tqdm import tqdm
 
     from madgan_core.commands._common import tqdm_callback
-    from madgan_core.phantom import generate_cohort, preview_groups
+    from madgan_core.phantom import generate_cohort
 
-    if args.healthy + args.ad + args.mets + args.various == 0:
-        logger.error("nothing to simulate: give at least one subject")
-        return 2
     with tqdm(total=0, unit="scan", desc="phantom") as bar:
-        manifest = generate_cohort(
-            args.outdir,
+        return generate_cohort(
+            outdir,
             healthy=args.healthy,
             ad=args.ad,
             mets=args.mets,
@@ -71,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
             voxel_mm=args.voxel_mm,
             progress=tqdm_callback(bar),
         )
+
+
+def run(args: argparse.Namespace) -> int:
+    from madgan_core.phantom import preview_groups
+
+    if args.healthy + args.ad + args.mets + args.various == 0:
+        logger.error("nothing to simulate: give at least one subject")
+        return 2
+    manifest = simulate(args.outdir, args)
     print(f"manifest: {manifest}")
     if args.preview:
         png = preview_groups(manifest, args.outdir / "preview.png")
