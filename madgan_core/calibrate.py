@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -61,25 +61,29 @@ class HealthyReference:
     def n_for(self, sequence: str | None = None) -> int:
         return len(self._controls(sequence))
 
-    def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
-        """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
+    def _control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
+        """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
         values = self.scores.get(mode)
         if values is None or len(values) == 0:
-            raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
+            return np.zeros(0)
         values = values[self._controls(sequence)]
-        values = values[np.isfinite(values)]  # a sequence without this mode's statistics
+        return values[np.isfinite(values)]
+
+    def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
+        """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
+        values = self._control_scores(mode, sequence)
         if len(values) == 0:
-            raise MadganError(f"the healthy reference has no {mode!r} scores for {sequence}")
+            raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
         return float(100.0 * np.count_nonzero(values <= score) / len(values))
 
     def percentiles(
         self, scores: dict[str, float], sequence: str | None = None
     ) -> dict[str, float]:
+        """Percentiles of each mode in ``scores`` that the controls of ``sequence`` have."""
         return {
             mode: self.percentile(value, mode, sequence)
             for mode, value in scores.items()
-            if mode in self.scores
-            and np.isfinite(self.scores[mode][self._controls(sequence)]).any()
+            if len(self._control_scores(mode, sequence))
         }
 
     def zstats_for(self, sequence: str | None) -> ZStats | None:
@@ -157,7 +161,7 @@ def build_reference(
     names: list[str] = []
     sequences: list[str] = []
     collected: dict[str, list[float]] = {}
-    error_maps: dict[str, list[tuple[np.ndarray, np.ndarray, float, int]]] = {}
+    controls: dict[str, list[_Control]] = {}
     for i, row in enumerate(rows):
         scan = load_scan(row.path)
         slab = preprocess(scan, cfg.preprocess)
@@ -169,15 +173,19 @@ def build_reference(
         for mode, value in scores.items():
             collected.setdefault(mode, []).append(value)
         # Kept for the leave-one-out pass: float16 maps and a boolean brain mask halve the memory.
-        brain = slab.slices > FOREGROUND_LEVEL
-        error_maps.setdefault(row.sequence, []).append(
-            (errors.slice_maps()[0].astype(np.float16), brain, log_noise(slab.slices), i)
+        controls.setdefault(row.sequence, []).append(
+            _Control(
+                errors.slice_maps()[0].astype(np.float16),
+                slab.slices > FOREGROUND_LEVEL,
+                log_noise(slab.slices),
+                i,
+            )
         )
         if progress is not None:
             progress(i + 1, len(rows))
     reference = HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names, sequences)
     zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
-    for sequence, items in error_maps.items():
+    for sequence, items in controls.items():
         if len(items) < MIN_ZSTATS_CONTROLS:
             continue
         reference.zstats[sequence] = _sequence_zstats(items, shape, zscores)
@@ -187,10 +195,17 @@ def build_reference(
     return reference
 
 
+class _Control(NamedTuple):
+    """What the leave-one-out pass keeps of one calib scan."""
+
+    errors: np.ndarray  # (n, H, W) float16 ℓ2 maps
+    brain: np.ndarray  # (n, H, W) bool
+    log_noise: float
+    index: int  # position among all controls
+
+
 def _sequence_zstats(
-    items: list[tuple[np.ndarray, np.ndarray, float, int]],
-    shape: tuple[int, int],
-    zscores: dict[str, np.ndarray],
+    items: list[_Control], shape: tuple[int, int], zscores: dict[str, np.ndarray]
 ) -> ZStats:
     """One sequence's z-statistics and noise fits; fills in its controls' own z-map scores.
 
@@ -198,16 +213,16 @@ def _sequence_zstats(
     scores leave it out of the noise fit too, so its percentile is honest.
     """
     builder = ZStatsBuilder(shape)
-    for err, _brain, _noise, _i in items:
-        builder.add(err.astype(np.float32))
+    for item in items:
+        builder.add(item.errors.astype(np.float32))
     stats = builder.finalize()
     features = []
-    for err16, brain, _noise, _i in items:
-        err = err16.astype(np.float32)
+    for item in items:
+        err = item.errors.astype(np.float32)
         z = builder.finalize(leave_out=err).zmap(err)
-        features.append(zmap_features(z, np.where(brain, 1.0, -1.0)))
-    noises = np.array([noise for _err, _brain, noise, _i in items])
-    index = np.array([i for *_rest, i in items])
+        features.append(zmap_features(z, np.where(item.brain, 1.0, -1.0)))
+    noises = np.array([item.log_noise for item in items])
+    index = np.array([item.index for item in items])
     zscores["ztail"][index] = [f["ztail"] for f in features]
     if len(items) < MIN_NOISE_FIT_CONTROLS or not np.all(np.isfinite(noises)):
         return stats
