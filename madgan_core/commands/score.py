@@ -68,28 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     mode = args.mode or model.config.score.mode
-    if mode in CALIBRATED_MODES:
-        from madgan_core.calibrate import HealthyReference
-
-        reference = HealthyReference.from_model(model)
-        stats = None if reference is None else reference.zstats_for(args.sequence)
-        if stats is None:
-            have = sorted(reference.zstats) if reference is not None else []
-            hint = (
-                f"give --sequence (the model has z-statistics for {', '.join(have)})"
-                if have
-                else "calibrate the model (`madgan calibrate`) and give --sequence"
-            )
-            raise MadganError(
-                f"score mode {mode!r} needs z-statistics for the scans' sequence: {hint}",
-                args.model,
-            )
-        if mode != "ztail" and mode not in stats.noise_fits:
-            raise MadganError(
-                f"score mode {mode!r} needs a noise fit, which this model's calibration predates "
-                f"or had too few controls for: re-run `madgan calibrate`",
-                args.model,
-            )
+    _require_mode(model, mode, args.sequence, args.model)
     rows = []
     for path in tqdm(args.scans, desc="scoring", unit="scan"):
         scan = load_scan(path)
@@ -120,14 +99,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
+    """Refuse, before any scan is read, a headline mode the model cannot compute."""
+    if mode not in CALIBRATED_MODES:
+        return
+    from madgan_core.calibrate import HealthyReference
+
+    reference = HealthyReference.from_model(model)
+    stats = None if reference is None else reference.zstats_for(sequence)
+    if stats is None:
+        have = sorted(reference.zstats) if reference is not None else []
+        hint = (
+            f"give --sequence (the model has z-statistics for {', '.join(have)})"
+            if have
+            else "calibrate the model (`madgan calibrate`) and give --sequence"
+        )
+        raise MadganError(
+            f"score mode {mode!r} needs z-statistics for the scans' sequence: {hint}", path
+        )
+    if mode != "ztail" and mode not in stats.noise_fits:
+        raise MadganError(
+            f"score mode {mode!r} needs a noise fit, which this model's calibration predates "
+            f"or had too few controls for: re-run `madgan calibrate`",
+            path,
+        )
+
+
 def _summary(result, mode: str) -> str:
     """One line per scan: the headline score, its percentile and band, then the other modes."""
     from madgan_core.calibrate import describe_percentile, percentile_band
 
-    if mode not in result.scores:
-        raise MadganError(
-            f"score mode {mode!r} needs a model calibrated with `madgan calibrate` and --sequence"
-        )
     line = f"{result.name}: {mode} score {result.scores[mode]:.5f}"
     pct = result.percentiles.get(mode)
     if pct is not None and result.n_controls:
