@@ -40,11 +40,26 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="cohort and training seed (default: 0)")
     p.add_argument(
-        "--healthy", type=int, default=160, help="healthy subjects (each has a T1 and a T1c scan)"
+        "--healthy",
+        type=int,
+        default=160,
+        help="healthy subjects (each has a T1 and a T1c scan) (default: %(default)s)",
     )
-    p.add_argument("--ad", type=int, default=60, help="AD-like subjects, spread over stages 1-3")
-    p.add_argument("--mets", type=int, default=40, help="metastasis-like subjects")
-    p.add_argument("--various", type=int, default=40, help="subjects with various other lesions")
+    p.add_argument(
+        "--ad",
+        type=int,
+        default=60,
+        help="AD-like subjects, spread over stages 1-3 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--mets", type=int, default=40, help="metastasis-like subjects (default: %(default)s)"
+    )
+    p.add_argument(
+        "--various",
+        type=int,
+        default=40,
+        help="subjects with various other lesions (default: %(default)s)",
+    )
     p.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size (default: 2 mm)")
     p.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the demo preset's)"
