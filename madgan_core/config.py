@@ -15,6 +15,8 @@ from typing import Any
 from madgan_core.errors import ConfigError
 
 VARIANTS = ("none", "sa3", "sa7")
+# Decoder upsampling: the paper's transposed convolutions, or nearest-neighbour resize + conv.
+UPSAMPLING = ("deconv", "resize")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
@@ -93,6 +95,9 @@ class ModelConfig:
         dropout: Decoder dropout probability (two layers).
         critic_channels: Width of the critic's first layer.
         skip_top: Keep the highest-resolution skip connection.
+        upsample: ``deconv`` (the paper's transposed convolutions) or ``resize``
+            (nearest-neighbour upsampling then a 3x3 convolution, free of checkerboard
+            artefacts).
     """
 
     variant: str = "none"
@@ -103,10 +108,13 @@ class ModelConfig:
     dropout: float = 0.5
     critic_channels: int = 64
     skip_top: bool = True
+    upsample: str = "deconv"
 
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise ConfigError(f"model.variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.upsample not in UPSAMPLING:
+            raise ConfigError(f"model.upsample must be one of {UPSAMPLING}, got {self.upsample!r}")
         if self.base_channels < 4 or self.critic_channels < 4:
             raise ConfigError("model.base_channels and critic_channels must be >= 4")
         if self.in_slices < 1 or self.out_slices < 1 or self.gap < 0:

@@ -34,12 +34,21 @@ class _Down(nn.Module):
         return self.act(self.norm(self.attn(self.conv(x))))
 
 
-class _Up(nn.Module):
-    """Deconv k4 s2 p1 -> [self-attention] -> BatchNorm -> ReLU -> [Dropout]."""
+def upsampling_conv(cin: int, cout: int, mode: str, bias: bool) -> nn.Module:
+    """A 2x upsampling layer: transposed conv k4 s2 p1, or nearest resize then conv k3 p1."""
+    if mode == "resize":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)
+        )
+    return nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)
 
-    def __init__(self, cin: int, cout: int, attention: bool, dropout: float):
+
+class _Up(nn.Module):
+    """Deconv (or resize-conv) -> [self-attention] -> BatchNorm -> ReLU -> [Dropout]."""
+
+    def __init__(self, cin: int, cout: int, attention: bool, dropout: float, upsample: str):
         super().__init__()
-        self.deconv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
+        self.deconv = upsampling_conv(cin, cout, upsample, bias=False)
         self.attn = SelfAttention2d(cout) if attention else nn.Identity()
         self.norm = nn.BatchNorm2d(cout)
         self.act = nn.ReLU(inplace=True)
@@ -65,12 +74,15 @@ class Generator(nn.Module):
         dec4  deconv 2b -> out   H     tanh
         y (out, H, W) in [-1, 1]
 
-    All (de)convolutions are k4 s2 p1, so ``H`` and ``W`` must be multiples of 16.
+    All (de)convolutions are k4 s2 p1, so ``H`` and ``W`` must be multiples of 16. With
+    ``upsample: resize`` each deconvolution is a nearest-neighbour 2x resize and a k3
+    convolution instead, which removes the transposed convolutions' checkerboard artefacts.
     Self-attention modules (``variant``) sit between a layer's (de)convolution and its
     BatchNorm, at the layers listed in :data:`ATTENTION_LAYERS`.
 
     Args:
-        cfg: the model configuration (variant, base_channels, in/out slices, dropout, skip_top).
+        cfg: the model configuration (variant, base_channels, in/out slices, dropout,
+            skip_top, upsample).
 
     Example:
         >>> g = Generator(ModelConfig(base_channels=4))
@@ -87,10 +99,11 @@ class Generator(nn.Module):
         self.enc2 = _Down(b, 2 * b, norm=True, attention="enc2" in sa)
         self.enc3 = _Down(2 * b, 4 * b, norm=True, attention="enc3" in sa)
         self.enc4 = _Down(4 * b, 8 * b, norm=True, attention="enc4" in sa)
-        self.dec1 = _Up(8 * b, 4 * b, attention="dec1" in sa, dropout=cfg.dropout)
-        self.dec2 = _Up(8 * b, 2 * b, attention="dec2" in sa, dropout=cfg.dropout)
-        self.dec3 = _Up(4 * b, b, attention="dec3" in sa, dropout=0.0)
-        self.dec4 = nn.ConvTranspose2d(2 * b if cfg.skip_top else b, cfg.out_slices, 4, 2, 1)
+        up = cfg.upsample
+        self.dec1 = _Up(8 * b, 4 * b, attention="dec1" in sa, dropout=cfg.dropout, upsample=up)
+        self.dec2 = _Up(8 * b, 2 * b, attention="dec2" in sa, dropout=cfg.dropout, upsample=up)
+        self.dec3 = _Up(4 * b, b, attention="dec3" in sa, dropout=0.0, upsample=up)
+        self.dec4 = upsampling_conv(2 * b if cfg.skip_top else b, cfg.out_slices, up, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % 16 or x.shape[-1] % 16:

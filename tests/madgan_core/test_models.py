@@ -25,14 +25,38 @@ def test_generator_paper_size(variant):
 
 @pytest.mark.parametrize("variant", ["none", "sa3", "sa7"])
 @pytest.mark.parametrize("skip_top", [True, False])
+@pytest.mark.parametrize("upsample", ["deconv", "resize"])
 @pytest.mark.parametrize("shape", [(32, 32), (64, 48)])
-def test_generator_small_sizes(variant, skip_top, shape):
-    cfg = ModelConfig(variant=variant, base_channels=4, skip_top=skip_top, out_slices=2)
+def test_generator_small_sizes(variant, skip_top, upsample, shape):
+    cfg = ModelConfig(
+        variant=variant, base_channels=4, skip_top=skip_top, upsample=upsample, out_slices=2
+    )
     g = build_generator(cfg)
     y = g(torch.randn(2, 3, *shape))
     assert y.shape == (2, 2, *shape)
     y.mean().backward()
     assert all(p.grad is not None for n, p in g.named_parameters() if "gamma" not in n)
+
+
+def _checkerboard(upsample: str) -> float:
+    """Period-2 energy of the output's interior for a constant input, relative to its spread."""
+    torch.manual_seed(0)
+    g = build_generator(ModelConfig(base_channels=8, upsample=upsample)).eval()
+    with torch.no_grad():
+        y = g(torch.full((1, 3, 64, 64), 0.3))[0, :, 16:48, 16:48]
+    # A constant input has a constant interior unless the upsampling imprints a 2x2 pattern.
+    phases = torch.stack([y[:, i::2, j::2].mean(dim=(1, 2)) for i in (0, 1) for j in (0, 1)])
+    return float(phases.std(dim=0).max())
+
+
+def test_resize_upsampling_has_no_checkerboard():
+    assert _checkerboard("deconv") > 1e-3  # the pattern the resize option removes
+    assert _checkerboard("resize") < 1e-4  # float rounding only
+
+
+def test_unknown_upsampling_is_a_config_error():
+    with pytest.raises(ConfigError, match="model.upsample"):
+        ModelConfig(upsample="bilinear").validate()
 
 
 def test_generator_rejects_sizes_not_multiple_of_16():
