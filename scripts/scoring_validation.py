@@ -47,6 +47,8 @@ def candidates(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
     for t in THRESHOLDS:
         out[f"% brain z>{t:g}"] = float(100.0 * np.count_nonzero(values > t) / values.size)
     out["mean z"] = float(values.mean())
+    out["median z"] = float(np.median(values))
+    out["mean max(z, 0)"] = float(np.maximum(values, 0.0).mean())
     return out
 
 
