@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,12 @@ def build_reference(
     rows: Sequence[ManifestRow],
     progress: Callable[[int, int], None] | None = None,
 ) -> HealthyReference:
-    """Score healthy scans and collect their score distribution and z-map statistics."""
+    """Score healthy scans and collect their score distribution and z-map statistics.
+
+    Each control's ℓ2 maps are needed twice: for the z-statistics, and again to score
+    the control against the statistics without it. In between they wait in a temporary
+    folder (float16), so memory does not grow with the number of controls.
+    """
     from madgan_core.device import resolve_precision
     from madgan_core.io import load_scan
     from madgan_core.preprocess import preprocess
@@ -162,33 +168,32 @@ def build_reference(
     sequences: list[str] = []
     collected: dict[str, list[float]] = {}
     controls: dict[str, list[_Control]] = {}
-    for i, row in enumerate(rows):
-        scan = load_scan(row.path)
-        slab = preprocess(scan, cfg.preprocess)
-        errors, scores, _ = score_slab(
-            predictor, slab, cfg, model.device, precision, batch, maps=True
-        )
-        names.append(scan.name)
-        sequences.append(row.sequence)
-        for mode, value in scores.items():
-            collected.setdefault(mode, []).append(value)
-        # Kept for the leave-one-out pass: float16 maps and a boolean brain mask halve the memory.
-        controls.setdefault(row.sequence, []).append(
-            _Control(
-                errors.slice_maps()[0].astype(np.float16),
-                slab.slices > FOREGROUND_LEVEL,
-                log_noise(slab.slices),
-                i,
+    builders: dict[str, ZStatsBuilder] = {}
+    with tempfile.TemporaryDirectory(prefix="madgan-calib-") as spill:
+        for i, row in enumerate(rows):
+            scan = load_scan(row.path)
+            slab = preprocess(scan, cfg.preprocess)
+            errors, scores, _ = score_slab(
+                predictor, slab, cfg, model.device, precision, batch, maps=True
             )
+            names.append(scan.name)
+            sequences.append(row.sequence)
+            for mode, value in scores.items():
+                collected.setdefault(mode, []).append(value)
+            control = _Control(Path(spill) / f"{i}.npz", log_noise(slab.slices), i)
+            stored = control.save(errors.slice_maps()[0], slab.slices > FOREGROUND_LEVEL)
+            builders.setdefault(row.sequence, ZStatsBuilder(shape)).add(stored)
+            controls.setdefault(row.sequence, []).append(control)
+            if progress is not None:
+                progress(i + 1, len(rows))
+        reference = HealthyReference(
+            {m: np.asarray(v) for m, v in collected.items()}, names, sequences
         )
-        if progress is not None:
-            progress(i + 1, len(rows))
-    reference = HealthyReference({m: np.asarray(v) for m, v in collected.items()}, names, sequences)
-    zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
-    for sequence, items in controls.items():
-        if len(items) < MIN_ZSTATS_CONTROLS:
-            continue
-        reference.zstats[sequence] = _sequence_zstats(items, shape, zscores)
+        zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
+        for sequence, items in controls.items():
+            if len(items) < MIN_ZSTATS_CONTROLS:
+                continue
+            reference.zstats[sequence] = _sequence_zstats(items, builders[sequence], zscores)
     for mode, values in zscores.items():
         if np.isfinite(values).any():  # NaN for sequences with too few controls
             reference.scores[mode] = values
@@ -196,31 +201,38 @@ def build_reference(
 
 
 class _Control(NamedTuple):
-    """What the leave-one-out pass keeps of one calib scan."""
+    """One calib scan in the leave-one-out pass: its ℓ2 maps and brain mask wait on disk."""
 
-    errors: np.ndarray  # (n, H, W) float16 ℓ2 maps
-    brain: np.ndarray  # (n, H, W) bool
+    path: Path
     log_noise: float
     index: int  # position among all controls
 
+    def save(self, errors: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        """Store the maps (float16) and the mask; returns the maps as stored, as float32."""
+        stored = errors.astype(np.float16)
+        np.savez(self.path, errors=stored, brain=brain)
+        return stored.astype(np.float32)
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (n, H, W) ℓ2 maps as stored (float16 values, as float32) and the brain mask."""
+        with np.load(self.path) as data:
+            return data["errors"].astype(np.float32), data["brain"]
+
 
 def _sequence_zstats(
-    items: list[_Control], shape: tuple[int, int], zscores: dict[str, np.ndarray]
+    items: list[_Control], builder: ZStatsBuilder, zscores: dict[str, np.ndarray]
 ) -> ZStats:
     """One sequence's z-statistics and noise fits; fills in its controls' own z-map scores.
 
     Each control is scored leaving it out of the statistics, and its noise-adjusted
     scores leave it out of the noise fit too, so its percentile is honest.
     """
-    builder = ZStatsBuilder(shape)
-    for item in items:
-        builder.add(item.errors.astype(np.float32))
     stats = builder.finalize()
     features = []
     for item in items:
-        err = item.errors.astype(np.float32)
+        err, brain = item.load()  # the very values added, so leaving it out is exact
         z = builder.finalize(leave_out=err).zmap(err)
-        features.append(zmap_features(z, np.where(item.brain, 1.0, -1.0)))
+        features.append(zmap_features(z, np.where(brain, 1.0, -1.0)))
     noises = np.array([item.log_noise for item in items])
     index = np.array([item.index for item in items])
     zscores["ztail"][index] = [f["ztail"] for f in features]

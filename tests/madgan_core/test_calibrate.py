@@ -116,3 +116,40 @@ def test_a_sequence_with_few_controls_keeps_the_others_noise_adjusted(reference,
     again = HealthyReference.from_dict(ref.to_dict())
     assert set(again.percentiles({"zmean": 0.0, "ztail": 1.0}, "T1")) == {"zmean", "ztail"}
     assert set(again.percentiles({"zmean": 0.0, "ztail": 1.0}, "T1c")) == {"ztail"}
+
+
+def test_each_controls_own_score_leaves_it_out(reference, tmp_path):
+    model, ref = reference
+    rows = []
+    for i, noise in enumerate(NOISES[1:], start=1):
+        path = tmp_path / f"control{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(noise, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    without_first = build_reference(model, rows)
+    model.healthy_reference = without_first.to_dict()
+    first = score_scan(
+        model, Scan.from_array(brain(NOISES[0], seed=0), AFFINE), maps=False, sequence="T1"
+    )
+    # Stored maps are float16, so agreement is to about 3 significant digits.
+    assert ref.scores["ztail"][0] == pytest.approx(first.scores["ztail"], rel=1e-2, abs=1e-3)
+    assert ref.scores["ztail"][0] != pytest.approx(ref.scores["ztail"][1], rel=1e-2)
+
+
+def test_calibration_spills_maps_to_a_temporary_folder_and_removes_it(
+    reference, tmp_path, monkeypatch
+):
+    import tempfile
+
+    model, _ref = reference
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    seen = []
+    rows = []
+    for i in range(3):
+        path = tmp_path / f"c{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(2.0 + i, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    build_reference(model, rows, progress=lambda *_: seen.extend(spill.glob("*/*.npz")))
+    assert len({p.name for p in seen}) == 3  # one file of maps per control while scoring
+    assert list(spill.iterdir()) == []  # and nothing left afterwards
