@@ -17,7 +17,7 @@ from madgan_core.errors import MadganError
 from madgan_core.io import Scan
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
-from madgan_core.zmap import slice_volumes
+from madgan_core.zmap import FOREGROUND_LEVEL, slice_volumes
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +55,9 @@ class ScanScore:
         slice_indices: RAS+ axial voxel index of each slab slice.
         heatmap: RAS+ volume of per-voxel ℓ2 (mean over windows); NaN where not predicted.
         reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
-        zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with z-statistics).
+        zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with
+            z-statistics); NaN outside the foreground, where no z-map score looks.
+        foreground: RAS+ mask of the voxels the model sees as brain (or head), with maps.
         slice_zvolume: per slab slice, the percentage of its brain with z above 4 (with a z-map).
         percentiles: percentile of each score among the model's healthy controls.
         n_controls: number of healthy controls behind the percentiles (0: no reference).
@@ -73,6 +75,7 @@ class ScanScore:
     reconstruction: np.ndarray | None = None
     zmap: np.ndarray | None = None
     slice_zvolume: np.ndarray | None = None
+    foreground: np.ndarray | None = None
     percentiles: dict[str, float] = field(default_factory=dict)
     n_controls: int = 0
 
@@ -347,13 +350,17 @@ def score_scan(
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
         )
-    heatmap = reconstruction = None
+    heatmap = reconstruction = zmap = foreground = None
     if maps:
         err_maps, pred_maps = errors.slice_maps()
         heatmap = slab.to_volume(err_maps)
         low, high = slab.intensity_range
         reconstruction = slab.to_volume((pred_maps + 1.0) * 0.5 * (high - low) + low)
-    zmap = slab.to_volume(z) if maps and z is not None else None
+        seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
+        foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
+        if z is not None:
+            zmap = slab.to_volume(z)
+            zmap[~foreground] = np.nan
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices)
     percentiles = reference.percentiles(scores, sequence) if reference is not None else {}
     return ScanScore(
@@ -369,6 +376,7 @@ def score_scan(
         reconstruction=reconstruction,
         zmap=zmap,
         slice_zvolume=slice_zvolume,
+        foreground=foreground,
         percentiles=percentiles,
         n_controls=0 if reference is None else reference.n_for(sequence),
     )

@@ -4,6 +4,9 @@ NaN choice: the core marks voxels that no window predicted with NaN. The
 heatmap keeps them as NaN: napari draws NaN transparent (its colormaps'
 ``nan_color``), so unscored slices show the bare scan instead of the dark blue
 of a healthy zero, and the value under the cursor reads ``nan``, not ``0``.
+The overlays are drawn only on the scan's foreground (the core's z-map is NaN
+outside it; the heatmap is masked here for display, its export stays whole), so
+the background shows no colour and none of the decoder's faint dot pattern.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ class LayerSpec:
     kwargs: dict
 
 
+def on_foreground(volume: np.ndarray | None, foreground: np.ndarray | None) -> np.ndarray | None:
+    """``volume`` with NaN (drawn transparent) outside ``foreground``, when both exist."""
+    if volume is None or foreground is None:
+        return volume
+    return np.where(foreground, volume, np.float32(np.nan)).astype(np.float32, copy=False)
+
+
 def result_layer_specs(
     scan: Scan, result: ScanScore, heatmap_range: tuple[float, float], prefix: str = ""
 ) -> list[LayerSpec]:
@@ -58,7 +68,7 @@ def result_layer_specs(
         ),
         (
             HEATMAP_NAME,
-            result.heatmap,
+            on_foreground(result.heatmap, result.foreground),
             {**overlay, "contrast_limits": tuple(float(v) for v in heatmap_range)},
         ),
         # Healthy-normalised: how unusual the error is for that place, so the lesion

@@ -56,6 +56,10 @@ def test_review_adds_aligned_heatmap_and_hidden_reconstruction(review, qtbot):
     z = int(result.slice_indices[len(result.slice_indices) // 2])
     assert np.isfinite(heat.data[z]).any()
     assert np.isnan(heat.data[0]).all()
+    # the overlay is drawn on the foreground only; the core's heatmap (exported) is whole
+    assert result.foreground.shape == result.heatmap.shape
+    shown, whole = np.isfinite(heat.data[z]).sum(), np.isfinite(result.heatmap[:, :, z]).sum()
+    assert 0 < shown < 0.8 * whole
     # result layers are not offered as scans
     assert [widget.layer_combo.itemText(i) for i in range(widget.layer_combo.count())] == [SCAN]
 
@@ -102,6 +106,9 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     zmap = viewer.layers[f"{SCAN} {ZMAP_NAME}"]
     assert heat.visible and not zmap.visible
     assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
+    result = widget.state.result
+    assert np.isnan(result.zmap[~result.foreground]).all()
+    assert np.isfinite(result.zmap[result.foreground]).any()
     assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
     widget.set_score_mode("zvolume")
     assert zmap.visible and not heat.visible
