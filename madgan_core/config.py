@@ -12,9 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from madgan_core.errors import ConfigError
 
 VARIANTS = ("none", "sa3", "sa7")
+# Intensity normalisation: linear between two percentiles, or piecewise-linear onto
+# standard landmarks learned from the training scans (Nyúl-Udupa style).
+INTENSITY_MODES = ("linear", "landmarks")
+# Foreground percentiles that serve as landmarks (the ends are the clip percentiles).
+LANDMARK_PERCENTILES = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
 # Decoder upsampling: the paper's transposed convolutions, or nearest-neighbour resize + conv.
 UPSAMPLING = ("deconv", "resize")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -49,6 +56,12 @@ class PreprocessConfig:
         clip_percentiles: Robust intensity percentiles inside the foreground.
         foreground_fraction: Foreground threshold as a fraction of the
             99th intensity percentile.
+        intensity: ``linear`` (clip to the percentiles, scale to [-1, 1]) or
+            ``landmarks``: then also map the foreground's deciles
+            (:data:`LANDMARK_PERCENTILES`) piecewise-linearly onto ``landmarks``, so
+            scans whose contrast curves differ (scanner, protocol) line up.
+        landmarks: The standard decile positions in [-1, 1], learned by training
+            from its scans (their mean); stored with the model.
     """
 
     height: int = 256
@@ -60,6 +73,8 @@ class PreprocessConfig:
     min_brain_fraction: float = 0.25
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     foreground_fraction: float = 0.1
+    intensity: str = "linear"
+    landmarks: tuple[float, ...] | None = None
 
     def validate(self) -> None:
         if self.height < 16 or self.width < 16 or self.height % 16 or self.width % 16:
@@ -80,6 +95,25 @@ class PreprocessConfig:
             raise ConfigError(
                 f"preprocess.clip_percentiles must be increasing in [0, 100], got {self.clip_percentiles}"
             )
+        if self.intensity not in INTENSITY_MODES:
+            raise ConfigError(
+                f"preprocess.intensity must be one of {INTENSITY_MODES}, got {self.intensity!r}"
+            )
+        if self.landmarks is not None:
+            try:
+                marks = np.asarray(self.landmarks, dtype=float)
+            except (TypeError, ValueError):
+                marks = np.zeros(0)
+            if (
+                marks.shape != (len(LANDMARK_PERCENTILES),)
+                or not np.all(np.diff(marks) > 0)
+                or marks[0] <= -1.0
+                or marks[-1] >= 1.0
+            ):
+                raise ConfigError(
+                    f"preprocess.landmarks must be {len(LANDMARK_PERCENTILES)} increasing values "
+                    f"inside (-1, 1), got {self.landmarks}"
+                )
 
 
 @dataclass

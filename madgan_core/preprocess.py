@@ -7,12 +7,14 @@ posterior, columns left to right (the patient's right on the right).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from madgan_core.config import PreprocessConfig
+from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ScanError
 from madgan_core.io import Scan
 
@@ -33,6 +35,8 @@ class Slab:
         voxels_per_pixel: (x, y) voxel steps per model pixel.
         volume_shape: shape of the RAS+ volume the slab came from.
         intensity_range: the (low, high) intensities mapped to -1 and 1.
+        landmarks: with landmark normalisation, ``(scan's, standard)`` decile positions
+            in linear model units; model values are the scan's mapped onto the standard.
     """
 
     slices: np.ndarray
@@ -41,6 +45,16 @@ class Slab:
     voxels_per_pixel: np.ndarray
     volume_shape: tuple[int, int, int]
     intensity_range: tuple[float, float]
+    landmarks: tuple[np.ndarray, np.ndarray] | None = None
+
+    def to_intensity(self, values: np.ndarray) -> np.ndarray:
+        """Model-space values back in the scan's intensity units (undoes the normalisation)."""
+        values = np.asarray(values, dtype=np.float32)
+        if self.landmarks is not None:
+            scan_marks, standard = self.landmarks
+            values = np.interp(values, _with_ends(standard), _with_ends(scan_marks))
+        low, high = self.intensity_range
+        return ((values + 1.0) * 0.5 * (high - low) + low).astype(np.float32)
 
     @property
     def n_slices(self) -> int:
@@ -220,16 +234,25 @@ def select_slices(fg: np.ndarray, cfg: PreprocessConfig, scan: Scan | None = Non
     return candidates
 
 
-def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
-    """Select the slice band, normalise intensities to [-1, 1] and resample to model space."""
-    data = scan.data
-    fg = foreground_mask(data, cfg)
+def band_intensities(
+    scan: Scan, cfg: PreprocessConfig
+) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
+    """The slice band's foreground intensities, their clip percentiles (low, high), the
+    band's axial indices and its foreground mask."""
+    fg = foreground_mask(scan.data, cfg)
     indices = select_slices(fg, cfg, scan)
     band_fg = fg[:, :, indices]
-    values = data[:, :, indices][band_fg]
+    values = scan.data[:, :, indices][band_fg]
     low, high = (float(v) for v in np.percentile(values, cfg.clip_percentiles))
     if not high > low:
         raise ScanError("foreground intensities are constant; cannot normalise", scan.path)
+    return values, low, high, indices, band_fg
+
+
+def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
+    """Select the slice band, normalise intensities to [-1, 1] and resample to model space."""
+    data = scan.data
+    values, low, high, indices, band_fg = band_intensities(scan, cfg)
 
     xs, ys = np.nonzero(band_fg.any(axis=2))
     center = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
@@ -257,7 +280,55 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
     normalised = normalise_intensity(data[:, :, slab.slice_indices], low, high)
     slab.slices = slab._sample_band(normalised, order=1, cval=-1.0)
     np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
+    if cfg.intensity == "landmarks":
+        if cfg.landmarks is None:
+            raise ScanError(
+                "preprocess.intensity is 'landmarks' but no landmarks were learned; "
+                "train the model (it learns them from its training scans) or use 'linear'",
+                scan.path,
+            )
+        scan_marks = scan_landmarks(values, low, high)
+        standard = np.asarray(cfg.landmarks, dtype=np.float64)
+        slab.slices = np.interp(slab.slices, _with_ends(scan_marks), _with_ends(standard)).astype(
+            np.float32
+        )
+        slab.landmarks = (scan_marks, standard)
     return slab
+
+
+def scan_landmarks(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A scan's foreground deciles in linear model units, strictly increasing inside (-1, 1)."""
+    marks = np.percentile(values, LANDMARK_PERCENTILES)
+    marks = np.clip((marks - low) * (2.0 / (high - low)) - 1.0, -0.999, 0.999)
+    # Ties (a flat histogram) would make the piecewise map ill-defined: separate them.
+    return np.maximum.accumulate(marks) + np.linspace(0.0, 1e-4, len(marks))
+
+
+def _with_ends(marks: np.ndarray) -> np.ndarray:
+    """Landmarks with the clip percentiles' fixed ends, -1 and 1."""
+    return np.concatenate([[-1.0], np.asarray(marks, dtype=np.float64), [1.0]])
+
+
+def learn_landmarks(
+    scans: Sequence, cfg: PreprocessConfig, progress: Callable | None = None
+) -> tuple[float, ...]:
+    """Standard landmarks: the mean of the scans' own (:func:`scan_landmarks`).
+
+    ``scans`` are paths or manifest rows; ``progress(done, total, name)`` after each.
+    """
+    from madgan_core.io import load_scan
+
+    marks = []
+    for i, item in enumerate(scans):
+        path = Path(getattr(item, "path", item))
+        scan = load_scan(path)
+        values, low, high = band_intensities(scan, cfg)[:3]
+        marks.append(scan_landmarks(values, low, high))
+        if progress is not None:
+            progress(i + 1, len(scans), path.name)
+    if not marks:
+        raise ScanError("no scans to learn intensity landmarks from")
+    return tuple(float(v) for v in np.mean(marks, axis=0))
 
 
 def normalise_intensity(data: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -354,8 +354,7 @@ def score_scan(
     if maps:
         err_maps, pred_maps = errors.slice_maps()
         heatmap = slab.to_volume(err_maps)
-        low, high = slab.intensity_range
-        reconstruction = slab.to_volume((pred_maps + 1.0) * 0.5 * (high - low) + low)
+        reconstruction = slab.to_volume(slab.to_intensity(pred_maps))
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
         foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
         if z is not None:

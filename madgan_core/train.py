@@ -419,6 +419,7 @@ def prepare_training(
     )
     from madgan_core.distributed import init_distributed, wrap
     from madgan_core.models import build_critic, build_generator
+    from madgan_core.preprocess import learn_landmarks
 
     t = cfg.train
     out_dir = Path(out_dir)
@@ -438,6 +439,12 @@ def prepare_training(
             log.info("resuming from %s (step %d)", found[-1][1], record["step"])
     start_step = int(record["step"]) if record else 0
 
+    if cfg.preprocess.intensity == "landmarks" and cfg.preprocess.landmarks is None:
+        if record is not None:
+            cfg.preprocess.landmarks = ckpt.config_of(record, found[-1][1]).preprocess.landmarks
+        if cfg.preprocess.landmarks is None:
+            log.info("learning intensity landmarks from %d scans", len(scans))
+            cfg.preprocess.landmarks = learn_landmarks(scans, cfg.preprocess)
     seed_everything(t.seed)
     dataset = WindowDataset(scans, cfg, progress=scan_progress)
     log.info(

@@ -142,3 +142,66 @@ def test_mni_template_band_covers_hippocampus_and_ventricles():
 
 def test_synthetic_brain_helper_is_not_constant():
     assert synthetic_brain().std() > 0
+
+
+def test_landmarks_undo_a_contrast_curve(tmp_path):
+    import nibabel as nib
+
+    from madgan_core.phantom import make_subject
+    from madgan_core.preprocess import learn_landmarks
+
+    base, affine, _ = make_subject("healthy", seed=3, voxel_mm=4.0)
+    base = base.astype(np.float32)
+    curved = (base / base.max()) ** 1.3 * 900.0  # another scanner's contrast curve and gain
+    paths = []
+    for name, volume in (("a", base), ("b", curved)):
+        paths.append(tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(volume, affine), paths[-1])
+    cfg = PreprocessConfig(height=64, width=48, pixel_mm=4.0, intensity="landmarks")
+    cfg.landmarks = learn_landmarks(paths, cfg)
+    cfg.validate()
+    linear = PreprocessConfig(height=64, width=48, pixel_mm=4.0)
+    a, b = (load_scan(p) for p in paths)
+    gap_linear = np.abs(preprocess(a, linear).slices - preprocess(b, linear).slices).mean()
+    gap_marks = np.abs(preprocess(a, cfg).slices - preprocess(b, cfg).slices).mean()
+    assert gap_marks < 0.3 * gap_linear
+    slab = preprocess(b, cfg)
+    assert slab.slices.min() >= -1.0 and slab.slices.max() <= 1.0
+    # the map back to scan intensities inverts the normalisation
+    band = curved[:, :, slab.slice_indices]
+    low, high = slab.intensity_range
+    inside = (band > low) & (band < high)
+    there = slab.to_intensity(preprocess(b, cfg).slices)
+    assert there.shape == slab.slices.shape
+    values = np.clip(band, low, high)
+    back = slab.to_intensity(
+        np.interp(
+            (values - low) * 2 / (high - low) - 1,
+            np.r_[-1.0, slab.landmarks[0], 1.0],
+            np.r_[-1.0, slab.landmarks[1], 1.0],
+        )
+    )
+    np.testing.assert_allclose(back[inside], band[inside], rtol=1e-3, atol=1e-2)
+
+
+def test_landmarks_must_be_learned_first(brain_file):
+    cfg = PreprocessConfig(height=64, width=48, pixel_mm=2.0, intensity="landmarks")
+    with pytest.raises(ScanError, match="no landmarks were learned"):
+        preprocess(load_scan(brain_file), cfg)
+
+
+@pytest.mark.parametrize(
+    "landmarks", [(0.1,) * 9, tuple(np.linspace(-1.0, 0.5, 9)), (0.0, 0.1), ("a",) * 9]
+)
+def test_bad_landmarks_are_config_errors(landmarks):
+    from madgan_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="preprocess.landmarks"):
+        PreprocessConfig(landmarks=landmarks).validate()
+
+
+def test_unknown_intensity_mode_is_a_config_error():
+    from madgan_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="preprocess.intensity"):
+        PreprocessConfig(intensity="zscore").validate()

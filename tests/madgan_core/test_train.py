@@ -201,3 +201,23 @@ def test_cli_bad_config_exits_2(scans, tmp_path, capsys):
     assert "variant" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         tiny_cfg(batch_size=0)
+
+
+def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path):
+    from madgan_core.io import load_scan
+    from madgan_core.preprocess import learn_landmarks
+    from madgan_core.score import score_scan
+
+    def cfg():
+        base = tiny_cfg(steps=2, checkpoint_every=1)
+        return base.updated({"preprocess": {"intensity": "landmarks"}})
+
+    result = prepare_training(cfg(), scans, tmp_path).fit()
+    model = ckpt.load_model(result.model_path, "cpu")
+    expected = learn_landmarks(scans, cfg().preprocess)
+    assert model.config.preprocess.landmarks == pytest.approx(expected)
+    scored = score_scan(model, load_scan(scans[0]))
+    assert np.isfinite(scored.scores["mean"]) and np.isfinite(scored.reconstruction).any()
+    # resuming takes the run's landmarks from its checkpoint, it does not relearn them
+    resumed = prepare_training(cfg().updated({"train": {"steps": 3}}), scans[:1], tmp_path, True)
+    assert resumed.cfg.preprocess.landmarks == pytest.approx(expected)
