@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
-from madgan_core.errors import ScanError
+from madgan_core.errors import ConfigError, ScanError
 from madgan_core.io import Scan
 
 MIN_SLICES = 6
@@ -282,10 +282,9 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
     np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
     if cfg.intensity == "landmarks":
         if cfg.landmarks is None:
-            raise ScanError(
+            raise ConfigError(
                 "preprocess.intensity is 'landmarks' but no landmarks were learned; "
-                "train the model (it learns them from its training scans) or use 'linear'",
-                scan.path,
+                "train the model (it learns them from its training scans) or use 'linear'"
             )
         scan_marks = scan_landmarks(values, low, high)
         standard = np.asarray(cfg.landmarks, dtype=np.float64)

@@ -186,7 +186,9 @@ def test_landmarks_undo_a_contrast_curve(tmp_path):
 
 def test_landmarks_must_be_learned_first(brain_file):
     cfg = PreprocessConfig(height=64, width=48, pixel_mm=2.0, intensity="landmarks")
-    with pytest.raises(ScanError, match="no landmarks were learned"):
+    from madgan_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no landmarks were learned"):
         preprocess(load_scan(brain_file), cfg)
 
 
