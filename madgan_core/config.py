@@ -168,6 +168,30 @@ class TrainConfig:
 
     Adam betas default to (0.5, 0.9), the usual WGAN-GP choice (Gulrajani et al.);
     the paper gives only the learning rate.
+
+    Attributes:
+        steps: Generator updates (the paper: 1.8 M).
+        batch_size: Windows per batch (the paper: 16).
+        lr: Adam learning rate of both networks (the paper: 2e-4).
+        betas: Adam betas.
+        l1_weight: Weight of the ℓ1 reconstruction term (the paper: 100; 0 for the
+            paper's variant without it).
+        adv_weight: Weight of the generator's adversarial term (0: ℓ1 only).
+        gp_weight: WGAN-GP gradient-penalty weight.
+        critic_steps: Critic updates per generator update.
+        label_swap_every: The critic's real/synthetic labels are swapped on one step in
+            this many (the paper: 3; 0 never).
+        seed: Seed of weights, data order and dropout.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 where the hardware runs it natively), ``fp32``,
+            ``bf16`` or ``fp16`` (CUDA only).
+        compile: Wrap both networks in ``torch.compile``.
+        num_workers: Data-loading worker processes.
+        log_every: Steps between metric lines in ``metrics.jsonl``.
+        preview_every: Steps between preview images.
+        checkpoint_every: Steps between checkpoints.
+        keep_last: Newest checkpoints kept (milestones are kept besides).
+        milestones: Steps whose checkpoints are always kept, for AUC against step.
     """
 
     steps: int = 1_800_000
