@@ -73,7 +73,11 @@ def build_config(args: argparse.Namespace):
                 data = json.loads(args.config.read_text())
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"not a readable JSON config ({exc})", args.config) from None
-            cfg = cfg.updated(data)
+            try:
+                cfg = cfg.updated(data)
+            except ConfigError as exc:
+                message = str(exc).removeprefix("overrides: ")
+                raise ConfigError(message, args.config) from None
     model: dict[str, Any] = {}
     train: dict[str, Any] = {}
     if args.variant is not None:

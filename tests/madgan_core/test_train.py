@@ -198,7 +198,12 @@ def test_cli_bad_config_exits_2(scans, tmp_path, capsys):
         str(bad),
     ]
     assert main(argv) == 2
-    assert "variant" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{bad}: model.variant must be one of" in err and err.count("\n") == 1
+    bad.write_text(json.dumps({"modell": {}}))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: unknown key 'modell'" in err and "overrides" not in err
     with pytest.raises(ConfigError):
         tiny_cfg(batch_size=0)
 
