@@ -42,6 +42,7 @@ from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import (
     HEATMAP_NAME,
     ZMAP_NAME,
+    ZMAP_RANGE,
     LayerSpec,
     add_result_layers,
     apply_layer,
@@ -61,6 +62,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODEL_FILTER = "MADGAN models (*.pt *.pth);;All files (*)"
+ZMAP_RANGE_TIP = (
+    "These set the ℓ2 heatmap's range. The z-map is drawn from z = {lo:g} to {hi:g}; "
+    "change that in napari's layer controls (contrast limits)."
+)
 
 
 class _ProgressRelay(QObject):
@@ -309,6 +314,13 @@ class ReviewWidget(QWidget):
         for name in present:
             if name.endswith((HEATMAP_NAME, ZMAP_NAME)):
                 self.viewer.layers[name].visible = name.endswith(wanted)
+        # The range boxes set the ℓ2 heatmap's limits; the z-map keeps its fixed z range.
+        on_heatmap = wanted == HEATMAP_NAME
+        for box in (self.range_lo, self.range_hi):
+            box.setEnabled(on_heatmap)
+            box.setToolTip(
+                "" if on_heatmap else ZMAP_RANGE_TIP.format(lo=ZMAP_RANGE[0], hi=ZMAP_RANGE[1])
+            )
 
     def _show_scores(self, result: ScanScore) -> None:
         title = self.state.scan_layer or None

@@ -110,14 +110,17 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     assert np.isnan(result.zmap[~result.foreground]).all()
     assert np.isfinite(result.zmap[result.foreground]).any()
     assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
+    assert widget.range_lo.isEnabled() and widget.range_hi.isEnabled()
     widget.set_score_mode("zvolume")
     assert zmap.visible and not heat.visible
+    # the range boxes set the ℓ2 heatmap's limits, so they rest while the z-map shows
+    assert not widget.range_lo.isEnabled() and "z-map" in widget.range_hi.toolTip()
     assert "(z-map)" in widget.top_label.text()
     assert re.fullmatch(r"z = \d+ +z>4: [\d.]+ %", widget.top_list.item(0).text())
     text = widget.score_label.text()
     assert "<b>z-map volume above 4" in text and "z-map mean" in text and "z-map tail" in text
     widget.set_overlay(HEATMAP_NAME)  # the reader can still switch back
-    assert heat.visible and not zmap.visible
+    assert heat.visible and not zmap.visible and widget.range_lo.isEnabled()
     widget.set_score_mode("mean")
     assert heat.visible and not zmap.visible
 
