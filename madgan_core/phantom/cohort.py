@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from madgan_core.io import save_nifti
+from madgan_core.io import atomic_write_text, save_nifti
 from madgan_core.manifest import ManifestRow, write_manifest
 from madgan_core.phantom.diseases import SUBTYPES
 from madgan_core.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 # intervals the latter; training gains little from more healthy subjects.
 SPLIT_FRACTIONS = {"train": 0.40, "calib": 0.25, "test": 0.35}
 REORIENT_FRACTION = 0.2
+# One JSON line per scan: its generation parameters (anatomy, scanner, lesions).
+SUBJECTS_FILE = "subjects.jsonl"
 ID_PREFIX = {"healthy": "healthy", "ad": "ad", "mets": "mets", "various": "various"}
 
 
@@ -109,7 +112,8 @@ def generate_cohort(
     voxel_mm: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/`` and ``outdir/manifest.csv``.
+    """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/``,
+    ``outdir/manifest.csv`` and ``outdir/subjects.jsonl`` (each scan's generation parameters).
 
     Healthy subjects get a T1 and a T1c scan (same anatomy) and are split by
     subject into train/calib/test (40/25/35 %). AD subjects (T1) cycle over
@@ -137,6 +141,7 @@ def generate_cohort(
         "simulating %d scans of %d subjects at %g mm into %s", total, len(plan), voxel_mm, outdir
     )
     rows: list[ManifestRow] = []
+    records: list[str] = []
     if progress is not None:
         progress(0, total)
     for done, (p, seq) in enumerate(jobs, start=1):
@@ -165,7 +170,15 @@ def generate_cohort(
                 mask=mask_path,
             )
         )
+        records.append(
+            json.dumps(
+                {"scan": name, "subject": p.subject, "seed": p.seed}
+                | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
+                | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
+            )
+        )
         logger.debug("%s: seed %d, lesions %s", name, p.seed, info["lesions"])
         if progress is not None:
             progress(done, total)
+    atomic_write_text(outdir / SUBJECTS_FILE, "\n".join(records) + "\n")
     return write_manifest(rows, outdir / "manifest.csv")

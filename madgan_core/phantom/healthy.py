@@ -96,8 +96,11 @@ def contrast_t1c(t1: np.ndarray, enhancement: np.ndarray, rng: np.random.Generat
 
 def scanner_effects(
     volume: np.ndarray, log_bias: np.ndarray, rng: np.random.Generator, sequence: str
-) -> np.ndarray:
-    """Gamma/contrast change, multiplicative bias, Rician noise and an arbitrary gain, in place."""
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Gamma/contrast change, multiplicative bias, Rician noise and an arbitrary gain.
+
+    Returns the new volume and the drawn ``gamma``, ``noise_sigma`` and ``gain``.
+    """
     fg = volume > 1e-3
     vals = np.clip(volume[fg], 1e-4, None)
     gamma = rng.uniform(0.8, 1.25) if sequence == "T1" else rng.uniform(0.9, 1.4)
@@ -110,4 +113,4 @@ def scanner_effects(
     gain = rng.uniform(600.0, 1400.0)
     out = np.zeros_like(volume)
     out[fg] = vals * gain
-    return out
+    return out, {"gamma": float(gamma), "noise_sigma": float(sigma), "gain": float(gain)}

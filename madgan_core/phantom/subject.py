@@ -81,7 +81,8 @@ def make_subject(
 
     Returns:
         ``(volume, affine, info)``: float32 RAS+ volume, its voxel-to-MNI-mm
-        affine, and a dict with the simulation parameters, ``lesions`` (list of
+        affine, and a dict with the simulation parameters (``anatomy``; ``scanner``:
+        ``gamma``, ``noise_sigma``, ``gain``, ``bias_strength``), ``lesions`` (list of
         dicts) and ``lesion_mask`` (bool array, empty for healthy/AD).
 
     Example:
@@ -102,7 +103,8 @@ def make_subject(
     atrophy = exp_velocity(grid, atrophy_velocity(template, grid, anatomy, anat_rng))
     coarse = coarse + grid.sample(atrophy, coarse)
     modulation = 0.5 + anat_rng.random(grid.coarse_shape, dtype=np.float32)
-    bias = bias_field_coarse(grid, seq_rng, seq_rng.uniform(0.05, 0.25), template.voxel_mm)
+    bias_strength = seq_rng.uniform(0.05, 0.25)
+    bias = bias_field_coarse(grid, seq_rng, bias_strength, template.voxel_mm)
     fields = grid.upsample(np.concatenate([coarse, bias[None], modulation[None]]))
     coords, log_bias, modulation = fields[:3], fields[3], fields[4]
 
@@ -119,7 +121,8 @@ def make_subject(
     if painted is not None:
         t1, lesion_mask_t, lesions = painted.t1, painted.mask, painted.lesions
 
-    volume = scanner_effects(resample(t1, coords), log_bias, seq_rng, sequence)
+    volume, scanner = scanner_effects(resample(t1, coords), log_bias, seq_rng, sequence)
+    scanner["bias_strength"] = float(bias_strength)
     lesion_mask = (
         resample_mask(lesion_mask_t, coords)
         if lesion_mask_t is not None
@@ -136,6 +139,7 @@ def make_subject(
             k: (np.round(v, 4).tolist() if isinstance(v, np.ndarray) else round(float(v), 4))
             for k, v in dataclasses.asdict(anatomy).items()
         },
+        "scanner": {k: round(v, 4) for k, v in scanner.items()},
         "lesions": [lesion.as_dict() for lesion in lesions],
         "lesion_mask": lesion_mask,
     }

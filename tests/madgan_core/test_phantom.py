@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -123,6 +125,15 @@ def test_cohort_layout_splits_and_determinism(tmp_path):
         r.sequence == "T1c" and r.mask is not None
         for r in rows_for(rows, group=("mets", "various"))
     )
+    # Each scan's generation parameters, one JSON line per scan, in manifest order.
+    records = [json.loads(line) for line in (manifest.parent / "subjects.jsonl").open()]
+    assert [(d["subject"], d["sequence"]) for d in records] == [
+        (r.subject, r.sequence) for r in rows
+    ]
+    for record in records:
+        assert set(record["scanner"]) == {"gamma", "noise_sigma", "gain", "bias_strength"}
+        assert 0.8 <= record["scanner"]["gamma"] <= 1.4
+        assert {"ventricle_mm", "cortical_atrophy"} <= set(record["anatomy"])
 
     # Same seed -> byte-identical files, and subjects do not depend on the cohort's size.
     smaller = generate_cohort(
