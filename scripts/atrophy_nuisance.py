@@ -3,9 +3,12 @@
 Usage::
 
     madgan phantom val --healthy 60 --ad 45 --mets 20 --various 20 --seed 1 --voxel-mm 2
-    python scripts/atrophy_nuisance.py --model RUN/model.pt --cohort val [--out nuisance.json]
+    python scripts/atrophy_nuisance.py --model RUN/model.pt --cohort val \
+        [--manifest val_manifest.csv] [--out nuisance.json]
 
-Uses a phantom cohort's ``subjects.jsonl`` (each scan's true generation parameters).
+Uses a phantom cohort's ``subjects.jsonl`` (each scan's true generation parameters) and
+its ``manifest.csv``, or another manifest of its scans (``--manifest``, e.g. one from
+``ablation_manifest.py`` that uses every healthy subject for calib and test).
 Every healthy ``calib`` and ``test`` scan and every AD-like scan of the sequence is
 reconstructed once. The healthy ``calib`` scans give the z-statistics (each control
 scored leaving itself out); on them the script reports how the unadjusted brain-wide
@@ -61,7 +64,7 @@ LINES = {
 }
 
 
-def reconstruct(model_path: Path, cohort: Path, sequence: str) -> list[dict]:
+def reconstruct(model_path: Path, cohort: Path, manifest: Path, sequence: str) -> list[dict]:
     truth = {}
     for line in (cohort / SUBJECTS_FILE).read_text().splitlines():
         record = json.loads(line)
@@ -73,7 +76,7 @@ def reconstruct(model_path: Path, cohort: Path, sequence: str) -> list[dict]:
     batch = default_batch_size(model.device, (cfg.preprocess.height, cfg.preprocess.width))
     rows = [
         r
-        for r in read_manifest(cohort / "manifest.csv")
+        for r in read_manifest(manifest)
         if r.sequence == sequence
         and (r.group == "ad" or (r.group == "healthy" and r.split in ("calib", "test")))
     ]
@@ -163,10 +166,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--cohort", type=Path, required=True, help="a phantom cohort folder")
+    parser.add_argument("--manifest", type=Path, help="default: COHORT/manifest.csv")
     parser.add_argument("--sequence", default="T1")
     parser.add_argument("--out", type=Path, default=Path("atrophy_nuisance.json"))
     args = parser.parse_args()
-    result = analyse(reconstruct(args.model, args.cohort, args.sequence))
+    manifest = args.manifest or args.cohort / "manifest.csv"
+    result = analyse(reconstruct(args.model, args.cohort, manifest, args.sequence))
     print(f"\n{result['controls']} calib controls, {result['healthy_test']} healthy test scans\n")
     print("| group | brain-wide mean z (mean ± SD) |\n|---|---|")
     for group, (m, sd) in result["brain_wide_mean_z"].items():
