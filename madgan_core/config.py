@@ -289,9 +289,12 @@ class MadganConfig:
         base = cls()
         return _merge(base, data, source).validate()
 
-    def updated(self, overrides: dict[str, Any]) -> MadganConfig:
-        """A copy with nested ``overrides`` applied, e.g. ``{"train": {"steps": 10}}``."""
-        return _merge(MadganConfig.from_dict(self.to_dict()), overrides, "overrides").validate()
+    def updated(self, overrides: dict[str, Any], source: str = "overrides") -> MadganConfig:
+        """A copy with nested ``overrides`` applied, e.g. ``{"train": {"steps": 10}}``.
+
+        ``source`` names the overrides in error messages (empty: name only the key).
+        """
+        return _merge(MadganConfig.from_dict(self.to_dict()), overrides, source).validate()
 
     def save_json(self, path: str | Path) -> None:
         from madgan_core.io import atomic_write_text
@@ -312,18 +315,20 @@ class MadganConfig:
 
 def _merge(obj: Any, data: dict[str, Any], source: str) -> Any:
     names = {f.name: f for f in dataclasses.fields(obj)}
+    prefix = f"{source}: " if source else ""
     for key, value in data.items():
+        where = f"{source}.{key}" if source else key
         if key not in names:
             raise ConfigError(
-                f"{source}: unknown key {key!r} in {type(obj).__name__} (known: {', '.join(names)})"
+                f"{prefix}unknown key {key!r} in {type(obj).__name__} (known: {', '.join(names)})"
             )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: {key!r} must be a mapping")
-            _merge(current, value, f"{source}.{key}")
+                raise ConfigError(f"{prefix}{key!r} must be a mapping")
+            _merge(current, value, where)
             continue
-        setattr(obj, key, _coerce(current, value, f"{source}.{key}"))
+        setattr(obj, key, _coerce(current, value, where))
     return obj
 
 

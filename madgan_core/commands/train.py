@@ -74,10 +74,9 @@ def build_config(args: argparse.Namespace):
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"not a readable JSON config ({exc})", args.config) from None
             try:
-                cfg = cfg.updated(data)
+                cfg = cfg.updated(data, source="")
             except ConfigError as exc:
-                message = str(exc).removeprefix("overrides: ")
-                raise ConfigError(message, args.config) from None
+                raise ConfigError(str(exc), args.config) from None
     model: dict[str, Any] = {}
     train: dict[str, Any] = {}
     if args.variant is not None:
