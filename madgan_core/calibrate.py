@@ -18,8 +18,8 @@ from madgan_core.zmap import (
     NoiseFit,
     ZStats,
     ZStatsBuilder,
+    brain_features,
     log_noise,
-    zmap_features,
 )
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ def _sequence_zstats(
     for item in items:
         err, brain = item.load()  # the very values added, so leaving it out is exact
         z = builder.finalize(leave_out=err).zmap(err)
-        features.append(zmap_features(z, np.where(brain, 1.0, -1.0)))
+        features.append(brain_features(z, brain))
     noises = np.array([item.log_noise for item in items])
     index = np.array([item.index for item in items])
     zscores["ztail"][index] = [f["ztail"] for f in features]

@@ -72,7 +72,12 @@ def log_noise(slices: np.ndarray) -> float:
 
 def zmap_features(z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
     """Unadjusted ``ztail``, ``zmean`` and ``zvolume`` of a z-map over predicted brain pixels."""
-    values = z[(slices > FOREGROUND_LEVEL) & np.isfinite(z)]
+    return brain_features(z, slices > FOREGROUND_LEVEL)
+
+
+def brain_features(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
+    """:func:`zmap_features` over the predicted pixels of a boolean ``brain`` mask."""
+    values = z[brain & np.isfinite(z)]
     if values.size == 0:
         return {"ztail": float("nan"), "zmean": float("nan"), "zvolume": float("nan")}
     k = max(1, int(round(TAIL_FRACTION * values.size)))
