@@ -152,18 +152,15 @@ def build_reference(
     the control against the statistics without it. In between they wait in a temporary
     folder (float16), so memory does not grow with the number of controls.
     """
-    from madgan_core.device import resolve_precision
     from madgan_core.io import load_scan
     from madgan_core.preprocess import preprocess
-    from madgan_core.score import default_batch_size, generator_predictor, score_slab
+    from madgan_core.score import slab_scorer
 
     if not rows:
         raise MadganError("no healthy scans to calibrate on")
     cfg = model.config
     shape = (cfg.preprocess.height, cfg.preprocess.width)
-    precision = resolve_precision("auto", model.device)
-    batch = default_batch_size(model.device, shape)
-    predictor = generator_predictor(model.generator)
+    score = slab_scorer(model)
     names: list[str] = []
     sequences: list[str] = []
     collected: dict[str, list[float]] = {}
@@ -173,9 +170,7 @@ def build_reference(
         for i, row in enumerate(rows):
             scan = load_scan(row.path)
             slab = preprocess(scan, cfg.preprocess)
-            errors, scores, _ = score_slab(
-                predictor, slab, cfg, model.device, precision, batch, maps=True
-            )
+            errors, scores, _ = score(slab, maps=True)
             names.append(scan.name)
             sequences.append(row.sequence)
             for mode, value in scores.items():

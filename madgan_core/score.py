@@ -281,6 +281,30 @@ def score_slab(
     return errors, scores, z
 
 
+def slab_scorer(
+    model: LoadedModel, precision: str = "auto", batch_size: int = 0
+) -> Callable[..., tuple[SlabErrors, dict[str, float], np.ndarray | None]]:
+    """``score(slab, zstats=None, maps=False)`` with ``model``'s generator, as :func:`score_slab`.
+
+    The precision and the batch size (``batch_size``, else ``score.batch_size``, else
+    :func:`default_batch_size`) are resolved once, for scoring many slabs.
+    """
+    from madgan_core.device import resolve_precision
+
+    cfg = model.config
+    precision = resolve_precision(precision, model.device)
+    shape = (cfg.preprocess.height, cfg.preprocess.width)
+    batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, shape)
+    predictor = generator_predictor(model.generator)
+
+    def score(slab: Slab, zstats: ZStats | None = None, maps: bool = False):
+        return score_slab(
+            predictor, slab, cfg, model.device, precision, batch, zstats=zstats, maps=maps
+        )
+
+    return score
+
+
 def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
     """Windows per batch: larger on GPUs, memory-bounded on CPUs.
 

@@ -31,12 +31,11 @@ from tqdm import tqdm
 
 import madgan_core.zmap as zmap
 from madgan_core.checkpoint import load_model
-from madgan_core.device import resolve_precision
 from madgan_core.io import load_scan
 from madgan_core.manifest import read_manifest
 from madgan_core.phantom.cohort import SUBJECTS_FILE
 from madgan_core.preprocess import preprocess
-from madgan_core.score import default_batch_size, generator_predictor, score_slab
+from madgan_core.score import slab_scorer
 
 COVARIATES = {
     "measured log noise": lambda s: s["log_noise"],
@@ -71,9 +70,7 @@ def reconstruct(model_path: Path, cohort: Path, manifest: Path, sequence: str) -
         truth[(record["subject"], record["sequence"])] = record
     model = load_model(model_path, device="auto")
     cfg = model.config
-    predictor = generator_predictor(model.generator)
-    precision = resolve_precision("auto", model.device)
-    batch = default_batch_size(model.device, (cfg.preprocess.height, cfg.preprocess.width))
+    score = slab_scorer(model)
     rows = [
         r
         for r in read_manifest(manifest)
@@ -83,7 +80,7 @@ def reconstruct(model_path: Path, cohort: Path, manifest: Path, sequence: str) -
     scans = []
     for row in tqdm(rows, desc="reconstructing", unit="scan"):
         slab = preprocess(load_scan(row.path), cfg.preprocess)
-        errors, _, _ = score_slab(predictor, slab, cfg, model.device, precision, batch, maps=True)
+        errors, _, _ = score(slab, maps=True)
         scans.append(
             {
                 "group": row.group,

@@ -28,11 +28,10 @@ from tqdm import tqdm
 
 import madgan_core.zmap as zmap
 from madgan_core.checkpoint import load_model
-from madgan_core.device import resolve_precision
 from madgan_core.io import load_scan
 from madgan_core.manifest import read_manifest
 from madgan_core.preprocess import preprocess
-from madgan_core.score import default_batch_size, generator_predictor, score_slab
+from madgan_core.score import slab_scorer
 
 TAIL_PERCENTS = (0.1, 1.0, 10.0)
 THRESHOLDS = (3.0, 4.0, 5.0)
@@ -55,15 +54,11 @@ def candidates(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
 def reconstruct(model_path: Path, manifest: Path) -> list[dict]:
     model = load_model(model_path, device="auto")
     cfg = model.config
-    predictor = generator_predictor(model.generator)
-    precision = resolve_precision("auto", model.device)
-    batch = default_batch_size(model.device, (cfg.preprocess.height, cfg.preprocess.width))
+    score = slab_scorer(model)
     scans = []
     for row in tqdm(read_manifest(manifest), desc="reconstructing", unit="scan"):
         slab = preprocess(load_scan(row.path), cfg.preprocess)
-        errors, scores, _ = score_slab(
-            predictor, slab, cfg, model.device, precision, batch, maps=True
-        )
+        errors, scores, _ = score(slab, maps=True)
         scans.append(
             {
                 "group": "healthy" if row.group == "healthy" else f"{row.group} {row.stage}",

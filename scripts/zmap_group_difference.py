@@ -27,12 +27,11 @@ from tqdm import tqdm  # noqa: E402
 
 from madgan_core.calibrate import HealthyReference  # noqa: E402
 from madgan_core.checkpoint import load_model  # noqa: E402
-from madgan_core.device import resolve_precision  # noqa: E402
 from madgan_core.errors import MadganError  # noqa: E402
 from madgan_core.io import load_scan  # noqa: E402
 from madgan_core.manifest import read_manifest  # noqa: E402
 from madgan_core.preprocess import preprocess  # noqa: E402
-from madgan_core.score import default_batch_size, generator_predictor, score_slab  # noqa: E402
+from madgan_core.score import slab_scorer  # noqa: E402
 from madgan_core.zmap import position_bins  # noqa: E402
 
 LEVELS = 5  # position bins drawn, spread over the slab's middle 70%
@@ -47,9 +46,7 @@ def group_means(model_path: Path, manifest: Path, sequence: str):
         raise MadganError(f"no z-statistics for {sequence}; run 'madgan calibrate'", model_path)
     cfg = model.config
     shape = (cfg.preprocess.height, cfg.preprocess.width)
-    predictor = generator_predictor(model.generator)
-    precision = resolve_precision("auto", model.device)
-    batch = default_batch_size(model.device, shape)
+    score = slab_scorer(model)
     bins = len(zstats.mean)
     sums: dict[str, list[np.ndarray]] = {}
     scans: dict[str, int] = {}
@@ -58,9 +55,7 @@ def group_means(model_path: Path, manifest: Path, sequence: str):
         raise MadganError(f"no {sequence} scans in the 'test' split", manifest)
     for row in tqdm(rows, desc="scoring", unit="scan"):
         slab = preprocess(load_scan(row.path), cfg.preprocess)
-        _errors, _scores, z = score_slab(
-            predictor, slab, cfg, model.device, precision, batch, zstats=zstats
-        )
+        _errors, _scores, z = score(slab, zstats=zstats)
         label = "healthy" if row.group == "healthy" else f"{row.group} {row.stage}"
         total = sums.setdefault(
             label, [np.zeros((bins, *shape)), np.zeros(bins), np.zeros((bins, *shape))]
