@@ -48,6 +48,7 @@ class _Up(nn.Module):
 
     def __init__(self, cin: int, cout: int, attention: bool, dropout: float, upsample: str):
         super().__init__()
+        # Named deconv in both modes, so the paper models' checkpoint keys stay valid.
         self.deconv = upsampling_conv(cin, cout, upsample, bias=False)
         self.attn = SelfAttention2d(cout) if attention else nn.Identity()
         self.norm = nn.BatchNorm2d(cout)
