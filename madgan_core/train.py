@@ -426,7 +426,7 @@ def prepare_training(
     dist_info, device = init_distributed(resolve_device(t.device))
     precision = resolve_precision(t.precision, device)
 
-    record = None
+    record = stored = None
     if resume:
         found = ckpt.list_checkpoints(out_dir / "checkpoints")
         if not found:
@@ -435,13 +435,14 @@ def prepare_training(
             )
         else:
             record = ckpt.read_checkpoint(found[-1][1])
-            ckpt.check_compatible(ckpt.config_of(record, found[-1][1]), cfg, found[-1][1])
+            stored = ckpt.config_of(record, found[-1][1])
+            ckpt.check_compatible(stored, cfg, found[-1][1])
             log.info("resuming from %s (step %d)", found[-1][1], record["step"])
     start_step = int(record["step"]) if record else 0
 
     if cfg.preprocess.intensity == "landmarks" and cfg.preprocess.landmarks is None:
-        if record is not None:
-            cfg.preprocess.landmarks = ckpt.config_of(record, found[-1][1]).preprocess.landmarks
+        if stored is not None:  # a resumed run keeps the landmarks it learned
+            cfg.preprocess.landmarks = stored.preprocess.landmarks
         if cfg.preprocess.landmarks is None:
             log.info("learning intensity landmarks from %d scans", len(scans))
             cfg.preprocess.landmarks = learn_landmarks(scans, cfg.preprocess)
