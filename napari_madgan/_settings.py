@@ -63,3 +63,14 @@ def add_recent_model(path: str | os.PathLike) -> list[str]:
     data["recent_models"] = models[:MAX_RECENT]
     _write(data)
     return recent_models()
+
+
+def reader_offer_declined() -> bool:
+    """True once the user has said no to making this plugin napari's NIfTI/MGZ reader."""
+    return bool(_read().get("reader_offer_declined", False))
+
+
+def decline_reader_offer() -> None:
+    data = _read()
+    data["reader_offer_declined"] = True
+    _write(data)

@@ -28,7 +28,11 @@ class WindowTask:
 
     def __init__(self, viewer, description: str, cancel: Callable[[], object]):
         self._cancel = cancel
-        self._window = getattr(viewer, "window", None)
+        window = getattr(viewer, "window", None)
+        # Widgets opened from the Plugins menu hold a public-only proxy of the viewer. The
+        # task registry is napari's private API: use it on the real window where it exists,
+        # and rely on ``aboutToQuit`` alone where a future napari has removed it.
+        self._window = getattr(window, "__wrapped__", window)
         self._id = None
         self._finished = False
         register = getattr(self._window, "_register_task_status", None)

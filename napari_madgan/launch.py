@@ -20,14 +20,13 @@ def open_review(
 
     from madgan_core.io import load_scan
     from napari_madgan._layers import scan_layer_tuple
-    from napari_madgan.review import ReviewWidget
 
     if viewer is None:
         viewer = napari.Viewer(title=f"MADGAN review: {scan.name}")
     data, kwargs, _ = scan_layer_tuple(load_scan(scan))
     layer = viewer.add_image(data, **kwargs)
-    widget = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="MADGAN review", area="right")
+    # The same path as Plugins → MADGAN review: napari builds the widget.
+    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
     widget.set_model_path(model)
     widget.set_scan_layer(layer.name)
     if sequence is not None:

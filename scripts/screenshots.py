@@ -55,21 +55,18 @@ def settle(seconds: float = 0.5) -> None:
 
 
 def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.png") -> Path:
+    """The user's path: File → Open Sample → metastasis, Plugins → MADGAN review, Run."""
     import napari
-
-    from napari_madgan._sample_data import metastasis_phantom
-    from napari_madgan.review import ReviewWidget
 
     viewer = napari.Viewer(title="napari-madgan: review")
     viewer.window.resize(*WINDOW)
-    for data, kwargs, kind in metastasis_phantom():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    widget = ReviewWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="MADGAN review", area="right")
+    viewer.open_sample("napari-madgan", "mets")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
+    widget.reader_offer.setVisible(False)  # the one-time offer is not part of the review
     widget.set_scan_layer("phantom metastasis")
     widget.set_model_path(model, remember=False)
     widget.set_score_mode(mode)
-    widget.run()
+    widget.run_btn.click()
     wait_for(lambda: not widget.state.running, 300, "scoring")
     if widget.state.result is None:
         raise RuntimeError(f"scoring failed: {widget.status_label.text()}")
@@ -89,7 +86,6 @@ def training_shot(out: Path) -> Path:
     import nibabel as nib
 
     from madgan_core.phantom import make_subject
-    from napari_madgan.training import TrainingWidget
 
     work = Path(tempfile.mkdtemp(prefix="madgan_shots_"))
     scans = work / "healthy"
@@ -102,8 +98,7 @@ def training_shot(out: Path) -> Path:
 
     viewer = napari.Viewer(title="napari-madgan: training")
     viewer.window.resize(*WINDOW)
-    widget = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="MADGAN train", area="right")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN train")
     widget.manifest_edit.setText(str(scans))
     widget.out_edit.setText(str(work / "run"))
     widget.config_edit.setText(str(config))

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# napari reads its settings path when napari.settings is first imported: keep the tests'
+# reader preferences and window state out of the user's napari settings.
+os.environ.setdefault(
+    "NAPARI_CONFIG", os.path.join(tempfile.mkdtemp(prefix="napari_madgan_tests_"), "settings.yaml")
+)
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -37,7 +38,9 @@ from madgan_core.config import CALIBRATED_MODES, HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
+from napari_madgan._guard import guarded
 from napari_madgan._layers import INFO_KEY, SCAN_KEY
+from napari_madgan._reader_preference import is_preferred_reader, prefer_this_reader
 from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import (
     HEATMAP_NAME,
@@ -114,9 +117,11 @@ def _score_job(cache: ModelCache, model_path: str, scan: Scan, state: ReviewStat
 class ReviewWidget(QWidget):
     """Score the selected scan layer with a MADGAN model and browse the result."""
 
-    def __init__(self, viewer: napari.Viewer, parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        # napari's Plugins menu passes the viewer (as a public-only proxy) to a parameter
+        # named ``napari_viewer``.
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = napari_viewer
         self.state = ReviewState()
         self.cache = ModelCache()
         self._relay = _ProgressRelay()
@@ -209,6 +214,7 @@ class ReviewWidget(QWidget):
         exports.addWidget(self.export_report_btn)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(self._reader_offer())
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status_label)
@@ -216,6 +222,41 @@ class ReviewWidget(QWidget):
         layout.addWidget(plot_box, 1)
         layout.addLayout(exports)
         self._set_result_enabled(False)
+
+    def _reader_offer(self) -> QFrame:
+        """A one-time offer to open NIfTI/MGZ files with this plugin instead of napari's
+        built-in reader, which claims them too and fails on most scans."""
+        self.reader_offer = QFrame()
+        self.reader_offer.setFrameShape(QFrame.Shape.StyledPanel)
+        text = QLabel(
+            "napari opens .nii and .nii.gz files with its built-in reader, which fails on "
+            "most scans, or asks each time. Open NIfTI and MGZ scans with MADGAN? "
+            "(You can change this later in Preferences → Plugins.)"
+        )
+        text.setWordWrap(True)
+        self.reader_accept_btn = QPushButton("Open scans with MADGAN")
+        self.reader_decline_btn = QPushButton("No, thanks")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.reader_accept_btn)
+        buttons.addWidget(self.reader_decline_btn)
+        box = QVBoxLayout(self.reader_offer)
+        box.addWidget(text)
+        box.addLayout(buttons)
+        self.reader_offer.setVisible(
+            not is_preferred_reader() and not _settings.reader_offer_declined()
+        )
+        return self.reader_offer
+
+    @guarded
+    def _accept_reader_offer(self) -> None:
+        prefer_this_reader()
+        self.reader_offer.setVisible(False)
+        show_info("MADGAN: NIfTI and MGZ files now open with napari-madgan.")
+
+    @guarded
+    def _decline_reader_offer(self) -> None:
+        _settings.decline_reader_offer()
+        self.reader_offer.setVisible(False)
 
     def _connect(self) -> None:
         layers = self.viewer.layers.events
@@ -237,12 +278,15 @@ class ReviewWidget(QWidget):
         self.top_list.itemClicked.connect(self._top_clicked)
         self.export_heatmap_btn.clicked.connect(self._export_heatmap_clicked)
         self.export_report_btn.clicked.connect(self._export_report_clicked)
+        self.reader_accept_btn.clicked.connect(self._accept_reader_offer)
+        self.reader_decline_btn.clicked.connect(self._decline_reader_offer)
 
     def _set_result_enabled(self, enabled: bool) -> None:
         self.export_heatmap_btn.setEnabled(enabled)
         self.export_report_btn.setEnabled(enabled)
 
     # ---- inputs ---------------------------------------------------------------------------
+    @guarded
     def _refresh_layers(self, event=None) -> None:
         current = self.layer_combo.currentText()
         names = [
@@ -291,6 +335,7 @@ class ReviewWidget(QWidget):
             raise ValueError(f"unknown score mode {mode!r}")
         self.mode_combo.setCurrentIndex(index)
 
+    @guarded
     def _mode_changed(self, _index: int) -> None:
         self.state.score_mode = self.mode_combo.currentData()
         # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
@@ -300,10 +345,16 @@ class ReviewWidget(QWidget):
 
     def set_overlay(self, name: str) -> None:
         """Show the ``HEATMAP_NAME`` or the ``ZMAP_NAME`` overlay of the result."""
-        self.overlay_combo.setCurrentIndex(self.overlay_combo.findData(name))
+        index = self.overlay_combo.findData(name)
+        if index < 0:
+            raise ValueError(
+                f"unknown overlay {name!r}; expected {HEATMAP_NAME!r} or {ZMAP_NAME!r}"
+            )
+        self.overlay_combo.setCurrentIndex(index)
 
+    @guarded
     def _apply_overlay(self, _index: int | None = None) -> None:
-        wanted = self.overlay_combo.currentData()
+        wanted = self.overlay_combo.currentData() or HEATMAP_NAME
         present = [n for n in self.state.result_layers if n in self.viewer.layers]
         if wanted == ZMAP_NAME and not any(n.endswith(ZMAP_NAME) for n in present):
             wanted = HEATMAP_NAME  # no z-map: the model has no z-statistics for this sequence
@@ -342,6 +393,7 @@ class ReviewWidget(QWidget):
     def set_scan_layer(self, name: str) -> None:
         self.layer_combo.setCurrentText(name)
 
+    @guarded
     def _layer_chosen(self, name: str) -> None:
         """Follow the sequence recorded with a layer (phantom samples carry theirs)."""
         if name in self.viewer.layers:
@@ -349,18 +401,22 @@ class ReviewWidget(QWidget):
             if sequence in SEQUENCES and sequence != self.state.sequence:
                 self.set_sequence(sequence)
 
+    @guarded
     def _browse_model(self) -> None:
         start = str(Path(self.state.model_path).parent) if self.state.model_path else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open a MADGAN model", start, MODEL_FILTER)
         if path:
             self.set_model_path(path)
 
+    @guarded
     def _model_changed(self, text: str) -> None:
         self.state.model_path = text.strip()
 
+    @guarded
     def _device_changed(self, text: str) -> None:
         self.state.device = DEVICE_CHOICES[text]
 
+    @guarded
     def set_sequence(self, sequence: str) -> None:
         """Switch sequence: the heatmap range resets to that sequence's default."""
         self.state.sequence = sequence
@@ -376,6 +432,7 @@ class ReviewWidget(QWidget):
             box.blockSignals(False)
         self._apply_range((lo, hi))
 
+    @guarded
     def _range_edited(self, _value=None) -> None:
         lo, hi = self.range_lo.value(), self.range_hi.value()
         if hi > lo:
@@ -388,6 +445,7 @@ class ReviewWidget(QWidget):
                 self.viewer.layers[name].contrast_limits = limits
 
     # ---- scoring --------------------------------------------------------------------------
+    @guarded
     def run(self) -> None:
         """Score the selected layer in a background worker."""
         if self.state.running:
@@ -427,6 +485,7 @@ class ReviewWidget(QWidget):
         self.status_label.setText(f"Scoring {name}…")
         worker.start()
 
+    @guarded
     def cancel(self) -> None:
         """Ask the running worker to stop after the current batch."""
         if self.state.running:
@@ -439,6 +498,7 @@ class ReviewWidget(QWidget):
             self.state.cancel.set()
             self._worker_done.wait(timeout)
 
+    @guarded
     def _on_progress(self, done: int, total: int) -> None:
         if self._pbar is None:
             return
@@ -447,6 +507,7 @@ class ReviewWidget(QWidget):
         self._pbar.update(done - self._pbar.n)
         self.status_label.setText(f"Scoring… {done}/{total} windows")
 
+    @guarded
     def _on_result(self, value: tuple[ScanScore, str, list[LayerSpec]]) -> None:
         result, model_name, specs = value
         self._model_name = model_name
@@ -455,6 +516,7 @@ class ReviewWidget(QWidget):
         # and spreading them keeps every pause of the GUI short.
         self._apply_next(result, specs, [])
 
+    @guarded
     def _apply_next(self, result: ScanScore, specs: list[LayerSpec], names: list[str]) -> None:
         if self.state.scan is None:
             self.state.pending = 0
@@ -467,6 +529,7 @@ class ReviewWidget(QWidget):
         self.show_result(result, layer_names=names)
         self.state.pending = 0
 
+    @guarded
     def _on_error(self, exc: BaseException) -> None:
         from madgan_core.score import ScoringCancelled
 
@@ -481,6 +544,7 @@ class ReviewWidget(QWidget):
             show_error(f"MADGAN: unexpected error while scoring: {type(exc).__name__}: {exc}")
             log.error("scoring failed", exc_info=exc)
 
+    @guarded
     def _on_finished(self) -> None:
         self.state.worker = None
         if self._pbar is not None:
@@ -523,6 +587,7 @@ class ReviewWidget(QWidget):
             return 0
         return world_to_slice(self.viewer.dims.point[0], scan.affine, scan.data.shape)
 
+    @guarded
     def go_to_slice(self, z: int) -> None:
         """Move the viewer's axial slider to slice ``z`` of the scored scan."""
         scan = self.state.scan
@@ -530,6 +595,7 @@ class ReviewWidget(QWidget):
             return
         self.viewer.dims.set_point(0, slice_world(z, scan.affine, scan.data.shape))
 
+    @guarded
     def _on_dims(self, event=None) -> None:
         if self.state.scan is None or self.state.result is None:
             return
@@ -543,6 +609,7 @@ class ReviewWidget(QWidget):
         else:
             self.slice_label.setText(f"Slice z = {z}: not scored")
 
+    @guarded
     def _top_clicked(self, item: QListWidgetItem) -> None:
         self.go_to_slice(int(item.data(Qt.ItemDataRole.UserRole)))
 
@@ -564,6 +631,7 @@ class ReviewWidget(QWidget):
         stem = self.state.result.name if self.state.result is not None else "scan"
         return str(folder / f"{stem}{suffix}")
 
+    @guarded
     def _export_heatmap_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self,
@@ -572,8 +640,9 @@ class ReviewWidget(QWidget):
             "NIfTI (*.nii.gz *.nii)",
         )
         if path:
-            self._guarded(lambda: show_info(f"Heatmap saved to {self.export_heatmap(path)}"))
+            show_info(f"Heatmap saved to {self.export_heatmap(path)}")
 
+    @guarded
     def _export_report_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self,
@@ -582,11 +651,4 @@ class ReviewWidget(QWidget):
             "PDF (*.pdf);;PNG (*.png)",
         )
         if path:
-            self._guarded(lambda: show_info(f"Report saved to {self.export_report(path)}"))
-
-    @staticmethod
-    def _guarded(action) -> None:
-        try:
-            action()
-        except (MadganError, OSError) as exc:
-            show_error(f"MADGAN: {exc}")
+            show_info(f"Report saved to {self.export_report(path)}")

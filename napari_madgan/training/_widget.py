@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
 
 from madgan_core.config import DEVICES, PRECISIONS, PRESETS, VARIANTS
 from napari_madgan import _settings
+from napari_madgan._guard import guarded
 from napari_madgan._tasks import WindowTask
 from napari_madgan.training._curves import LossCurves
 from napari_madgan.training._metrics import MetricsTail, format_eta, latest_preview
@@ -55,9 +56,11 @@ def _path_row(edit: QLineEdit, *buttons: QPushButton) -> QHBoxLayout:
 class TrainingWidget(QWidget):
     """Configure, start, follow, stop and resume a MADGAN training run."""
 
-    def __init__(self, viewer: napari.Viewer, parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
+        # napari's Plugins menu passes the viewer (as a public-only proxy) to a parameter
+        # named ``napari_viewer``.
         super().__init__(parent)
-        self.viewer = viewer
+        self.viewer = napari_viewer
         self.runner = TrainingProcess(self)
         self.runner.output.connect(self._append_log)
         self.runner.finished.connect(self._on_finished)
@@ -145,20 +148,20 @@ class TrainingWidget(QWidget):
 
         self.preset_combo.currentTextChanged.connect(self._preset_changed)
         self.manifest_file_btn.clicked.connect(self._browse_manifest_file)
-        self.manifest_dir_btn.clicked.connect(
-            lambda: self._browse_dir(self.manifest_edit, "Folder of healthy scans")
-        )
-        self.out_btn.clicked.connect(lambda: self._browse_dir(self.out_edit, "Output folder"))
+        self.manifest_dir_btn.clicked.connect(self._browse_manifest_dir)
+        self.out_btn.clicked.connect(self._browse_out_dir)
         self.config_btn.clicked.connect(self._browse_config)
-        self.start_btn.clicked.connect(lambda: self.start())
+        self.start_btn.clicked.connect(self._start_clicked)
         self.stop_btn.clicked.connect(self.stop)
-        self.resume_btn.clicked.connect(lambda: self.start(resume=True))
+        self.resume_btn.clicked.connect(self._resume_clicked)
 
+    @guarded
     def _preset_changed(self, name: str) -> None:
         steps, batch = PRESET_DEFAULTS.get(name, (1500, 16))
         self.steps_spin.setValue(steps)
         self.batch_spin.setValue(batch)
 
+    @guarded
     def _browse_manifest_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Cohort manifest", "", "Manifest (*.csv);;All files (*)"
@@ -166,12 +169,29 @@ class TrainingWidget(QWidget):
         if path:
             self.manifest_edit.setText(path)
 
+    @guarded
     def _browse_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Config JSON", "", "JSON (*.json);;All files (*)"
         )
         if path:
             self.config_edit.setText(path)
+
+    @guarded
+    def _browse_manifest_dir(self) -> None:
+        self._browse_dir(self.manifest_edit, "Folder of healthy scans")
+
+    @guarded
+    def _browse_out_dir(self) -> None:
+        self._browse_dir(self.out_edit, "Output folder")
+
+    @guarded
+    def _start_clicked(self) -> None:
+        self.start()
+
+    @guarded
+    def _resume_clicked(self) -> None:
+        self.start(resume=True)
 
     def _browse_dir(self, edit: QLineEdit, title: str) -> None:
         path = QFileDialog.getExistingDirectory(self, title, edit.text())
@@ -226,6 +246,7 @@ class TrainingWidget(QWidget):
         self.timer.start()
         return True
 
+    @guarded
     def stop(self) -> None:
         """Ask the trainer to save a checkpoint and exit."""
         if self.runner.running:
@@ -237,6 +258,7 @@ class TrainingWidget(QWidget):
         self.timer.stop()
         self.runner.stop_and_wait()
 
+    @guarded
     def poll(self) -> None:
         """Read new metrics and the newest preview; update curves and status."""
         if self.metrics is None or self.request is None:
@@ -263,9 +285,11 @@ class TrainingWidget(QWidget):
                 )
                 self.preview_label.setToolTip(str(preview))
 
+    @guarded
     def _append_log(self, text: str) -> None:
         self.log_view.appendPlainText(text.rstrip("\n"))
 
+    @guarded
     def _on_finished(self, code: int) -> None:
         self.timer.stop()
         self.poll()
@@ -309,10 +333,7 @@ class TrainingWidget(QWidget):
         return len(widgets)
 
     def _review_widgets(self, cls) -> list:
+        """The review widgets docked in this viewer's window (napari's public mapping)."""
         window = getattr(self.viewer, "window", None)
-        qt_window = getattr(window, "_qt_window", None)
-        found = list(qt_window.findChildren(cls)) if qt_window is not None else []
-        for widget in getattr(window, "dock_widgets", {}).values():
-            if isinstance(widget, cls) and widget not in found:
-                found.append(widget)
-        return found
+        docked = getattr(window, "dock_widgets", {})
+        return [widget for widget in docked.values() if isinstance(widget, cls)]
