@@ -4,7 +4,7 @@ PyQt aborts the whole process when a slot raises (``qFatal`` on an unhandled
 exception in a virtual or a slot), which would take the user's viewer and their
 unsaved layers with it. Every slot a widget connects goes through
 :func:`guarded`: the error is logged with its traceback, shown in napari's
-notifications and, where the widget has one, on its status line.
+notifications and, where the widget has one (``show_status``), on its status line.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def report_error(widget: object, exc: BaseException) -> None:
     text = describe_error(exc)
     if not isinstance(exc, MadganError | OSError | ValueError):
         log.error("napari-madgan: %s", text, exc_info=exc)
-    status = getattr(widget, "status_label", None)
-    if status is not None:
-        with contextlib.suppress(RuntimeError):  # the label is gone (window closing)
-            status.setText(f"Error: {text}")
+    show_status = getattr(widget, "show_status", None)
+    if show_status is not None:
+        with contextlib.suppress(RuntimeError):  # the widget is gone (window closing)
+            show_status(f"Error: {text}")
     show_error(f"MADGAN: {text}")
 
 

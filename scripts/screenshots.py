@@ -66,10 +66,10 @@ def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.
     widget.set_scan_layer("phantom metastasis")
     widget.set_model_path(model, remember=False)
     widget.set_score_mode(mode)
-    widget.run_btn.click()
-    wait_for(lambda: not widget.state.running, 300, "scoring")
-    if widget.state.result is None:
-        raise RuntimeError(f"scoring failed: {widget.status_label.text()}")
+    widget.form.run_button.native.click()
+    wait_for(lambda: not widget.controller.running, 300, "scoring")
+    if widget.result is None:
+        raise RuntimeError(f"scoring failed: {widget.status_text}")
     z = widget.top_list.item(0).data(0x0100) if widget.top_list.count() else None
     if z is not None:
         widget.go_to_slice(int(z))

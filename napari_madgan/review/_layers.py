@@ -21,22 +21,27 @@ from napari_madgan._layers import SCAN_KEY, geometry_kwargs, robust_contrast
 
 if TYPE_CHECKING:
     import napari
+    from napari.layers import Image
 
     from madgan_core.io import Scan
     from madgan_core.score import ScanScore
 
+# Result layer kinds, and the name each takes after the scan layer's name.
+HEATMAP, ZMAP, RECONSTRUCTION = "heatmap", "zmap", "reconstruction"
 HEATMAP_NAME = "ℓ2 heatmap"
 ZMAP_NAME = "z-map (vs healthy)"
 RECONSTRUCTION_NAME = "reconstruction"
+LAYER_NAMES = {HEATMAP: HEATMAP_NAME, ZMAP: ZMAP_NAME, RECONSTRUCTION: RECONSTRUCTION_NAME}
 ZMAP_RANGE = (0.0, 6.0)
 HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerSpec:
-    """One result layer, ready to add: display data and keyword arguments."""
+    """One result layer, ready to add: its kind, display data and keyword arguments."""
 
+    kind: str
     name: str
     data: np.ndarray
     kwargs: dict
@@ -62,26 +67,27 @@ def result_layer_specs(
     overlay = {"colormap": "jet", "blending": "translucent", "opacity": HEATMAP_OPACITY}
     layers = [
         (
-            RECONSTRUCTION_NAME,
+            RECONSTRUCTION,
             result.reconstruction,
             {"colormap": "gray", "contrast_limits": robust_contrast(scan.data), "visible": False},
         ),
         (
-            HEATMAP_NAME,
+            HEATMAP,
             on_foreground(result.heatmap, result.foreground),
             {**overlay, "contrast_limits": tuple(float(v) for v in heatmap_range)},
         ),
         # Healthy-normalised: how unusual the error is for that place, so the lesion
         # itself lights up. Hidden until the reader switches it on.
-        (ZMAP_NAME, result.zmap, {**overlay, "contrast_limits": ZMAP_RANGE, "visible": False}),
+        (ZMAP, result.zmap, {**overlay, "contrast_limits": ZMAP_RANGE, "visible": False}),
     ]
     return [
         LayerSpec(
-            f"{prefix}{name}",
+            kind,
+            f"{prefix}{LAYER_NAMES[kind]}",
             np.ascontiguousarray(to_display(np.asarray(volume, dtype=np.float32))),
             {**style, **common, "metadata": dict(common["metadata"])},
         )
-        for name, volume, style in layers
+        for kind, volume, style in layers
         if volume is not None
     ]
 
@@ -94,33 +100,19 @@ def _same_geometry(layer, kwargs: dict) -> bool:
     )
 
 
-def apply_layer(viewer: napari.Viewer, spec: LayerSpec) -> str:
-    """Add the layer, or update an existing one of that name in place.
+def apply_layer(viewer: napari.Viewer, spec: LayerSpec, previous: Image | None = None) -> Image:
+    """Add the layer, or update ``previous`` (the layer of that kind from the last run on the
+    same scan) in place.
 
     Updating in place is much cheaper than removing and re-adding a layer (napari
     rebuilds its scene graph on removal), and keeps the user's display tweaks
-    (opacity, visibility) between runs.
+    (opacity, visibility, the layer's name) between runs.
     """
-    if spec.name in viewer.layers:
-        layer = viewer.layers[spec.name]
-        if layer.data.shape == spec.data.shape and _same_geometry(layer, spec.kwargs):
-            layer.metadata = spec.kwargs["metadata"]
-            layer.data = spec.data
-            layer.contrast_limits = spec.kwargs["contrast_limits"]
-            return layer.name
-        viewer.layers.remove(spec.name)
-    return viewer.add_image(spec.data, name=spec.name, **spec.kwargs).name
-
-
-def add_result_layers(
-    viewer: napari.Viewer,
-    scan: Scan,
-    result: ScanScore,
-    heatmap_range: tuple[float, float],
-    prefix: str = "",
-) -> list[str]:
-    """Add (or update) the heatmap and hidden reconstruction of ``result`` aligned with ``scan``."""
-    return [
-        apply_layer(viewer, spec)
-        for spec in result_layer_specs(scan, result, heatmap_range, prefix)
-    ]
+    if previous is not None:
+        if previous.data.shape == spec.data.shape and _same_geometry(previous, spec.kwargs):
+            previous.metadata = spec.kwargs["metadata"]
+            previous.data = spec.data
+            previous.contrast_limits = spec.kwargs["contrast_limits"]
+            return previous
+        viewer.layers.remove(previous)
+    return viewer.add_image(spec.data, name=spec.name, **spec.kwargs)

@@ -155,6 +155,10 @@ class TrainingWidget(QWidget):
         self.stop_btn.clicked.connect(self.stop)
         self.resume_btn.clicked.connect(self._resume_clicked)
 
+    def show_status(self, text: str) -> None:
+        """The dialog's one-line status (errors included)."""
+        self.status_label.setText(text)
+
     @guarded
     def _preset_changed(self, name: str) -> None:
         steps, batch = PRESET_DEFAULTS.get(name, (1500, 16))

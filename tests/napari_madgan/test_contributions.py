@@ -59,12 +59,12 @@ def test_every_widget_in_the_manifest_opens_from_the_plugins_menu(viewer):
 def test_review_from_the_menu_scores_a_sample(viewer, qtbot, tiny_model_zstats):
     viewer.open_sample(PLUGIN_NAME, "mets")
     widget = _menu_widget(viewer, "MADGAN review")
-    assert widget.layer_combo.currentText() == "phantom metastasis"
-    assert widget.sequence_combo.currentText() == "T1c"
+    assert widget.form.scan_layer.value == "phantom metastasis"
+    assert widget.form.sequence.value == "T1c"
     widget.set_model_path(tiny_model_zstats)
-    widget.run_btn.click()
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=60_000)
-    assert widget.state.result is not None, widget.status_label.text()
+    widget.form.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
+    assert widget.result is not None, widget.status_text
     names = [layer.name for layer in viewer.layers]
     for overlay in (HEATMAP_NAME, ZMAP_NAME):
         assert f"phantom metastasis {overlay}" in names
@@ -78,7 +78,7 @@ def test_training_from_the_menu_hands_its_model_to_a_menu_review(viewer, tiny_mo
     review = _menu_widget(viewer, "MADGAN review")
     train = _menu_widget(viewer, "MADGAN train")
     assert train.offer_model(tiny_model) == 1
-    assert review.model_combo.currentText() == str(tiny_model.resolve())
+    assert review.model_path == str(tiny_model.resolve())
 
 
 @pytest.mark.parametrize("key", ["healthy", "ad", "mets", "various"])
@@ -186,14 +186,14 @@ def test_a_failing_slot_does_not_take_napari_down(viewer, qtbot, monkeypatch):
         raise RuntimeError("boom")
 
     widget._apply_range = broken  # the next range edit reaches it from a Qt signal
-    widget.range_hi.setValue(0.5)
+    widget.form.range_high.native.setValue(0.5)
     assert shown and "boom" in shown[-1]
-    assert "boom" in widget.status_label.text()
+    assert "boom" in widget.status_text
     # an unknown overlay is refused before Qt sees it, and a cleared choice is harmless
     with pytest.raises(ValueError, match="unknown overlay"):
         widget.set_overlay("nonsense")
-    widget.overlay_combo.setCurrentIndex(-1)
+    widget.form.overlay.native.setCurrentIndex(-1)
     qtbot.wait(10)
     # the viewer and the widget carry on
     viewer.open_sample(PLUGIN_NAME, "healthy")
-    assert widget.layer_combo.currentText() == "phantom healthy"
+    assert widget.form.scan_layer.value == "phantom healthy"

@@ -12,8 +12,8 @@ def test_open_review_scores_the_scan_file(
     path = save_like(phantom_scan.data, phantom_scan, tmp_path / "mets.nii.gz")
     viewer = make_napari_viewer()
     _, widget = open_review(tiny_model, path, sequence="T1c", viewer=viewer)
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=60_000)
-    assert widget.state.result is not None, widget.status_label.text()
-    assert widget.state.sequence == "T1c"
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
+    assert widget.result is not None, widget.status_text
+    assert widget.form.sequence.value == "T1c"
     assert any(layer.name.endswith("ℓ2 heatmap") for layer in viewer.layers)
     assert "mets" in widget.score_label.text()

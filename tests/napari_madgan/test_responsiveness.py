@@ -40,10 +40,10 @@ def test_gui_stays_responsive_while_scoring(make_napari_viewer, qtbot, tmp_path)
     timer.start()
     start = time.perf_counter()
     widget.run()
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
     duration = time.perf_counter() - start
     timer.stop()
-    assert widget.state.result is not None, widget.status_label.text()
+    assert widget.result is not None, widget.status_text
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
     max_gap = max(gaps)
     print(
@@ -61,8 +61,8 @@ def test_closing_napari_cancels_scoring(make_napari_viewer, qtbot, phantom_scan,
     viewer.window.add_dock_widget(widget)
     widget.set_model_path(tiny_model)
     widget.run()
-    assert widget.state.running
+    assert widget.controller.running
     viewer.close()
     # the close handler cancelled the job and waited for the worker to leave the model
-    assert widget.state.cancel.is_set()
-    assert widget._worker_done.is_set()
+    assert widget.controller.cancel_requested
+    assert widget.controller.wait_for_worker(0)

@@ -12,7 +12,7 @@ from madgan_core.config import HEATMAP_RANGE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
-from napari_madgan.review._layers import HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
+from napari_madgan.review._layers import HEATMAP, HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
 from napari_madgan.review._panel import NO_REFERENCE
 
 SCAN = "mets"
@@ -31,13 +31,13 @@ def review(make_napari_viewer, phantom_scan, tiny_model):
 
 def _run(qtbot, widget):
     widget.run()
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=30_000)
-    assert widget.state.result is not None, widget.status_label.text()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=30_000)
+    assert widget.result is not None, widget.status_text
 
 
 def test_review_adds_aligned_heatmap_and_hidden_reconstruction(review, qtbot):
     viewer, widget = review
-    assert widget.layer_combo.currentText() == SCAN
+    assert widget.form.scan_layer.value == SCAN
     _run(qtbot, widget)
     scan_layer = viewer.layers[SCAN]
     heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
@@ -52,7 +52,7 @@ def test_review_adds_aligned_heatmap_and_hidden_reconstruction(review, qtbot):
     assert heat.blending == "translucent" and 0.5 <= heat.opacity <= 0.6
     assert heat.visible and not recon.visible
     # unscored slices stay NaN (drawn transparent), scored ones carry finite errors
-    result = widget.state.result
+    result = widget.result
     z = int(result.slice_indices[len(result.slice_indices) // 2])
     assert np.isfinite(heat.data[z]).any()
     assert np.isnan(heat.data[0]).all()
@@ -61,16 +61,16 @@ def test_review_adds_aligned_heatmap_and_hidden_reconstruction(review, qtbot):
     shown, whole = np.isfinite(heat.data[z]).sum(), np.isfinite(result.heatmap[:, :, z]).sum()
     assert 0 < shown < 0.8 * whole
     # result layers are not offered as scans
-    assert [widget.layer_combo.itemText(i) for i in range(widget.layer_combo.count())] == [SCAN]
+    assert list(widget.form.scan_layer.choices) == [SCAN]
 
 
 def test_sequence_sets_heatmap_range(review, qtbot):
     viewer, widget = review
     _run(qtbot, widget)
     heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
-    widget.sequence_combo.setCurrentText("T1c")
+    widget.form.sequence.value = "T1c"
     assert heat.contrast_limits == pytest.approx(HEATMAP_RANGE["T1c"])
-    widget.range_hi.setValue(0.1)
+    widget.form.range_high.value = 0.1
     assert heat.contrast_limits == pytest.approx((0.0, 0.1))
 
 
@@ -106,21 +106,21 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     zmap = viewer.layers[f"{SCAN} {ZMAP_NAME}"]
     assert heat.visible and not zmap.visible
     assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
-    result = widget.state.result
+    result = widget.result
     assert np.isnan(result.zmap[~result.foreground]).all()
     assert np.isfinite(result.zmap[result.foreground]).any()
     assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
-    assert widget.range_lo.isEnabled() and widget.range_hi.isEnabled()
+    assert widget.form.range_low.enabled and widget.form.range_high.enabled
     widget.set_score_mode("zvolume")
     assert zmap.visible and not heat.visible
     # the range boxes set the ℓ2 heatmap's limits, so they rest while the z-map shows
-    assert not widget.range_lo.isEnabled() and "z-map" in widget.range_hi.toolTip()
+    assert not widget.form.range_low.enabled and "z-map" in widget.form.range_high.tooltip
     assert "(z-map)" in widget.top_label.text()
     assert re.fullmatch(r"z = \d+ +z>4: [\d.]+ %", widget.top_list.item(0).text())
     text = widget.score_label.text()
     assert "<b>z-map volume above 4" in text and "z-map mean" in text and "z-map tail" in text
-    widget.set_overlay(HEATMAP_NAME)  # the reader can still switch back
-    assert heat.visible and not zmap.visible and widget.range_lo.isEnabled()
+    widget.set_overlay(HEATMAP)  # the reader can still switch back
+    assert heat.visible and not zmap.visible and widget.form.range_low.enabled
     widget.set_score_mode("mean")
     assert heat.visible and not zmap.visible
 
@@ -131,15 +131,15 @@ def test_zmap_overlay_without_zstats_keeps_the_heatmap(review, qtbot):
     widget.set_score_mode("zmean")
     assert viewer.layers[f"{SCAN} {HEATMAP_NAME}"].visible
     assert f"{SCAN} {ZMAP_NAME}" not in viewer.layers
-    assert "No z-map: calibrate the model" in widget.status_label.text()
+    assert "No z-map: calibrate the model" in widget.status_text
     assert "needs a model calibrated" in widget.score_label.text()
 
 
 def test_slider_and_plot_stay_in_sync(review, qtbot):
     viewer, widget = review
     _run(qtbot, widget)
-    scan = widget.state.scan
-    z_values = [int(z) for z in widget.state.result.slice_indices]
+    scan = widget.scan
+    z_values = [int(z) for z in widget.result.slice_indices]
     # slider -> plot marker
     z = z_values[2]
     viewer.dims.set_point(0, slice_world(z, scan.affine, scan.data.shape))
@@ -150,9 +150,7 @@ def test_slider_and_plot_stay_in_sync(review, qtbot):
     target = z_values[-3]
     canvas = widget.plot
     canvas.draw()
-    x_px, y_px = canvas.axes.transData.transform(
-        (target, np.nanmean(widget.state.result.slice_losses))
-    )
+    x_px, y_px = canvas.axes.transData.transform((target, np.nanmean(widget.result.slice_losses)))
     ratio = canvas.device_pixel_ratio or 1.0
     pos = QPoint(int(round(x_px / ratio)), int(round((canvas.figure.bbox.height - y_px) / ratio)))
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=pos)
@@ -169,20 +167,20 @@ def test_model_is_cached_between_runs(review, qtbot):
     _, widget = review
     _run(qtbot, widget)
     _run(qtbot, widget)
-    assert widget.cache.loads == 1
+    assert widget.controller.cache.loads == 1
 
 
 def test_errors_are_shown(review, qtbot, tmp_path, monkeypatch):
     _, widget = review
     shown = []
-    monkeypatch.setattr("napari_madgan.review._widget.show_error", shown.append)
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")
     widget.set_model_path(bad)
     widget.run()
-    qtbot.waitUntil(lambda: not widget.state.running, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=30_000)
     assert shown and "bad.pt" in shown[0]
-    assert widget.state.result is None
+    assert widget.result is None
 
 
 def test_exports(review, qtbot, tmp_path, phantom_scan):

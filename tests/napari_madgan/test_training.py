@@ -87,7 +87,7 @@ def test_train_stop_resume_and_hand_over(dialog, qtbot, tmp_path):
     assert widget.curves.lines["loss_l1"].get_xdata()[-1] == 4
     assert widget.preview_label.pixmap() is not None and not widget.preview_label.pixmap().isNull()
     # the model is offered to the review widget and remembered
-    assert review.model_combo.currentText() == str(model.resolve())
+    assert review.model_path == str(model.resolve())
     from napari_madgan._settings import recent_models
 
     assert str(model.resolve()) in recent_models()
