@@ -171,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
         )
         if scan_bar is not None:
             scan_bar.close()
-        if main and cfg.preprocess.landmarks is not None:
-            cfg.save_json(args.out / "config.json")  # now with the learned landmarks
+        learned = trainer.cfg != cfg  # intensity landmarks, learned or resumed
+        cfg = trainer.cfg
+        if main and learned:
+            cfg.save_json(args.out / "config.json")
         log.info("training on %s", describe(trainer.device, trainer.precision))
         result = trainer.fit()
         if args.dump_rank_state is not None:
