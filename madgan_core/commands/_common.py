@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from madgan_core.config import DEVICES, PRECISIONS
+
+if TYPE_CHECKING:
+    from madgan_core.checkpoint import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +98,18 @@ def add_set_option(
 
 
 def score_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """A scoring command's ``--set`` values, as nested overrides of the model's ``score`` section."""
+    """A scoring command's ``--set`` values: nested overrides of the model's ``score`` section."""
     from madgan_core.config import parse_overrides
 
     return parse_overrides(args.set, sections=("score",))
+
+
+def with_score_overrides(model: LoadedModel, args: argparse.Namespace) -> LoadedModel:
+    """``model`` with its score settings changed by ``--set`` (the file is left as it is)."""
+    overrides = score_overrides(args)
+    if not overrides:
+        return model
+    return dataclasses.replace(model, config=model.config.updated(overrides, source=""))
 
 
 class _Deprecated(argparse.Action):
