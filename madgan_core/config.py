@@ -312,14 +312,16 @@ class MadganConfig:
 
     @classmethod
     def load_json(cls, path: str | Path) -> MadganConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(_read_json(Path(path)), source=str(path))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"not a readable JSON config ({exc})", path) from None
 
 
 def _merge(obj: Any, data: dict[str, Any], source: str) -> Any:
@@ -401,11 +403,19 @@ def demo_preset() -> MadganConfig:
 PRESETS = {"paper": paper_preset, "demo": demo_preset}
 
 
-def preset(name: str) -> MadganConfig:
+def preset(name: str, path: str | Path | None = None) -> MadganConfig:
+    """A preset, with the keys of a JSON config file at ``path`` over it (errors name the file)."""
     try:
-        return PRESETS[name]()
+        cfg = PRESETS[name]()
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+    if path is None:
+        return cfg
+    data = _read_json(Path(path))
+    try:
+        return cfg.updated(data, source="")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path) from None
 
 
 # ---------------------------------------------------------------- section.key=value overrides

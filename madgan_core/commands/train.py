@@ -9,7 +9,6 @@ from pathlib import Path
 
 from madgan_core.commands._common import add_device_options, add_progress_option, add_set_option
 from madgan_core.config import PRESETS, VARIANTS, MadganConfig, nest, parse_overrides, preset
-from madgan_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +75,7 @@ def build_config(args: argparse.Namespace) -> MadganConfig:
     if args.resume and args.config is None and args.preset is None and config_json.exists():
         cfg = MadganConfig.load_json(config_json)
     else:
-        cfg = preset(args.preset or "paper")
-        if args.config is not None:
-            import json
-
-            try:
-                data = json.loads(args.config.read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"not a readable JSON config ({exc})", args.config) from None
-            try:
-                cfg = cfg.updated(data, source="")
-            except ConfigError as exc:
-                raise ConfigError(str(exc), args.config) from None
+        cfg = preset(args.preset or "paper", args.config)
     named = {key: getattr(args, dest) for dest, key in OPTION_KEYS.items()}
     cfg = cfg.updated(nest({k: v for k, v in named.items() if v is not None}))
     return cfg.updated(parse_overrides(args.set), source="")
