@@ -15,12 +15,8 @@ from napari_madgan.training import TrainingWidget
 from napari_madgan.training._metrics import MetricsTail, format_eta
 from napari_madgan.training._request import TrainRequest, changed_settings, form_values
 
-from .conftest import TINY
-
-TINY_TRAIN = {
-    **TINY,
-    "train": {"log_every": 1, "preview_every": 1, "checkpoint_every": 1000, "num_workers": 0},
-}
+# a metrics line and a preview every step; checkpoints only on stop and at the end
+LIVE = {"log_every": 1, "preview_every": 1, "checkpoint_every": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +31,11 @@ def scan_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def dialog(make_napari_viewer, scan_folder, tmp_path):
+def dialog(make_napari_viewer, scan_folder, tmp_path, tiny_config_file):
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)
     viewer.window.add_dock_widget(widget, name="MADGAN train")
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY_TRAIN))
+    config = tiny_config_file(tmp_path / "tiny.json", train=LIVE)
     widget.manifest_edit.setText(str(scan_folder))
     widget.out_edit.setText(str(tmp_path / "run"))
     widget.config_edit.setText(str(config))
@@ -129,7 +124,9 @@ def test_train_stop_resume_and_hand_over(dialog, qtbot, tmp_path):
     assert widget.start()
     assert widget.runner.running
     qtbot.waitUntil(lambda: widget.metrics.last is not None, timeout=60_000)
-    assert "Step 1 / 4" in widget.status_label.text() or "Step" in widget.status_label.text()
+    # the status line was updated with the metrics line just read, and the run's total
+    step = widget.metrics.last["step"]
+    assert widget.status_label.text().startswith(f"Step {step} / 4, "), widget.status_label.text()
     widget.stop()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
     assert "Stopped" in widget.status_label.text()
