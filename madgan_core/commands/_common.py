@@ -104,9 +104,8 @@ def score_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return parse_overrides(args.set, sections=("score",))
 
 
-def with_score_overrides(model: LoadedModel, args: argparse.Namespace) -> LoadedModel:
-    """``model`` with its score settings changed by ``--set`` (the file is left as it is)."""
-    overrides = score_overrides(args)
+def with_score_overrides(model: LoadedModel, overrides: dict[str, Any]) -> LoadedModel:
+    """``model`` with :func:`score_overrides` applied to its configuration (the file is left as it is)."""
     if not overrides:
         return model
     return dataclasses.replace(model, config=model.config.updated(overrides, source=""))

@@ -16,6 +16,7 @@ from madgan_core.commands._common import (
     add_progress_option,
     add_set_option,
     add_window_batch_option,
+    score_overrides,
     with_score_overrides,
 )
 from madgan_core.config import CALIBRATED_MODES, SCORE_MODES, SEQUENCES
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.io import atomic_write_text, load_scan, save_like
     from madgan_core.score import score_scan
 
-    model = with_score_overrides(load_model(args.model, device=args.device), args)
+    overrides = score_overrides(args)  # checked before the model is read
+    model = with_score_overrides(load_model(args.model, device=args.device), overrides)
     mode = args.mode or model.config.score.mode
     _require_mode(model, mode, args.sequence, args.model)
     rows = []

@@ -204,7 +204,11 @@ def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path, tiny_cfg
         base = tiny_cfg(steps=2, checkpoint_every=1)
         return base.updated({"preprocess": {"intensity": "landmarks"}})
 
-    result = prepare_training(cfg(), scans, tmp_path).fit()
+    asked = cfg()
+    trainer = prepare_training(asked, scans, tmp_path)
+    assert asked == cfg() and asked.preprocess.landmarks is None  # the caller's config is untouched
+    assert trainer.cfg is not asked and trainer.cfg.preprocess.landmarks is not None
+    result = trainer.fit()
     model = ckpt.load_model(result.model_path, "cpu")
     expected = learn_landmarks(scans, cfg().preprocess)
     assert model.config.preprocess.landmarks == pytest.approx(expected)
