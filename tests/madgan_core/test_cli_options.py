@@ -108,8 +108,9 @@ def test_score_and_calibrate_take_score_settings(tmp_path, tiny_model_file, caps
 
 def _disabled(**kwargs) -> bool:
     bar = tqdm(total=3, **kwargs)
+    disabled = bar.disable
     bar.close()
-    return bar.disable
+    return disabled
 
 
 def test_no_progress_disables_every_bar_for_the_command_only():
