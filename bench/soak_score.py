@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import emit  # noqa: E402
+from madgan_core.config import DEVICES  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scans", type=int, default=200)
     parser.add_argument("--distinct", type=int, default=8, help="distinct phantoms, scored in turn")
     parser.add_argument("--base-channels", type=int, default=8)
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 

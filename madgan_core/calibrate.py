@@ -145,6 +145,8 @@ def build_reference(
     model: LoadedModel,
     rows: Sequence[ManifestRow],
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "auto",
+    batch_size: int = 0,
 ) -> HealthyReference:
     """Score healthy scans and collect their score distribution and z-map statistics.
 
@@ -160,7 +162,7 @@ def build_reference(
         raise MadganError("no healthy scans to calibrate on")
     cfg = model.config
     shape = (cfg.preprocess.height, cfg.preprocess.width)
-    score = slab_scorer(model)
+    score = slab_scorer(model, precision, batch_size)
     names: list[str] = []
     sequences: list[str] = []
     collected: dict[str, list[float]] = {}
@@ -253,14 +255,27 @@ def calibrate_model(
     rows: Sequence[ManifestRow],
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "auto",
+    batch_size: int = 0,
+    score: dict | None = None,
 ) -> HealthyReference:
-    """Score the manifest's healthy ``calib`` scans and store the reference in the model file."""
+    """Score the manifest's healthy ``calib`` scans and store the reference in the model file.
+
+    ``score`` changes the model's score settings (e.g. ``{"top_windows": 5}``) before its
+    controls are scored, and is stored with the model, so later scans are scored alike.
+    """
+    from dataclasses import replace
+
     from madgan_core.checkpoint import load_model, update_checkpoint
 
     chosen = calibration_rows(rows)
     if not chosen:
         raise MadganError("the manifest has no healthy scans in the 'calib' split", model_path)
     model = load_model(model_path, device=device)
-    reference = build_reference(model, chosen, progress)
-    update_checkpoint(model_path, healthy_reference=reference.to_dict())
+    stored = {}
+    if score:
+        model = replace(model, config=model.config.updated({"score": score}, source=""))
+        stored["config"] = model.config.to_dict()
+    reference = build_reference(model, chosen, progress, precision, batch_size)
+    update_checkpoint(model_path, healthy_reference=reference.to_dict(), **stored)
     return reference

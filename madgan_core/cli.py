@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from madgan_core.commands._common import progress_bars
+
     try:
-        return int(args.func(args) or 0)
+        with progress_bars(not getattr(args, "no_progress", False)):
+            return int(args.func(args) or 0)
     except MadganError as exc:
         print(f"madgan {args.command}: error: {exc}", file=sys.stderr)
         return 2

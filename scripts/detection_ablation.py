@@ -3,7 +3,8 @@
     python scripts/detection_ablation.py --cohort madgan_demo/cohort/manifest.csv --out ablation \\
         --variant no-top-skip model.skip_top=false --variant gap2 model.gap=2
 
-Each variant is the demo preset plus ``section.key=value`` overrides. Every run
+Each variant is the demo preset plus ``section.key=value`` overrides, read as
+``madgan train --set`` reads them (all are checked before any training starts). Every run
 trains with the same seed and step budget, calibrates on the cohort's healthy
 ``calib`` scans and evaluates on its ``test`` scans. The script prints one JSON
 object: per variant and comparison, the AUC and its 95% CI for each score mode.
@@ -19,25 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from madgan_core.config import CALIBRATED_MODES
+from madgan_core.config import CALIBRATED_MODES, parse_overrides, preset
 from madgan_core.evaluate import auc_table, score_columns
-
-
-def parse_override(text: str) -> tuple[list[str], object]:
-    key, _, raw = text.partition("=")
-    value = json.loads(raw) if raw not in ("", None) else None
-    return key.split("."), value
-
-
-def build_config(overrides: list[str]) -> dict:
-    config: dict = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = config
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
-    return config
 
 
 def madgan(*args: str) -> None:
@@ -61,9 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         required=True,
         metavar=("NAME", "OVERRIDE"),
-        help="a name and section.key=value overrides (JSON values), e.g. model.gap=2",
+        help="a name and section.key=value overrides (as madgan train --set), e.g. model.gap=2",
     )
     args = parser.parse_args(argv)
+    configs = {name: parse_overrides(overrides) for name, *overrides in args.variant}
+    for config in configs.values():
+        preset("demo").updated(config)  # every value is checked before any training starts
     results = {}
     variants = list(args.variant)
     if args.baseline is not None:
@@ -72,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         if not link.exists():
             link.symlink_to((args.baseline / "model.pt").resolve())
         variants.insert(0, ["baseline"])
-    for name, *overrides in variants:
+    for name, *_ in variants:
         run = args.out / name
         run.mkdir(parents=True, exist_ok=True)
-        config = build_config(overrides)
+        config = configs.get(name, {})
         (run / "overrides.json").write_text(json.dumps(config, indent=2))
         started = time.perf_counter()
         if not (run / "model.pt").exists():

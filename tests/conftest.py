@@ -1,9 +1,16 @@
-"""Shared test set-up. napari's ``make_napari_viewer`` fixture comes from napari's pytest plugin."""
+"""Shared test set-up: the tiny configuration and model files every kind of test uses.
+
+napari's ``make_napari_viewer`` fixture comes from napari's pytest plugin.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +20,25 @@ os.environ.setdefault(
     "NAPARI_CONFIG", os.path.join(tempfile.mkdtemp(prefix="napari_madgan_tests_"), "settings.yaml")
 )
 
+# 32 x 32 slices and 4-channel networks: a model file of ~130 kB that scores in
+# milliseconds, and a few training steps on the CPU in seconds.
+TINY = {
+    "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
+    "model": {"base_channels": 4, "critic_channels": 4},
+    "train": {
+        "steps": 6,
+        "batch_size": 4,
+        "num_workers": 0,
+        "device": "cpu",
+        "precision": "fp32",
+        "log_every": 1,
+        "preview_every": 3,
+        "checkpoint_every": 2,
+        "keep_last": 2,
+        "milestones": [],
+    },
+}
+
 
 @pytest.fixture(autouse=True)
 def _isolated_plugin_settings(tmp_path_factory, monkeypatch):
@@ -20,3 +46,60 @@ def _isolated_plugin_settings(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(
         "NAPARI_MADGAN_CONFIG_DIR", str(tmp_path_factory.mktemp("napari_madgan_config"))
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_settings() -> Callable[..., dict]:
+    """``tiny_settings(model={"variant": "sa3"}, ...)``: the tiny configuration as a dict,
+    with each section's given keys over it."""
+
+    def make(**sections: dict) -> dict:
+        data = copy.deepcopy(TINY)
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return data
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_settings) -> Callable[..., object]:
+    """``tiny_config(train={"steps": 2}, ...)``: the tiny :class:`MadganConfig`."""
+    from madgan_core.config import MadganConfig
+
+    return lambda **sections: MadganConfig.from_dict(tiny_settings(**sections))
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tiny_settings) -> Callable[..., Path]:
+    """``tiny_config_file(path, train={...})``: the tiny configuration written as JSON."""
+
+    def write(path: Path, **sections: dict) -> Path:
+        path.write_text(json.dumps(tiny_settings(**sections)))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_config) -> Callable[..., Path]:
+    """``tiny_model_file(path, seed=0, step=0, reference=None, model={...})``: a randomly
+    initialised tiny generator saved as a model file (with a healthy reference, if given)."""
+
+    def save(
+        path: Path, seed: int = 0, step: int = 0, reference: dict | None = None, **sections: dict
+    ) -> Path:
+        import torch
+
+        from madgan_core.checkpoint import make_checkpoint, save_checkpoint
+        from madgan_core.models import build_generator
+
+        torch.manual_seed(seed)
+        cfg = tiny_config(**sections)
+        generator = build_generator(cfg.model).eval()
+        record = make_checkpoint(
+            cfg, step, generator, include_rng=False, healthy_reference=reference
+        )
+        return save_checkpoint(record, path)
+
+    return save

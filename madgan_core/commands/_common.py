@@ -1,26 +1,151 @@
-"""Helpers shared by CLI subcommands: progress bars and device options."""
+"""Options shared by the subcommands, built from the configuration's constants, and progress bars.
+
+Each option is defined once here, so it is spelled, documented and validated alike
+in every subcommand:
+
+- ``--device`` and ``--precision`` on every command that runs the model;
+- ``--no-progress`` on every long command (see :func:`progress_bars`);
+- ``--window-batch``, the windows per inference batch (``--batch-size`` is the
+  training batch, in ``madgan train`` only);
+- ``--set section.key=value``, read by :func:`madgan_core.config.parse_overrides`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Collection, Iterator
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from madgan_core.config import DEVICES, PRECISIONS
 
-def add_device_options(parser: argparse.ArgumentParser) -> None:
+if TYPE_CHECKING:
+    from madgan_core.checkpoint import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+def add_device_options(
+    parser: argparse.ArgumentParser,
+    default: str | None = "auto",
+    what: str = "run the model",
+) -> None:
+    """``--device`` and ``--precision``; ``default=None`` leaves them to the configuration."""
+    suffix = "the configuration's" if default is None else default
     parser.add_argument(
         "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda"),
-        help="where to run (default: auto)",
+        default=default,
+        choices=DEVICES,
+        help=f"where to {what} (default: {suffix}; auto: CUDA when present)",
     )
     parser.add_argument(
         "--precision",
-        default="auto",
-        choices=("auto", "fp32", "bf16", "fp16"),
-        help="inference precision (default: auto, bf16 where the hardware is fast at it)",
+        default=default,
+        choices=PRECISIONS,
+        help=f"numeric precision (default: {suffix}; auto: bf16 where the hardware is fast at it)",
     )
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``: no progress bars (for logs and child processes)."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_window_batch_option(parser: argparse.ArgumentParser, old_spelling: bool = False) -> None:
+    """``--window-batch``: windows per inference batch.
+
+    ``old_spelling`` also accepts ``--batch-size``, hidden and deprecated, where a
+    command once used that name for the inference batch.
+    """
+    parser.add_argument(
+        "--window-batch",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="windows per inference batch (default: the model's score.batch_size, "
+        "else chosen per device)",
+    )
+    if old_spelling:
+        parser.add_argument(
+            "--batch-size",
+            dest="window_batch",
+            type=_non_negative,
+            action=_Deprecated,
+            replacement="--window-batch",
+            help=argparse.SUPPRESS,
+        )
+
+
+def add_set_option(
+    parser: argparse.ArgumentParser, sections: Collection[str] | None = None
+) -> None:
+    """``--set section.key=value`` (repeatable); ``sections`` names the sections a command takes."""
+    where = "any configuration key" if sections is None else " or ".join(f"{s}.*" for s in sections)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"set a configuration value ({where}), e.g. "
+        f"{'train.steps=500' if sections is None else 'score.top_windows=5'}; repeatable; "
+        "see docs/configuration.md",
+    )
+
+
+def score_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """A scoring command's ``--set`` values: nested overrides of the model's ``score`` section."""
+    from madgan_core.config import parse_overrides
+
+    return parse_overrides(args.set, sections=("score",))
+
+
+def with_score_overrides(model: LoadedModel, overrides: dict[str, Any]) -> LoadedModel:
+    """``model`` with :func:`score_overrides` applied to its configuration (the file is left as it is)."""
+    if not overrides:
+        return model
+    return dataclasses.replace(model, config=model.config.updated(overrides, source=""))
+
+
+class _Deprecated(argparse.Action):
+    """Stores like the option it stands for, and says which spelling to use instead."""
+
+    def __init__(self, option_strings, dest, replacement: str, **kwargs):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        log.warning("%s is deprecated; use %s", option_string, self.replacement)
+        setattr(namespace, self.dest, values)
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """While active with ``enabled=False``, every tqdm bar is created disabled.
+
+    tqdm has no global switch, so its constructor's ``disable`` default is replaced
+    for the duration and restored afterwards.
+    """
+    if enabled:
+        yield
+        return
+    original = tqdm.__init__
+    tqdm.__init__ = functools.partialmethod(original, disable=True)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        tqdm.__init__ = original  # type: ignore[method-assign]
 
 
 def tqdm_callback(bar: tqdm) -> Callable[[int, int], None]:

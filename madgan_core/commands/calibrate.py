@@ -7,7 +7,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from madgan_core.commands._common import tqdm_callback
+from madgan_core.commands._common import (
+    add_device_options,
+    add_progress_option,
+    add_set_option,
+    add_window_batch_option,
+    score_overrides,
+    tqdm_callback,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -15,11 +22,15 @@ def add_parser(subparsers) -> None:
         "calibrate",
         help="score held-out healthy scans and store their distribution with the model",
         description="Score the manifest's healthy scans of the 'calib' split and store their score "
-        "distribution in MODEL, so every later score comes with its percentile against healthy controls.",
+        "distribution in MODEL, so every later score comes with its percentile against healthy "
+        "controls. Score settings given with --set are stored with the model too.",
     )
     p.add_argument("model", type=Path, help="model file to update (model.pt)")
     p.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device_options(p)
+    add_window_batch_option(p)
+    add_set_option(p, sections=("score",))
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -27,10 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.calibrate import calibrate_model
     from madgan_core.manifest import read_manifest
 
+    score = score_overrides(args).get("score")
     rows = read_manifest(args.manifest)
     with tqdm(desc="calibrating", unit="scan") as bar:
         reference = calibrate_model(
-            args.model, rows, device=args.device, progress=tqdm_callback(bar)
+            args.model,
+            rows,
+            device=args.device,
+            progress=tqdm_callback(bar),
+            precision=args.precision,
+            batch_size=args.window_batch,
+            score=score,
         )
     scores = reference.scores["mean"]
     print(

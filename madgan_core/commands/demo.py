@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from madgan_core.commands._common import tqdm_callback
+from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the demo preset's)"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_device_options(p)
+    add_progress_option(p)
     p.add_argument("--no-view", action="store_true", help="do not open napari at the end")
     p.set_defaults(func=run)
 
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     if not model_path.exists():
         print(f"[2/5] Training (demo preset) -> {run_dir}")
         argv = ["train", "--manifest", str(manifest), "--out", str(run_dir), "--preset", "demo"]
-        argv += ["--device", args.device, "--seed", str(args.seed)]
+        argv += ["--device", args.device, "--precision", args.precision, "--seed", str(args.seed)]
+        if args.no_progress:
+            argv.append("--no-progress")
         if args.steps is not None:
             argv += ["--steps", str(args.steps)]
         if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
@@ -113,18 +116,26 @@ def run(args: argparse.Namespace) -> int:
 
         print("[3/5] Calibrating on held-out healthy scans")
         with tqdm(desc="calibrating", unit="scan") as bar:
-            calibrate_model(model_path, rows, device=args.device, progress=tqdm_callback(bar))
+            calibrate_model(
+                model_path, rows, args.device, tqdm_callback(bar), precision=args.precision
+            )
     else:
         print("[3/5] Healthy reference: stored with the model")
 
     autoencoder = run_dir / "autoencoder.pt"
     if not autoencoder.exists():
         print("[4/5] Baseline: single-slice autoencoder")
-        train_baseline(model_path, rows, autoencoder, args.device)
+        train_baseline(model_path, rows, autoencoder, args.device, args.precision)
 
     print("[5/5] Evaluating MADGAN and the baselines")
     report, table, columns = evaluate(
-        model_path, manifest, out / "report", run_dir / "checkpoints", autoencoder, args.device
+        model_path,
+        manifest,
+        out / "report",
+        run_dir / "checkpoints",
+        autoencoder,
+        args.device,
+        args.precision,
     )
     print()
     print(format_table(table, columns, markdown=False))
@@ -139,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_baseline(model_path: Path, rows, out_path: Path, device: str) -> Path:
+def train_baseline(
+    model_path: Path, rows, out_path: Path, device: str, precision: str = "auto"
+) -> Path:
     """Train the single-slice autoencoder on the same healthy training scans."""
     from madgan_core.baselines import load_training_slices, save_autoencoder, train_autoencoder
     from madgan_core.checkpoint import load_model
@@ -161,7 +174,7 @@ def train_baseline(model_path: Path, rows, out_path: Path, device: str) -> Path:
             cfg,
             AUTOENCODER_STEPS,
             torch_device,
-            resolve_precision("auto", torch_device),
+            resolve_precision(precision, torch_device),
             base,
             32,
             progress,

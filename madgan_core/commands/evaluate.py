@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from madgan_core.commands._common import add_device_options, tqdm_callback
+from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
         "--autoencoder", type=Path, default=None, help="single-slice autoencoder baseline file"
     )
     add_device_options(p)
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from madgan_core.commands._common import add_progress_option
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,6 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--voxel-mm", type=_voxel, default=1.0, help="isotropic voxel size in mm (default: 1.0)"
     )
     p.add_argument("--preview", action="store_true", help="also write OUTDIR/preview.png")
+    add_progress_option(p)
     p.set_defaults(func=run)
     return p
 

@@ -11,8 +11,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from madgan_core.commands._common import add_device_options
-from madgan_core.config import CALIBRATED_MODES, SCORE_MODES
+from madgan_core.commands._common import (
+    add_device_options,
+    add_progress_option,
+    add_set_option,
+    add_window_batch_option,
+    score_overrides,
+    with_score_overrides,
+)
+from madgan_core.config import CALIBRATED_MODES, SCORE_MODES, SEQUENCES
 from madgan_core.errors import MadganError
 
 log = logging.getLogger(__name__)
@@ -42,7 +49,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--sequence",
-        choices=("T1", "T1c"),
+        choices=SEQUENCES,
         default=None,
         help="the scans' sequence: ranks them against healthy controls of the same sequence "
         "and adds the z-map score (default: all controls)",
@@ -54,10 +61,10 @@ def add_parser(subparsers) -> None:
         help="headline score printed per scan (default: the model's, 'mean' as in the paper); "
         "the files always hold every mode",
     )
-    p.add_argument(
-        "--batch-size", type=int, default=0, help="windows per batch (default: chosen per device)"
-    )
     add_device_options(p)
+    add_window_batch_option(p, old_spelling=True)
+    add_set_option(p, sections=("score",))
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.io import atomic_write_text, load_scan, save_like
     from madgan_core.score import score_scan
 
-    model = load_model(args.model, device=args.device)
+    overrides = score_overrides(args)  # checked before the model is read
+    model = with_score_overrides(load_model(args.model, device=args.device), overrides)
     mode = args.mode or model.config.score.mode
     _require_mode(model, mode, args.sequence, args.model)
     rows = []
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             model,
             scan,
             maps=args.maps,
-            batch_size=args.batch_size,
+            batch_size=args.window_batch,
             precision=args.precision,
             sequence=args.sequence,
         )

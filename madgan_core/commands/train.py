@@ -6,7 +6,9 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from madgan_core.commands._common import add_device_options, add_progress_option, add_set_option
+from madgan_core.config import PRESETS, VARIANTS, MadganConfig, nest, parse_overrides, preset
 
 log = logging.getLogger(__name__)
 
@@ -29,72 +31,54 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder of the run")
     p.add_argument("--config", type=Path, help="JSON config file (applied over the preset)")
     p.add_argument(
-        "--preset", choices=("paper", "demo"), default=None, help="base settings (default: paper)"
+        "--preset", choices=tuple(PRESETS), default=None, help="base settings (default: paper)"
     )
-    p.add_argument("--variant", choices=("none", "sa3", "sa7"), help="self-attention modules")
+    p.add_argument("--variant", choices=VARIANTS, help="self-attention modules")
     p.add_argument("--l1-weight", type=float, help="weight of the ℓ1 term (0: the paper's w/o ℓ1)")
     p.add_argument("--steps", type=int, help="training steps")
-    p.add_argument("--batch-size", type=int, help="batch size per process")
+    p.add_argument("--batch-size", type=int, help="training batch size per process")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train")
-    p.add_argument(
-        "--precision", choices=("auto", "fp32", "bf16", "fp16"), help="numeric precision"
-    )
+    add_device_options(p, default=None, what="train")
     p.add_argument("--workers", type=int, help="data loader workers (0: main process)")
     p.add_argument(
         "--compile", action="store_true", default=None, help="torch.compile the networks"
     )
+    add_set_option(p)
     p.add_argument("--flip", action="store_true", help="random left-right flip augmentation")
     p.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
     p.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(p)
     # testing hook: every rank saves its final generator state here
     p.add_argument("--dump-rank-state", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
-    """Preset, then --config file, then command-line overrides; checked against a resumed run."""
-    from madgan_core.config import MadganConfig, preset
+# The named options and the configuration keys they set.
+OPTION_KEYS = {
+    "variant": "model.variant",
+    "l1_weight": "train.l1_weight",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "device": "train.device",
+    "precision": "train.precision",
+    "workers": "train.num_workers",
+    "compile": "train.compile",
+}
 
+
+def build_config(args: argparse.Namespace) -> MadganConfig:
+    """Preset, then --config file, then the named options, then --set; checked against a resumed run."""
     config_json = args.out / "config.json"
     if args.resume and args.config is None and args.preset is None and config_json.exists():
         cfg = MadganConfig.load_json(config_json)
     else:
-        cfg = preset(args.preset or "paper")
-        if args.config is not None:
-            import json
-
-            from madgan_core.errors import ConfigError
-
-            try:
-                data = json.loads(args.config.read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"not a readable JSON config ({exc})", args.config) from None
-            try:
-                cfg = cfg.updated(data, source="")
-            except ConfigError as exc:
-                raise ConfigError(str(exc), args.config) from None
-    model: dict[str, Any] = {}
-    train: dict[str, Any] = {}
-    if args.variant is not None:
-        model["variant"] = args.variant
-    for key, name in (
-        ("l1_weight", "l1_weight"),
-        ("steps", "steps"),
-        ("batch_size", "batch_size"),
-        ("seed", "seed"),
-        ("device", "device"),
-        ("precision", "precision"),
-        ("workers", "num_workers"),
-        ("compile", "compile"),
-    ):
-        value = getattr(args, key)
-        if value is not None:
-            train[name] = value
-    return cfg.updated({"model": model, "train": train})
+        cfg = preset(args.preset or "paper", args.config)
+    named = {key: getattr(args, dest) for dest, key in OPTION_KEYS.items()}
+    cfg = cfg.updated(nest({k: v for k, v in named.items() if v is not None}))
+    return cfg.updated(parse_overrides(args.set), source="")
 
 
 def load_rows(source: Path):
@@ -175,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
         )
         if scan_bar is not None:
             scan_bar.close()
-        if main and cfg.preprocess.landmarks is not None:
-            cfg.save_json(args.out / "config.json")  # now with the learned landmarks
+        learned = trainer.cfg != cfg  # intensity landmarks, learned or resumed
+        cfg = trainer.cfg
+        if main and learned:
+            cfg.save_json(args.out / "config.json")
         log.info("training on %s", describe(trainer.device, trainer.precision))
         result = trainer.fit()
         if args.dump_rank_state is not None:

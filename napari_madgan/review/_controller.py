@@ -129,6 +129,7 @@ class ReviewController:
         self._worker_done = threading.Event()
         self._worker = None
         self._pending = 0
+        self._closing = False  # the window is closing: results are dropped, not shown
         self._pbar: progress | None = None
         self._task: WindowTask | None = None
         # layers made for each scan layer name, reused (updated in place) by the next run
@@ -153,6 +154,7 @@ class ReviewController:
             return
         self._cancel.clear()
         self._worker_done.clear()
+        self._closing = False
         worker = thread_worker(self._job, start_thread=False, ignore_errors=True)(request)
         worker.returned.connect(self._returned)
         worker.errored.connect(self._on_error)
@@ -177,6 +179,7 @@ class ReviewController:
 
     def stop_and_wait(self, timeout: float = 30.0) -> None:
         """Cancel and block until the worker has left the model (used when napari closes)."""
+        self._closing = True
         if self._worker is not None:
             self._cancel.set()
             self._worker_done.wait(timeout)
@@ -192,6 +195,8 @@ class ReviewController:
         self._on_progress(done, total)
 
     def _returned(self, outcome: ReviewOutcome) -> None:
+        if self._closing:
+            return
         previous = dict(self._made.get(outcome.request.layer_name, {}))
         shown = ShownResult(outcome.request, outcome.result, outcome.model_name)
         self._pending = len(outcome.specs) + 1
@@ -200,6 +205,9 @@ class ReviewController:
         self._add_next(shown, list(outcome.specs), previous)
 
     def _add_next(self, shown: ShownResult, specs: list[LayerSpec], previous: dict) -> None:
+        if self._closing:
+            self._pending = 0
+            return
         try:
             if specs:
                 spec = specs[0]

@@ -5,51 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from qtpy.QtCore import QObject, QProcess, Signal
 
-
-@dataclass
-class TrainRequest:
-    """The ``madgan train`` options the dialog sets."""
-
-    manifest: str
-    out: str
-    variant: str = "none"
-    l1_weight: float = 100.0
-    steps: int = 1500
-    batch_size: int = 16
-    device: str = "auto"
-    precision: str = "auto"
-    preset: str = "demo"
-    config: str = ""
-
-    def arguments(self, resume: bool = False) -> list[str]:
-        """Arguments after the Python executable: ``-m madgan_core.cli train ...``."""
-        args = [
-            "-m", "madgan_core.cli", "train",
-            "--manifest", self.manifest,
-            "--out", self.out,
-            "--preset", self.preset,
-            "--variant", self.variant,
-            "--l1-weight", f"{self.l1_weight:g}",
-            "--steps", str(self.steps),
-            "--batch-size", str(self.batch_size),
-            "--device", self.device,
-            "--precision", self.precision,
-            "--no-progress",
-        ]  # fmt: skip
-        if self.config:
-            args += ["--config", self.config]
-        if resume:
-            args.append("--resume")
-        return args
-
-    @property
-    def model_path(self) -> Path:
-        return Path(self.out) / "model.pt"
+from napari_madgan.training._request import TrainRequest
 
 
 class TrainingProcess(QObject):

@@ -31,18 +31,23 @@ from qtpy.QtWidgets import (
 )
 
 from madgan_core.config import DEVICES, PRECISIONS, PRESETS, VARIANTS
+from madgan_core.errors import ConfigError
 from napari_madgan import _settings
 from napari_madgan._guard import guarded
 from napari_madgan._tasks import WindowTask
 from napari_madgan.training._curves import LossCurves
 from napari_madgan.training._metrics import MetricsTail, format_eta, latest_preview
-from napari_madgan.training._runner import TrainingProcess, TrainRequest
+from napari_madgan.training._request import TrainRequest, changed_settings, form_values
+from napari_madgan.training._runner import TrainingProcess
 
 if TYPE_CHECKING:
     import napari
 
 POLL_MS = 500
-PRESET_DEFAULTS = {"demo": (1500, 16), "paper": (1_800_000, 16)}
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if path else ""
 
 
 def _path_row(edit: QLineEdit, *buttons: QPushButton) -> QHBoxLayout:
@@ -68,6 +73,7 @@ class TrainingWidget(QWidget):
         self.request: TrainRequest | None = None
         self._preview: Path | None = None
         self._task: WindowTask | None = None
+        self._shown: dict = {}  # the form's values as loaded from the preset and config file
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -89,7 +95,6 @@ class TrainingWidget(QWidget):
         self.variant_combo.addItems(list(VARIANTS))
         self.l1_spin = QDoubleSpinBox()
         self.l1_spin.setRange(0.0, 10_000.0)
-        self.l1_spin.setValue(100.0)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 100_000_000)
         self.batch_spin = QSpinBox()
@@ -101,7 +106,6 @@ class TrainingWidget(QWidget):
         self.config_edit = QLineEdit()
         self.config_edit.setPlaceholderText("optional config JSON (overrides the preset)")
         self.config_btn = QPushButton("File…")
-        self._preset_changed(self.preset_combo.currentText())
 
         form = QFormLayout()
         form.addRow(
@@ -146,7 +150,8 @@ class TrainingWidget(QWidget):
         layout.addWidget(self.preview_label)
         layout.addWidget(self.log_view)
 
-        self.preset_combo.currentTextChanged.connect(self._preset_changed)
+        self.preset_combo.currentTextChanged.connect(self._load_form)
+        self.config_edit.textChanged.connect(self._load_form)
         self.manifest_file_btn.clicked.connect(self._browse_manifest_file)
         self.manifest_dir_btn.clicked.connect(self._browse_manifest_dir)
         self.out_btn.clicked.connect(self._browse_out_dir)
@@ -154,16 +159,39 @@ class TrainingWidget(QWidget):
         self.start_btn.clicked.connect(self._start_clicked)
         self.stop_btn.clicked.connect(self.stop)
         self.resume_btn.clicked.connect(self._resume_clicked)
+        self._load_form()
 
     def show_status(self, text: str) -> None:
         """The dialog's one-line status (errors included)."""
         self.status_label.setText(text)
 
     @guarded
-    def _preset_changed(self, name: str) -> None:
-        steps, batch = PRESET_DEFAULTS.get(name, (1500, 16))
-        self.steps_spin.setValue(steps)
-        self.batch_spin.setValue(batch)
+    def _load_form(self, *_) -> None:
+        """Show the preset's values, with the config file's over them; the user's edits start here."""
+        config = self.config_edit.text().strip()
+        try:
+            values = form_values(self.preset_combo.currentText(), _absolute(config))
+        except ConfigError as exc:
+            if config and Path(config).expanduser().is_file():
+                self.status_label.setText(f"Config: {exc}")
+            return
+        self.variant_combo.setCurrentText(values["variant"])
+        self.l1_spin.setValue(values["l1_weight"])
+        self.steps_spin.setValue(values["steps"])
+        self.batch_spin.setValue(values["batch_size"])
+        self.device_combo.setCurrentText(values["device"])
+        self.precision_combo.setCurrentText(values["precision"])
+        self._shown = self._form_values()
+
+    def _form_values(self) -> dict:
+        return {
+            "variant": self.variant_combo.currentText(),
+            "l1_weight": self.l1_spin.value(),
+            "steps": self.steps_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "device": self.device_combo.currentText(),
+            "precision": self.precision_combo.currentText(),
+        }
 
     @guarded
     def _browse_manifest_file(self) -> None:
@@ -204,19 +232,15 @@ class TrainingWidget(QWidget):
 
     # ---- run control ----------------------------------------------------------------------
     def current_request(self) -> TrainRequest:
-        """The form as a :class:`TrainRequest` (paths made absolute)."""
-        config = self.config_edit.text().strip()
+        """The form as a :class:`TrainRequest` (paths made absolute): only the settings the
+        user changed are sent, so the preset and the config file decide the rest."""
         return TrainRequest(
-            manifest=str(Path(self.manifest_edit.text().strip()).expanduser().resolve()),
-            out=str(Path(self.out_edit.text().strip()).expanduser().resolve()),
-            variant=self.variant_combo.currentText(),
-            l1_weight=self.l1_spin.value(),
-            steps=self.steps_spin.value(),
-            batch_size=self.batch_spin.value(),
-            device=self.device_combo.currentText(),
-            precision=self.precision_combo.currentText(),
+            manifest=_absolute(self.manifest_edit.text().strip()),
+            out=_absolute(self.out_edit.text().strip()),
             preset=self.preset_combo.currentText(),
-            config=str(Path(config).expanduser().resolve()) if config else "",
+            config=_absolute(self.config_edit.text().strip()),
+            settings=changed_settings(self._shown, self._form_values()),
+            steps=self.steps_spin.value(),
         )
 
     def start(self, resume: bool = False) -> bool:

@@ -34,36 +34,20 @@ from madgan_core.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError, ManifestError, ScanError
 from madgan_core.io import MAX_VOXELS, load_scan
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.models import build_generator
 from tests.madgan_core.synthetic import synthetic_brain
 
-TINY = {
-    "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
-    "model": {"base_channels": 4, "critic_channels": 4},
-    "train": {"num_workers": 0, "device": "cpu", "precision": "fp32"},
-    "score": {"batch_size": 8},
-}
-
-
 # ------------------------------------------------------------------ helpers
 
 
-def tiny_config(**model: object) -> MadganConfig:
-    """A 32 x 32, 4-channel configuration: a model file of ~130 kB that scores in milliseconds."""
-    data = {k: dict(v) for k, v in TINY.items()}
-    data["model"].update(model)
-    return MadganConfig.from_dict(data)
-
-
-def tiny_model(path: Path, seed: int = 0, **model: object) -> Path:
-    """Save a randomly initialised tiny generator as a model file."""
-    torch.manual_seed(seed)
-    cfg = tiny_config(**model)
-    return save_checkpoint(make_checkpoint(cfg, 0, build_generator(cfg.model)), path)
+@pytest.fixture
+def tiny_record(tiny_config) -> dict:
+    """A checkpoint record of a randomly initialised tiny generator."""
+    cfg = tiny_config()
+    return make_checkpoint(cfg, 0, build_generator(cfg.model))
 
 
 def brain_scan(path: Path, shape=(40, 48, 36), seed: int = 0, voxel_mm: float = 4.0) -> Path:
@@ -267,8 +251,8 @@ def test_voxel_size_in_the_wrong_units_is_refused_quickly(tmp_path):
 # ------------------------------------------------------------------ checkpoints
 
 
-def test_checkpoint_with_an_invalid_stored_config(tmp_path):
-    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+def test_checkpoint_with_an_invalid_stored_config(tmp_path, tiny_record):
+    record = tiny_record
     record["config"]["model"]["colour"] = "blue"
     path = save_checkpoint(record, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match=r"odd\.pt: stored configuration is invalid"):
@@ -288,8 +272,8 @@ def _corruptions(good: bytes) -> dict[str, bytes]:
     "kind",
     ["empty", "truncated-tail", "random-bytes", "flipped-bytes"],
 )
-def test_corrupt_checkpoint(tmp_path, kind):
-    good = tiny_model(tmp_path / "good.pt").read_bytes()
+def test_corrupt_checkpoint(tmp_path, kind, tiny_model_file):
+    good = tiny_model_file(tmp_path / "good.pt").read_bytes()
     path = tmp_path / f"{kind}.pt"
     path.write_bytes(_corruptions(good)[kind])
     with pytest.raises(CheckpointError) as info:
@@ -298,9 +282,9 @@ def test_corrupt_checkpoint(tmp_path, kind):
     assert "\n" not in str(info.value)
 
 
-def test_zip_with_a_damaged_member(tmp_path):
+def test_zip_with_a_damaged_member(tmp_path, tiny_model_file):
     """A well-formed zip whose tensor storage is cut short."""
-    good = tiny_model(tmp_path / "good.pt")
+    good = tiny_model_file(tmp_path / "good.pt")
     bad = tmp_path / "bad.pt"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for item in src.infolist():
@@ -327,8 +311,8 @@ def test_foreign_torch_files(tmp_path, record, problem):
         load_model(path, device="cpu")
 
 
-def test_malformed_step(tmp_path):
-    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
+def test_malformed_step(tmp_path, tiny_record):
+    record = tiny_record
     record["step"] = "ten"
     path = save_checkpoint(record, tmp_path / "step.pt")
     with pytest.raises(CheckpointError, match=r"step\.pt: checkpoint has a malformed step"):
@@ -348,10 +332,9 @@ class _CreatesAFile:
         return (open, (str(self.marker), "w"))
 
 
-def malicious_checkpoint(path: Path, marker: Path, legacy: bool = False) -> Path:
-    """A file shaped like a checkpoint whose unpickling would run code (and create ``marker``)."""
-    record = make_checkpoint(tiny_config(), 0, build_generator(tiny_config().model))
-    record["healthy_reference"] = _CreatesAFile(marker)
+def malicious_checkpoint(record: dict, path: Path, marker: Path, legacy: bool = False) -> Path:
+    """A checkpoint ``record`` whose unpickling would run code (and create ``marker``)."""
+    record = {**record, "healthy_reference": _CreatesAFile(marker)}
     if legacy:
         with open(path, "wb") as handle:
             torch.save(record, handle, _use_new_zipfile_serialization=False)
@@ -360,13 +343,13 @@ def malicious_checkpoint(path: Path, marker: Path, legacy: bool = False) -> Path
     return path
 
 
-def test_legacy_format_pickle_that_would_run_code_is_refused(tmp_path):
+def test_legacy_format_pickle_that_would_run_code_is_refused(tmp_path, tiny_record):
     """The pre-zip torch.save format goes through another unpickler; it must be refused too.
 
     (The zip format and a plain pickle are tested in test_checkpoint.py.)
     """
     marker = tmp_path / "pwned"
-    path = malicious_checkpoint(tmp_path / "model.pt", marker, legacy=True)
+    path = malicious_checkpoint(tiny_record, tmp_path / "model.pt", marker, legacy=True)
     assert not zipfile.is_zipfile(path)
     with pytest.raises(CheckpointError, match=r"model\.pt: refused"):
         load_model(path, device="cpu")

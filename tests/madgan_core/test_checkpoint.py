@@ -14,30 +14,31 @@ from madgan_core.errors import CheckpointError
 from madgan_core.models import build_critic, build_generator
 from madgan_core.train import make_optimizers
 
-TINY = {
-    "preprocess": {"height": 32, "width": 32},
-    "model": {"base_channels": 4, "critic_channels": 4},
-}
 
+@pytest.fixture
+def record_of(tiny_config):
+    """``record_of(variant)``: a tiny config and a checkpoint record after one update of each network."""
 
-def _record(variant: str = "none") -> tuple[MadganConfig, dict]:
-    torch.manual_seed(0)
-    cfg = MadganConfig().updated({**TINY, "model": {**TINY["model"], "variant": variant}})
-    g, c = build_generator(cfg.model), build_critic(cfg.model)
-    og, oc = make_optimizers(g, c, cfg)
-    loss = (
-        g(torch.randn(2, 3, 32, 32)).mean()
-        + c(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)).mean()
-    )
-    loss.backward()
-    og.step()
-    oc.step()
-    return cfg, ckpt.make_checkpoint(cfg, 7, g, c, og, oc)
+    def make(variant: str = "none") -> tuple[MadganConfig, dict]:
+        torch.manual_seed(0)
+        cfg = tiny_config(model={"variant": variant})
+        g, c = build_generator(cfg.model), build_critic(cfg.model)
+        og, oc = make_optimizers(g, c, cfg)
+        loss = (
+            g(torch.randn(2, 3, 32, 32)).mean()
+            + c(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)).mean()
+        )
+        loss.backward()
+        og.step()
+        oc.step()
+        return cfg, ckpt.make_checkpoint(cfg, 7, g, c, og, oc)
+
+    return make
 
 
 @pytest.fixture
-def saved(tmp_path) -> Path:
-    return ckpt.save_checkpoint(_record("sa3")[1], tmp_path / "ckpt_00000007.pt")
+def saved(tmp_path, record_of) -> Path:
+    return ckpt.save_checkpoint(record_of("sa3")[1], tmp_path / "ckpt_00000007.pt")
 
 
 def test_round_trip_and_load_model(saved):
@@ -92,8 +93,8 @@ def test_missing_file(tmp_path):
         ckpt.load_model(tmp_path / "nope.pt", "cpu")
 
 
-def test_newer_format_version(tmp_path):
-    _, record = _record()
+def test_newer_format_version(tmp_path, record_of):
+    _, record = record_of()
     record["format_version"] = ckpt.FORMAT_VERSION + 1
     path = ckpt.save_checkpoint(record, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="future.pt.*newer"):
@@ -107,8 +108,8 @@ def test_foreign_dict(tmp_path):
         ckpt.load_model(path, "cpu")
 
 
-def test_mismatched_variant(tmp_path):
-    _, record = _record("sa3")
+def test_mismatched_variant(tmp_path, record_of):
+    _, record = record_of("sa3")
     record["config"]["model"]["variant"] = "none"
     path = ckpt.save_checkpoint(record, tmp_path / "mismatch.pt")
     with pytest.raises(CheckpointError, match="mismatch.pt.*architecture mismatch"):

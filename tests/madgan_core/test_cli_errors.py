@@ -19,15 +19,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from madgan_core.checkpoint import read_checkpoint
 from madgan_core.cli import main
 from madgan_core.manifest import ManifestRow, write_manifest
 from tests.madgan_core.synthetic import synthetic_brain
-from tests.madgan_core.test_bad_inputs import (
-    brain_scan,
-    crafted_nifti,
-    malicious_checkpoint,
-    tiny_model,
-)
+from tests.madgan_core.test_bad_inputs import brain_scan, crafted_nifti, malicious_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,8 +81,8 @@ BAD_SCANS: dict[str, Callable[[Path], Path]] = {
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("model") / "model.pt")
+def model_file(tmp_path_factory, tiny_model_file) -> Path:
+    return tiny_model_file(tmp_path_factory.mktemp("model") / "model.pt")
 
 
 def all_files(folder: Path) -> list[Path]:
@@ -249,7 +245,7 @@ def test_process_score_bad_and_malicious_files(tmp_path, model_file):
     assert all_files(out) == []
 
     marker = tmp_path / "pwned"
-    evil = malicious_checkpoint(tmp_path / "evil.pt", marker)
+    evil = malicious_checkpoint(read_checkpoint(model_file), tmp_path / "evil.pt", marker)
     scan = brain_scan(tmp_path / "scan.nii.gz")
     result = run_cli("score", str(evil), str(scan), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2, result.stderr

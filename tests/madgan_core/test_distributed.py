@@ -27,12 +27,26 @@ def test_env_info_without_torchrun(monkeypatch):
     assert info.enabled and not info.is_main and info.local_rank == 1
 
 
-def test_unwrap():
+def test_unwrap(tmp_path):
+    """The plain module comes out of DDP, torch.compile, and both nested."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
     m = torch.nn.Linear(2, 2)
     assert unwrap(m) is m
+    compiled = torch.compile(m)  # compiles lazily, on the first call
+    assert compiled is not m and unwrap(compiled) is m
+    store = f"file://{tmp_path / 'store'}"
+    dist.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    try:
+        ddp = DistributedDataParallel(m)
+        assert unwrap(ddp) is m
+        assert unwrap(torch.compile(ddp)) is m
+    finally:
+        dist.destroy_process_group()
 
 
-def test_two_process_gloo_training(tmp_path):
+def test_two_process_gloo_training(tmp_path, tiny_config_file):
     scans = tmp_path / "scans"
     scans.mkdir()
     for i in range(2):
@@ -40,24 +54,11 @@ def test_two_process_gloo_training(tmp_path):
             nib.Nifti1Image(synthetic_brain(seed=i), np.diag([2.0, 2.0, 2.0, 1.0])),
             scans / f"h{i}.nii.gz",
         )
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "preprocess": {"height": 32, "width": 32, "pixel_mm": 2.0},
-                "model": {"base_channels": 4, "critic_channels": 4, "variant": "sa3"},
-                "train": {
-                    "steps": 3,
-                    "batch_size": 2,
-                    "num_workers": 0,
-                    "precision": "fp32",
-                    "device": "cpu",
-                    "log_every": 1,
-                    "checkpoint_every": 2,
-                    "milestones": [],
-                },
-            }
-        )
+    config = tiny_config_file(
+        tmp_path / "tiny.json",
+        preprocess={"pixel_mm": 2.0},
+        model={"variant": "sa3"},
+        train={"steps": 3, "batch_size": 2, "preview_every": 1000},
     )
     dump = tmp_path / "ranks"
     out = tmp_path / "run"

@@ -25,7 +25,7 @@ from madgan_core.evaluate import score_cohort
 from madgan_core.io import load_scan
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.score import copy_predictor, generator_predictor
-from tests.madgan_core.test_bad_inputs import TINY, brain_scan, tiny_model
+from tests.madgan_core.test_bad_inputs import brain_scan
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,20 +48,10 @@ def _hidden_temporaries(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name.startswith(".")] if folder.exists() else []
 
 
-def test_sigkill_during_training_then_resume(tmp_path):
+def test_sigkill_during_training_then_resume(tmp_path, tiny_config_file):
     manifest = tiny_cohort(tmp_path / "data", n=3)
-    config = tmp_path / "tiny.json"
-    train = {
-        **TINY["train"],
-        "steps": 500,
-        "batch_size": 2,
-        "checkpoint_every": 2,
-        "keep_last": 2,
-        "milestones": [],
-        "log_every": 1,
-        "preview_every": 100_000,
-    }
-    config.write_text(json.dumps({**TINY, "train": train}))
+    train = {"steps": 500, "batch_size": 2, "preview_every": 100_000}
+    config = tiny_config_file(tmp_path / "tiny.json", train=train)
     run = tmp_path / "run"
     ckpt_dir = run / "checkpoints"
     argv = ["train", "--manifest", str(manifest), "--out", str(run), "--config", str(config)]
@@ -120,11 +110,11 @@ def test_sigkill_during_training_then_resume(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
+def cohort(tmp_path_factory, tiny_model_file):
     """A tiny model, five scans and the uninterrupted reference table."""
     folder = tmp_path_factory.mktemp("cohort")
     manifest = tiny_cohort(folder)
-    model = ckpt.load_model(tiny_model(folder / "model.pt"), "cpu")
+    model = ckpt.load_model(tiny_model_file(folder / "model.pt"), "cpu")
     rows = read_manifest(manifest)
     reference = folder / "reference.csv"
     records = score_cohort(_predictors(model), model, rows, reference, precision="fp32")

@@ -20,26 +20,14 @@ from madgan_core.train import prepare_training
 
 from .conftest import synthetic_brain
 
-TINY = {
-    "preprocess": {"height": 32, "width": 32, "pixel_mm": 2.0},
-    "model": {"base_channels": 4, "critic_channels": 4, "variant": "sa3"},
-    "train": {
-        "steps": 6,
-        "batch_size": 4,
-        "num_workers": 0,
-        "precision": "fp32",
-        "device": "cpu",
-        "log_every": 1,
-        "preview_every": 3,
-        "checkpoint_every": 2,
-        "keep_last": 2,
-        "milestones": [],
-    },
-}
+# Training tests run on 2 mm synthetic brains, with self-attention.
+ON_SCANS = {"preprocess": {"pixel_mm": 2.0}, "model": {"variant": "sa3"}}
 
 
-def tiny_cfg(**train) -> MadganConfig:
-    return MadganConfig().updated({**TINY, "train": {**TINY["train"], **train}})
+@pytest.fixture
+def tiny_cfg(tiny_config):
+    """``tiny_cfg(steps=2, ...)``: the tiny training configuration with these train keys."""
+    return lambda **train: tiny_config(**ON_SCANS, train=train)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +47,7 @@ def _losses(out: Path) -> dict[int, dict]:
     return {r["step"]: {k: r[k] for k in keys} for r in map(json.loads, lines)}
 
 
-def test_dataset_windows(scans):
+def test_dataset_windows(scans, tiny_cfg):
     cfg = tiny_cfg()
     seen = []
     ds = WindowDataset(scans, cfg, progress=lambda d, t, n: seen.append((d, t)))
@@ -69,7 +57,7 @@ def test_dataset_windows(scans):
     np.testing.assert_allclose(y[0].numpy(), ds.slabs[0][3].astype(np.float32))
 
 
-def test_batch_stream_is_resumable(scans):
+def test_batch_stream_is_resumable(scans, tiny_cfg):
     ds = WindowDataset(scans, tiny_cfg())
     full = BatchStream(ds, 4, seed=3, flip=True)
     it = iter(full)
@@ -81,7 +69,7 @@ def test_batch_stream_is_resumable(scans):
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
-def test_one_step_changes_weights(scans, tmp_path):
+def test_one_step_changes_weights(scans, tmp_path, tiny_cfg):
     trainer = prepare_training(tiny_cfg(), scans, tmp_path)
     before_g = [p.detach().clone() for p in trainer.raw_generator.parameters()]
     before_c = [p.detach().clone() for p in trainer.raw_critic.parameters()]
@@ -92,7 +80,7 @@ def test_one_step_changes_weights(scans, tmp_path):
     assert changed(before_c, trainer.raw_critic.parameters())
 
 
-def test_l1_weight_zero_vs_hundred(scans, tmp_path):
+def test_l1_weight_zero_vs_hundred(scans, tmp_path, tiny_cfg):
     totals = {}
     for w in (0.0, 100.0):
         trainer = prepare_training(tiny_cfg(l1_weight=w), scans, tmp_path / str(w))
@@ -102,7 +90,7 @@ def test_l1_weight_zero_vs_hundred(scans, tmp_path):
     assert totals[100.0][0] == pytest.approx(totals[100.0][1] + 100 * totals[100.0][2], rel=1e-5)
 
 
-def test_full_run_outputs_and_resume_equality(scans, tmp_path):
+def test_full_run_outputs_and_resume_equality(scans, tmp_path, tiny_cfg):
     cfg = tiny_cfg()
     events = []
     full = prepare_training(cfg, scans, tmp_path / "full", progress=events.append).fit()
@@ -155,20 +143,19 @@ def test_full_run_outputs_and_resume_equality(scans, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_resume_with_other_variant_fails(scans, tmp_path):
+def test_resume_with_other_variant_fails(scans, tmp_path, tiny_cfg):
     prepare_training(tiny_cfg(steps=2), scans, tmp_path).fit()
     from madgan_core.errors import CheckpointError
 
-    other = MadganConfig().updated({**TINY, "model": {**TINY["model"], "variant": "none"}})
+    other = tiny_cfg(steps=2).updated({"model": {"variant": "none"}})
     with pytest.raises(CheckpointError, match="ckpt_00000002.pt"):
         prepare_training(other, scans, tmp_path, resume=True)
 
 
-def test_cli_train_folder(scans, tmp_path, monkeypatch):
+def test_cli_train_folder(scans, tmp_path, monkeypatch, tiny_config_file):
     from madgan_core.cli import main
 
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({**TINY, "train": {**TINY["train"], "steps": 2}}))
+    config = tiny_config_file(tmp_path / "tiny.json", **ON_SCANS, train={"steps": 2})
     called = []
     import madgan_core.commands.train as cmd
 
@@ -183,7 +170,7 @@ def test_cli_train_folder(scans, tmp_path, monkeypatch):
     assert ckpt.load_model(out / "model.pt", "cpu").step == 3
 
 
-def test_cli_bad_config_exits_2(scans, tmp_path, capsys):
+def test_cli_bad_config_exits_2(scans, tmp_path, capsys, tiny_cfg):
     from madgan_core.cli import main
 
     bad = tmp_path / "bad.json"
@@ -208,7 +195,7 @@ def test_cli_bad_config_exits_2(scans, tmp_path, capsys):
         tiny_cfg(batch_size=0)
 
 
-def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path):
+def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path, tiny_cfg):
     from madgan_core.io import load_scan
     from madgan_core.preprocess import learn_landmarks
     from madgan_core.score import score_scan
@@ -217,7 +204,11 @@ def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path):
         base = tiny_cfg(steps=2, checkpoint_every=1)
         return base.updated({"preprocess": {"intensity": "landmarks"}})
 
-    result = prepare_training(cfg(), scans, tmp_path).fit()
+    asked = cfg()
+    trainer = prepare_training(asked, scans, tmp_path)
+    assert asked == cfg() and asked.preprocess.landmarks is None  # the caller's config is untouched
+    assert trainer.cfg is not asked and trainer.cfg.preprocess.landmarks is not None
+    result = trainer.fit()
     model = ckpt.load_model(result.model_path, "cpu")
     expected = learn_landmarks(scans, cfg().preprocess)
     assert model.config.preprocess.landmarks == pytest.approx(expected)

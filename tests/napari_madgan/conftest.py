@@ -7,10 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY = {
-    "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
-    "model": {"base_channels": 4, "critic_channels": 4},
-}
 REFERENCE = {
     "scores": {
         "mean": [float(v) for v in np.linspace(0.01, 0.05, 20)],
@@ -20,11 +16,11 @@ REFERENCE = {
 }
 
 
-def reference_with_zstats() -> dict:
-    """REFERENCE plus flat z-statistics and noise fits for both sequences."""
+def reference_with_zstats(height: int, width: int) -> dict:
+    """REFERENCE plus flat z-statistics and noise fits for both sequences, for slices of this size."""
     from madgan_core.zmap import POSITION_BINS, NoiseFit, ZStats
 
-    shape = (POSITION_BINS, TINY["preprocess"]["height"], TINY["preprocess"]["width"])
+    shape = (POSITION_BINS, height, width)
     stats = ZStats(
         mean=np.full(shape, np.log(0.01), np.float32),
         std=np.ones(shape, np.float32),
@@ -42,10 +38,12 @@ def reference_with_zstats() -> dict:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_zstats(tmp_path_factory) -> Path:
+def tiny_model_zstats(tmp_path_factory, tiny_model_file, tiny_config) -> Path:
     """A tiny model whose reference has z-statistics: z-map layer and z-map scores."""
-    return _save_tiny_model(
-        tmp_path_factory.mktemp("model_z") / "model.pt", reference_with_zstats()
+    size = tiny_config().preprocess
+    reference = reference_with_zstats(size.height, size.width)
+    return tiny_model_file(
+        tmp_path_factory.mktemp("model_z") / "model.pt", step=1, reference=reference
     )
 
 
@@ -59,26 +57,14 @@ def phantom_scan():
     return Scan.from_array(volume, affine)
 
 
-def _save_tiny_model(path: Path, reference: dict | None, overrides: dict | None = None) -> Path:
-    import torch
-
-    from madgan_core.checkpoint import make_checkpoint, save_checkpoint
-    from madgan_core.config import MadganConfig
-    from madgan_core.models import build_generator
-
-    torch.manual_seed(0)
-    cfg = MadganConfig().updated({**TINY, **(overrides or {})})
-    generator = build_generator(cfg.model).eval()
-    record = make_checkpoint(cfg, 1, generator, include_rng=False, healthy_reference=reference)
-    return save_checkpoint(record, path)
-
-
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
+def tiny_model(tmp_path_factory, tiny_model_file) -> Path:
     """A tiny untrained model file with a 20-control healthy reference."""
-    return _save_tiny_model(tmp_path_factory.mktemp("model") / "model.pt", REFERENCE)
+    return tiny_model_file(
+        tmp_path_factory.mktemp("model") / "model.pt", step=1, reference=REFERENCE
+    )
 
 
 @pytest.fixture(scope="session")
-def tiny_model_no_reference(tmp_path_factory) -> Path:
-    return _save_tiny_model(tmp_path_factory.mktemp("model_noref") / "model.pt", None)
+def tiny_model_no_reference(tmp_path_factory, tiny_model_file) -> Path:
+    return tiny_model_file(tmp_path_factory.mktemp("model_noref") / "model.pt", step=1)

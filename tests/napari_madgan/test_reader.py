@@ -47,7 +47,9 @@ def test_reader_declines_foreign_files(tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("not a scan")
     assert napari_get_reader(str(txt)) is None
-    assert napari_get_reader(str(DATA / "example4d.nii.gz").replace(".nii.gz", ".txt")) is None
+    named_like_a_scan = tmp_path / "brain.nii.gz.txt"  # a scan suffix inside, not at the end
+    named_like_a_scan.write_text("not a scan either")
+    assert napari_get_reader(str(named_like_a_scan)) is None
     assert napari_get_reader([str(txt), str(DATA / "anatomical.nii")]) is None
     assert napari_get_reader(123) is None  # type: ignore[arg-type]
 

@@ -9,16 +9,14 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 
+from madgan_core.config import MadganConfig, demo_preset
 from napari_madgan.review import ReviewWidget
 from napari_madgan.training import TrainingWidget
 from napari_madgan.training._metrics import MetricsTail, format_eta
+from napari_madgan.training._request import TrainRequest, changed_settings, form_values
 
-from .conftest import TINY
-
-TINY_TRAIN = {
-    **TINY,
-    "train": {"log_every": 1, "preview_every": 1, "checkpoint_every": 1000, "num_workers": 0},
-}
+# a metrics line and a preview every step; checkpoints only on stop and at the end
+LIVE = {"log_every": 1, "preview_every": 1, "checkpoint_every": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +31,77 @@ def scan_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def dialog(make_napari_viewer, scan_folder, tmp_path):
+def dialog(make_napari_viewer, scan_folder, tmp_path, tiny_config_file):
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)
     viewer.window.add_dock_widget(widget, name="MADGAN train")
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY_TRAIN))
+    config = tiny_config_file(tmp_path / "tiny.json", train=LIVE)
     widget.manifest_edit.setText(str(scan_folder))
     widget.out_edit.setText(str(tmp_path / "run"))
     widget.config_edit.setText(str(config))
     widget.device_combo.setCurrentText("cpu")
     widget.batch_spin.setValue(2)
     return viewer, widget
+
+
+# ------------------------------------------------------------------ the form and its command line
+
+
+def _train_config(request) -> MadganConfig:
+    """The configuration ``madgan train`` builds from the dialog's command line."""
+    from madgan_core.cli import build_parser
+    from madgan_core.commands.train import build_config
+
+    argv = request.arguments()
+    assert argv[:3] == ["-m", "madgan_core.cli", "train"]
+    return build_config(build_parser().parse_args(argv[2:]))
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    path = tmp_path / "my.json"
+    path.write_text(json.dumps({"model": {"variant": "sa3"}, "train": {"steps": 7}}))
+    return path
+
+
+def test_a_config_file_sets_steps_and_variant(config_file, tmp_path):
+    values = form_values("demo", str(config_file))
+    assert values["steps"] == 7 and values["variant"] == "sa3"
+    request = TrainRequest(str(tmp_path), str(tmp_path / "run"), "demo", str(config_file))
+    cfg = _train_config(request)
+    assert cfg.train.steps == 7 and cfg.model.variant == "sa3"
+    # what the user changes is sent on top of the file, and nothing else
+    current = {**values, "device": "cpu"}
+    changed = changed_settings(values, current)
+    assert changed == {"train.device": "cpu"}
+    cfg = _train_config(
+        TrainRequest(str(tmp_path), str(tmp_path / "run"), "demo", str(config_file), changed)
+    )
+    assert (cfg.train.steps, cfg.model.variant, cfg.train.device) == (7, "sa3", "cpu")
+
+
+def test_the_dialog_sends_only_what_the_user_changed(make_napari_viewer, config_file, tmp_path):
+    viewer = make_napari_viewer()
+    widget = TrainingWidget(viewer)
+    demo = demo_preset()
+    assert widget.preset_combo.currentText() == "demo"
+    assert widget.steps_spin.value() == demo.train.steps  # read from config.py, not copied
+    assert widget.batch_spin.value() == demo.train.batch_size
+    widget.manifest_edit.setText(str(tmp_path))
+    widget.out_edit.setText(str(tmp_path / "run"))
+    widget.config_edit.setText(str(config_file))
+    assert widget.steps_spin.value() == 7 and widget.variant_combo.currentText() == "sa3"
+    request = widget.current_request()
+    assert request.settings == {} and request.steps == 7
+    cfg = _train_config(request)
+    assert cfg.train.steps == 7 and cfg.model.variant == "sa3"
+    widget.batch_spin.setValue(3)
+    assert widget.current_request().settings == {"train.batch_size": 3}
+    cfg = _train_config(widget.current_request())
+    assert (cfg.train.steps, cfg.model.variant, cfg.train.batch_size) == (7, "sa3", 3)
+    widget.preset_combo.setCurrentText("paper")  # the form starts again from the new preset
+    assert widget.steps_spin.value() == 7 and widget.current_request().settings == {}
+    assert _train_config(widget.current_request()).preprocess.height == 256
 
 
 def _alive(pid: int) -> bool:
@@ -67,7 +124,9 @@ def test_train_stop_resume_and_hand_over(dialog, qtbot, tmp_path):
     assert widget.start()
     assert widget.runner.running
     qtbot.waitUntil(lambda: widget.metrics.last is not None, timeout=60_000)
-    assert "Step 1 / 4" in widget.status_label.text() or "Step" in widget.status_label.text()
+    # the status line was updated with the metrics line just read, and the run's total
+    step = widget.metrics.last["step"]
+    assert widget.status_label.text().startswith(f"Step {step} / 4, "), widget.status_label.text()
     widget.stop()
     qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
     assert "Stopped" in widget.status_label.text()
