@@ -1,0 +1,139 @@
+"""Findings: where a scan's z-map says it departs from healthy anatomy.
+
+A finding is a 3-D connected region of the z-map above a threshold (26-connected,
+so a lesion cut obliquely by the slice grid stays one region), at least a minimum
+volume. Each one carries what a reader needs to go and look: its volume in mL,
+peak and mean z, its centre and peak in scanner (RAS+ world) coordinates, and the
+axial slices it spans. Regions are ranked by evidence, the sum of their z above the
+threshold, so a large moderate region and a small intense one both rank high.
+
+Atrophy raises z a little everywhere and makes no region; :func:`describe_findings`
+says "brain-wide elevation" when the z-map's mean, not a region, carries the scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+DEFAULT_THRESHOLD = 4.0
+DEFAULT_MIN_VOLUME_ML = 0.1
+DEFAULT_MAX_REGIONS = 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One region of the z-map above the threshold.
+
+    Attributes:
+        rank: 1 for the strongest evidence.
+        volume_ml: region volume in millilitres.
+        peak_z: the largest z in the region.
+        mean_z: mean z over the region.
+        evidence: sum over the region's voxels of (z - threshold) x voxel volume in mL.
+        centre_mm: centre of mass in scanner coordinates (RAS+, mm).
+        peak_mm: the peak voxel in scanner coordinates.
+        peak_voxel: the peak's RAS+ voxel index ``(i, j, k)``; ``k`` is the axial slice.
+        slices: first and last axial (RAS+ ``k``) slice the region touches.
+    """
+
+    rank: int
+    volume_ml: float
+    peak_z: float
+    mean_z: float
+    evidence: float
+    centre_mm: tuple[float, float, float]
+    peak_mm: tuple[float, float, float]
+    peak_voxel: tuple[int, int, int]
+    slices: tuple[int, int]
+
+    def summary(self) -> str:
+        """E.g. ``14.2 mL at (31, -12, 18) mm, peak z 9.1``."""
+        x, y, z = (round(v) for v in self.centre_mm)
+        return f"{self.volume_ml:.1f} mL at ({x}, {y}, {z}) mm, peak z {self.peak_z:.1f}"
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+def find_regions(
+    zmap: np.ndarray,
+    affine: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
+    max_regions: int = DEFAULT_MAX_REGIONS,
+) -> list[Finding]:
+    """The connected regions of ``zmap`` above ``threshold``, strongest evidence first.
+
+    Args:
+        zmap: RAS+ volume of z-scores; NaN (outside the brain, unscored slices) never counts.
+        affine: the volume's voxel-to-world (RAS+, mm) affine.
+        threshold: z above which a voxel belongs to a region.
+        min_volume_ml: smaller regions are dropped (noise specks).
+        max_regions: at most this many regions are returned.
+    """
+    zmap = np.asarray(zmap, dtype=np.float32)
+    if zmap.ndim != 3:
+        raise ValueError(f"a z-map is 3-D, got shape {zmap.shape}")
+    affine = np.asarray(affine, dtype=np.float64)
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    above = np.nan_to_num(zmap, nan=-np.inf) > threshold
+    labels, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return []
+    index = np.arange(1, n + 1)
+    values = np.where(above, zmap, 0.0)
+    counts = ndimage.sum_labels(above, labels, index)
+    keep = counts * voxel_ml >= min_volume_ml
+    if not keep.any():
+        return []
+    index, counts = index[keep], counts[keep]
+    sums = ndimage.sum_labels(values, labels, index)
+    peaks = ndimage.maximum(values, labels, index)
+    peak_at = ndimage.maximum_position(values, labels, index)
+    centres = ndimage.center_of_mass(above, labels, index)
+    extents = ndimage.find_objects(labels)
+    evidence = (sums - threshold * counts) * voxel_ml
+    order = np.argsort(-evidence, kind="stable")[:max_regions]
+
+    def world(voxel) -> tuple[float, float, float]:
+        point = affine @ np.append(np.asarray(voxel, dtype=np.float64), 1.0)
+        return tuple(round(float(v), 2) for v in point[:3])
+
+    findings = []
+    for rank, i in enumerate(order, start=1):
+        extent = extents[index[i] - 1]
+        findings.append(
+            Finding(
+                rank=rank,
+                volume_ml=round(float(counts[i] * voxel_ml), 3),
+                peak_z=round(float(peaks[i]), 3),
+                mean_z=round(float(sums[i] / counts[i]), 3),
+                evidence=round(float(evidence[i]), 4),
+                centre_mm=world(centres[i]),
+                peak_mm=world(peak_at[i]),
+                peak_voxel=tuple(int(v) for v in peak_at[i]),
+                slices=(int(extent[2].start), int(extent[2].stop - 1)),
+            )
+        )
+    return findings
+
+
+def describe_findings(findings: list[Finding], brain_wide: bool = False, limit: int = 3) -> str:
+    """One line for a reader: ``2 regions: 14.2 mL at (31, -12, 18) mm, peak z 9.1; ...``.
+
+    ``brain_wide`` adds "brain-wide elevation" (diffuse change drives the score).
+    """
+    parts = []
+    if findings:
+        noun = "region" if len(findings) == 1 else "regions"
+        shown = "; ".join(f.summary() for f in findings[:limit])
+        more = f"; {len(findings) - limit} more" if len(findings) > limit else ""
+        parts.append(f"{len(findings)} {noun}: {shown}{more}")
+    else:
+        parts.append("no focal region")
+    if brain_wide:
+        parts.append("brain-wide elevation")
+    return "; ".join(parts) if findings else ", ".join(parts)
