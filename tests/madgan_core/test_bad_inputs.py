@@ -40,6 +40,7 @@ from madgan_core.io import MAX_VOXELS, load_scan
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.models import build_generator
 from tests.madgan_core.synthetic import synthetic_brain
+from tests.madgan_core.test_checkpoint import assert_refusal_explains
 
 TINY = {
     "preprocess": {"height": 32, "width": 32, "pixel_mm": 6.0},
@@ -368,8 +369,9 @@ def test_legacy_format_pickle_that_would_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = malicious_checkpoint(tmp_path / "model.pt", marker, legacy=True)
     assert not zipfile.is_zipfile(path)
-    with pytest.raises(CheckpointError, match=r"model\.pt: refused"):
+    with pytest.raises(CheckpointError, match=r"model\.pt: refused") as refused:
         load_model(path, device="cpu")
+    assert_refusal_explains(refused.value, "refers to the Python callable `io.open`")
     assert not marker.exists()
 
 
