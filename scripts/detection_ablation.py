@@ -12,15 +12,15 @@ object: per variant and comparison, the AUC and its 95% CI for each score mode.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from madgan_core.config import CALIBRATED_MODES
-from madgan_core.evaluate import auc_table, score_columns
+from madgan_core.evaluation.cohort import read_scores, score_columns
+from madgan_core.evaluation.stats import auc_table
+from madgan_core.modes import CALIBRATED_MODES
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -92,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "--out",
             str(run / "report"),
         )
-        with open(run / "report" / "scores.csv", newline="") as handle:
-            records = [
-                {k: (float(v) if ":" in k else v) for k, v in row.items()}
-                for row in csv.DictReader(handle)
-            ]
+        records = read_scores(run / "report" / "scores.csv")
         columns = [
             c for c in score_columns(["madgan", "copy"], CALIBRATED_MODES) if c in records[0]
         ]

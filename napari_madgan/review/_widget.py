@@ -33,8 +33,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from madgan_core.config import CALIBRATED_MODES, HEATMAP_RANGE, SEQUENCES
+from madgan_core.config import HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
+from madgan_core.modes import SCORE_MODES, score_mode
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
 from napari_madgan._layers import INFO_KEY, SCAN_KEY
@@ -49,7 +50,7 @@ from napari_madgan.review._layers import (
     result_layer_specs,
 )
 from napari_madgan.review._model_cache import ModelCache
-from napari_madgan.review._panel import MODES, NO_REFERENCE, score_html, top_slices
+from napari_madgan.review._panel import NO_REFERENCE, score_html, top_slices
 from napari_madgan.review._plot import SlicePlot
 from napari_madgan.review._report import export_heatmap, write_report
 from napari_madgan.review._state import DEVICE_CHOICES, ReviewState
@@ -146,8 +147,8 @@ class ReviewWidget(QWidget):
         self.sequence_combo = QComboBox()
         self.sequence_combo.addItems(list(SEQUENCES))
         self.mode_combo = QComboBox()
-        for mode, label in MODES:
-            self.mode_combo.addItem(label, mode)
+        for mode in SCORE_MODES:
+            self.mode_combo.addItem(mode.label, mode.name)
         # Which overlay shows: the raw ℓ2 heatmap or the healthy-normalised z-map.
         self.overlay_combo = QComboBox()
         self.overlay_combo.addItem("ℓ2 heatmap", HEATMAP_NAME)
@@ -285,7 +286,7 @@ class ReviewWidget(QWidget):
         self.state.model_path = path
 
     def set_score_mode(self, mode: str) -> None:
-        """Lead the score panel with ``mode`` (one of :data:`madgan_core.config.SCORE_MODES`)."""
+        """Lead the score panel with ``mode`` (one of :data:`madgan_core.modes.MODE_NAMES`)."""
         index = self.mode_combo.findData(mode)
         if index < 0:
             raise ValueError(f"unknown score mode {mode!r}")
@@ -294,7 +295,8 @@ class ReviewWidget(QWidget):
     def _mode_changed(self, _index: int) -> None:
         self.state.score_mode = self.mode_combo.currentData()
         # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
-        self.set_overlay(ZMAP_NAME if self.state.score_mode in CALIBRATED_MODES else HEATMAP_NAME)
+        zmap = score_mode(self.state.score_mode).overlay == "zmap"
+        self.set_overlay(ZMAP_NAME if zmap else HEATMAP_NAME)
         if self.state.result is not None:
             self._show_scores(self.state.result)
 
@@ -329,7 +331,8 @@ class ReviewWidget(QWidget):
 
     def _fill_top_slices(self, result: ScanScore) -> None:
         """List the most anomalous slices: by the z-map for a z-map headline score, else by ℓ2."""
-        by_zmap = self.state.score_mode in CALIBRATED_MODES and result.slice_zvolume is not None
+        by_zmap = score_mode(self.state.score_mode).overlay == "zmap"
+        by_zmap = by_zmap and result.slice_zvolume is not None
         self.top_label.setText(
             "Most anomalous slices (z-map)" if by_zmap else "Most anomalous slices (ℓ2)"
         )
@@ -468,7 +471,7 @@ class ReviewWidget(QWidget):
         self.state.pending = 0
 
     def _on_error(self, exc: BaseException) -> None:
-        from madgan_core.score import ScoringCancelled
+        from madgan_core.reconstruct import ScoringCancelled
 
         if isinstance(exc, ScoringCancelled):
             self.status_label.setText("Scoring cancelled.")

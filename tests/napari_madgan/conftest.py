@@ -22,9 +22,11 @@ REFERENCE = {
 
 def reference_with_zstats() -> dict:
     """REFERENCE plus flat z-statistics and noise fits for both sequences."""
-    from madgan_core.zmap import POSITION_BINS, NoiseFit, ZStats
+    from madgan_core.config import ScoreConfig
+    from madgan_core.zmap import NoiseFit, ZStats
 
-    shape = (POSITION_BINS, TINY["preprocess"]["height"], TINY["preprocess"]["width"])
+    bins = ScoreConfig().position_bins
+    shape = (bins, TINY["preprocess"]["height"], TINY["preprocess"]["width"])
     stats = ZStats(
         mean=np.full(shape, np.log(0.01), np.float32),
         std=np.ones(shape, np.float32),
