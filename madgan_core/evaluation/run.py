@@ -115,7 +115,12 @@ def evaluate(
         model, None if autoencoder is None else Path(autoencoder), model.device
     )
     records = score_cohort(
-        predictors, model, rows, out / "scores.csv", _stage(progress, "evaluating"), precision
+        predictors,
+        model,
+        rows,
+        out / "scores.csv",
+        _stage(progress, "evaluating", len(rows)),
+        precision,
     )
     curve = None
     if checkpoints is not None:
@@ -123,14 +128,18 @@ def evaluate(
         if not found:
             raise MadganError("no checkpoints found", checkpoints)
         curve = auc_across_checkpoints(
-            found, rows, out / "checkpoints", device, _stage(progress, "checkpoints")
+            found, rows, out / "checkpoints", device, _stage(progress, "checkpoints", len(found))
         )
     columns = score_columns(list(predictors), calibrated_modes(model))
     report, table = write_report(records, columns, out, model, curve, notes)
     return Evaluation(report, table, columns)
 
 
-def _stage(progress: StageProgress | None, stage: str) -> Callable[[int, int], None] | None:
+def _stage(
+    progress: StageProgress | None, stage: str, total: int
+) -> Callable[[int, int], None] | None:
+    """``progress`` for one stage, told first that the stage starts (0 of ``total`` done)."""
     if progress is None:
         return None
+    progress(stage, 0, total)
     return lambda done, total: progress(stage, done, total)
