@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from madgan_core.commands._common import add_device_options, tqdm_callback
+
+if TYPE_CHECKING:
+    from madgan_core.evaluation.run import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_with_progress(*args, **kwargs):
-    """:func:`madgan_core.evaluation.run.evaluate` with a progress bar per stage."""
+def evaluate_with_progress(*args, **kwargs) -> Evaluation:
+    """:func:`madgan_core.evaluation.run.evaluate` (same arguments) with a bar per stage."""
     from madgan_core.evaluation.run import evaluate
 
     with _StageBars() as bars:
