@@ -123,43 +123,6 @@ def scan_scores(
     }
 
 
-def score_slab(
-    predictor: Predictor,
-    slab: Slab,
-    cfg: MadganConfig,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-    *,
-    zstats: ZStats | None = None,
-    maps: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
-    """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
-
-    The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2 maps are accumulated when
-    ``maps`` is set or a z-map is wanted.
-    """
-    errors = slab_errors(
-        predictor,
-        slab,
-        cfg.model,
-        device,
-        precision,
-        batch_size,
-        maps or zstats is not None,
-        progress,
-        should_stop,
-    )
-    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
-    z = None
-    if zstats is not None:
-        z = zstats.zmap(errors.slice_maps()[0], cfg.score)
-        scores.update(zstats.scan_scores(z, slab.slices, cfg.score))
-    return errors, scores, z
-
-
 def inference_settings(
     model: LoadedModel, precision: str = "auto", batch_size: int = 0
 ) -> tuple[str, int]:
@@ -190,7 +153,7 @@ def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
 
 @dataclass(frozen=True)
 class SlabScorer:
-    """:func:`score_slab` with one model's predictor, precision and batch size, for many slabs."""
+    """Scores slabs with one predictor at one precision and batch size (:func:`slab_scorer`)."""
 
     cfg: MadganConfig
     device: torch.device
@@ -206,18 +169,29 @@ class SlabScorer:
         progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
-        return score_slab(
+        """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
+
+        The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2
+        maps are accumulated when ``maps`` is set or a z-map is wanted.
+        """
+        cfg = self.cfg
+        errors = slab_errors(
             self.predictor,
             slab,
-            self.cfg,
+            cfg.model,
             self.device,
             self.precision,
             self.batch_size,
-            zstats=zstats,
-            maps=maps,
-            progress=progress,
-            should_stop=should_stop,
+            maps or zstats is not None,
+            progress,
+            should_stop,
         )
+        scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+        z = None
+        if zstats is not None:
+            z = zstats.zmap(errors.slice_maps()[0], cfg.score)
+            scores.update(zstats.scan_scores(z, slab.slices, cfg.score))
+        return errors, scores, z
 
 
 def slab_scorer(
