@@ -2,8 +2,9 @@
 
 The default phantom scan (``make_subject("healthy", voxel_mm=1.0)``) is written as NIfTI
 and scored with a random-weight paper-preset generator, in fp32 eager and in bf16.
-The stages are timed with the same public functions :func:`score_scan` calls, and
-the whole path is also timed as one ``load_scan`` + ``score_scan`` call.
+The stages are timed with the same public functions :func:`score_scan` calls
+(``load_scan``, ``preprocess``, a ``slab_scorer`` pass, ``scan_result``), and the
+whole path is also timed as one ``load_scan`` + ``score_scan`` call.
 
     python bench/score_scan.py --device auto [--reps 2] [--out f.json]
 """
@@ -33,11 +34,13 @@ from bench._common import (
 
 
 def staged(model, path: Path, precision: str, maps: bool = True) -> dict:
-    """One scoring pass with each stage timed; returns seconds per stage and the mean score."""
-    from madgan_core.device import resolve_precision
+    """One scoring pass with each stage timed; returns seconds per stage and the mean score.
+
+    The stages are the very calls :func:`score_scan` makes, in its order.
+    """
     from madgan_core.io import load_scan
     from madgan_core.preprocess import preprocess
-    from madgan_core.score import default_batch_size, generator_predictor, scan_scores, slab_errors
+    from madgan_core.score import scan_result, slab_scorer
 
     cfg = model.config
     times: dict[str, float] = {}
@@ -49,31 +52,23 @@ def staged(model, path: Path, precision: str, maps: bool = True) -> dict:
     slab = preprocess(scan, cfg.preprocess)
     times["preprocess"] = time.perf_counter() - t0
 
-    precision = resolve_precision(precision, model.device)
-    batch = cfg.score.batch_size or default_batch_size(model.device, slab.shape)
+    score = slab_scorer(model, precision)
     t0 = time.perf_counter()
-    errors = slab_errors(
-        generator_predictor(model.generator), slab, cfg.model, model.device, precision, batch, maps
-    )
+    errors, scores, z = score(slab, maps=maps)
     sync(model.device)
     times["inference"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
-    if maps:
-        err, pred = errors.slice_maps()
-        slab.to_volume(err)
-        low, high = slab.intensity_range
-        slab.to_volume((pred + 1.0) * 0.5 * (high - low) + low)
+    result = scan_result(scan, slab, errors, scores, z, cfg.score, maps=maps)
     times["post"] = time.perf_counter() - t0
     times["total"] = sum(times.values())
     return {
-        "precision": precision,
-        "batch": batch,
+        "precision": score.precision,
+        "batch": score.batch_size,
         "windows": len(errors.window_losses),
         "slices": slab.n_slices,
         "seconds": {k: rounded(v) for k, v in times.items()},
-        "score_mean": float(scores["mean"]),
+        "score_mean": float(result.scores["mean"]),
     }
 
 

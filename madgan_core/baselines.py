@@ -1,7 +1,7 @@
 """Baselines scored in the same harness as MADGAN.
 
 - ``copy``: the next slices predicted as copies of the last input slice
-  (:func:`madgan_core.score.copy_predictor`).
+  (:func:`madgan_core.reconstruct.copy_predictor`).
 - ``autoencoder``: a plain convolutional autoencoder that reconstructs each
   slice from itself, the single-image approach the paper argues against.
 """
@@ -20,7 +20,7 @@ from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError
 from madgan_core.io import atomic_path, load_scan
 from madgan_core.preprocess import preprocess
-from madgan_core.score import Predictor
+from madgan_core.reconstruct import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,17 @@
-"""Healthy reference: score held-out healthy scans and rank new scans against them."""
+"""Calibration: score held-out healthy scans into the :class:`HealthyReference` a model keeps."""
 
 from __future__ import annotations
 
-import math
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from madgan_core.errors import MadganError
+from madgan_core.reference import HealthyReference
+from madgan_core.score import slab_scorer
 from madgan_core.zmap import (
     FOREGROUND_LEVEL,
     NOISE_ADJUSTED,
@@ -26,119 +26,12 @@ if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
     from madgan_core.manifest import ManifestRow
 
-# Percentile bands shown to readers.
-UNUSUAL_PERCENTILE = 90.0
-HIGHLY_UNUSUAL_PERCENTILE = 99.0
+Features = Callable[[np.ndarray, np.ndarray], dict[str, float]]
+"""Scores of a z-map over a boolean brain mask, such as :func:`madgan_core.zmap.brain_features`."""
+
 # z-statistics need 3 controls of a sequence; the noise-adjusted modes a few more for their fit.
 MIN_ZSTATS_CONTROLS = 3
 MIN_NOISE_FIT_CONTROLS = 6
-
-
-@dataclass
-class HealthyReference:
-    """Score distribution of held-out healthy controls, stored with a model.
-
-    Attributes:
-        scores: per scoring mode, the controls' scan scores.
-        names: the controls' scan names, in the same order.
-        sequences: the controls' sequences (T1, T1c), in the same order.
-        zstats: per sequence, healthy ℓ2 statistics for z-maps (:mod:`madgan_core.zmap`).
-    """
-
-    scores: dict[str, np.ndarray]
-    names: list[str]
-    sequences: list[str] = field(default_factory=list)
-    zstats: dict[str, ZStats] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return len(self.names)
-
-    def _controls(self, sequence: str | None) -> np.ndarray:
-        """Indices of the controls of ``sequence`` (all controls if it has none)."""
-        chosen = [i for i, s in enumerate(self.sequences) if s == sequence]
-        return np.asarray(chosen if chosen else range(self.n), dtype=np.int64)
-
-    def n_for(self, sequence: str | None = None) -> int:
-        return len(self._controls(sequence))
-
-    def _control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
-        """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
-        values = self.scores.get(mode)
-        if values is None or len(values) == 0:
-            return np.zeros(0)
-        values = values[self._controls(sequence)]
-        return values[np.isfinite(values)]
-
-    def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
-        """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
-        values = self._control_scores(mode, sequence)
-        if len(values) == 0:
-            raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
-        return float(100.0 * np.count_nonzero(values <= score) / len(values))
-
-    def percentiles(
-        self, scores: dict[str, float], sequence: str | None = None
-    ) -> dict[str, float]:
-        """Percentiles of each mode in ``scores`` that the controls of ``sequence`` have."""
-        return {
-            mode: self.percentile(value, mode, sequence)
-            for mode, value in scores.items()
-            if len(self._control_scores(mode, sequence))
-        }
-
-    def zstats_for(self, sequence: str | None) -> ZStats | None:
-        """Statistics of ``sequence``; with no sequence given, the only ones there are."""
-        if sequence is None:
-            return next(iter(self.zstats.values())) if len(self.zstats) == 1 else None
-        return self.zstats.get(sequence)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "scores": {mode: [float(v) for v in values] for mode, values in self.scores.items()},
-            "names": list(self.names),
-            "sequences": list(self.sequences),
-            "zstats": {seq: stats.to_dict() for seq, stats in self.zstats.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HealthyReference:
-        scores = {
-            mode: np.asarray(values, dtype=np.float64) for mode, values in data["scores"].items()
-        }
-        names = [str(n) for n in data["names"]]
-        sequences = [str(s) for s in data.get("sequences", [])]
-        zstats = {seq: ZStats.from_dict(d) for seq, d in (data.get("zstats") or {}).items()}
-        return cls(scores=scores, names=names, sequences=sequences, zstats=zstats)
-
-    @classmethod
-    def from_model(cls, model: LoadedModel) -> HealthyReference | None:
-        data = getattr(model, "healthy_reference", None)
-        return None if not data else cls.from_dict(data)
-
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def describe_percentile(p: float, n: int) -> str:
-    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly."""
-    controls = "healthy control" if n == 1 else "healthy controls"
-    if p >= 100.0:
-        return f"above all {n} {controls}"
-    if p <= 0.0:
-        return f"below all {n} {controls}"
-    return f"{ordinal(int(math.floor(p)))} percentile of {n} {controls}"
-
-
-def percentile_band(p: float) -> str:
-    """Plain-language reading of a percentile against healthy controls."""
-    if p >= HIGHLY_UNUSUAL_PERCENTILE:
-        return "highly unusual"
-    if p >= UNUSUAL_PERCENTILE:
-        return "unusual"
-    return "within the healthy range"
 
 
 def build_reference(
@@ -156,7 +49,6 @@ def build_reference(
     """
     from madgan_core.io import load_scan
     from madgan_core.preprocess import preprocess
-    from madgan_core.score import slab_scorer
 
     if not rows:
         raise MadganError("no healthy scans to calibrate on")
@@ -179,7 +71,7 @@ def build_reference(
                 collected.setdefault(mode, []).append(value)
             control = _Control(Path(spill) / f"{i}.npz", log_noise(slab.slices), i)
             stored = control.save(errors.slice_maps()[0], slab.slices > FOREGROUND_LEVEL)
-            builders.setdefault(row.sequence, ZStatsBuilder(shape)).add(stored)
+            builders.setdefault(row.sequence, ZStatsBuilder(shape, cfg.score)).add(stored)
             controls.setdefault(row.sequence, []).append(control)
             if progress is not None:
                 progress(i + 1, len(rows))
@@ -225,11 +117,8 @@ def _sequence_zstats(
     scores leave it out of the noise fit too, so its percentile is honest.
     """
     stats = builder.finalize()
-    features = []
-    for item in items:
-        err, brain = item.load()  # the very values added, so leaving it out is exact
-        z = builder.finalize(leave_out=err).zmap(err)
-        features.append(brain_features(z, brain))
+    # Each control's maps are the very values added, so leaving it out is exact.
+    features = leave_one_out_features(builder, (item.load() for item in items))
     noises = np.array([item.log_noise for item in items])
     index = np.array([item.index for item in items])
     zscores["ztail"][index] = [f["ztail"] for f in features]
@@ -243,6 +132,29 @@ def _sequence_zstats(
             fit = NoiseFit.fit(noises[others], values[others])
             zscores[mode][index[k]] = fit.adjust(values[k], noises[k])
     return stats
+
+
+def leave_one_out_features(
+    builder: ZStatsBuilder,
+    controls: Iterable[tuple[np.ndarray, np.ndarray]],
+    features: Features | None = None,
+) -> list[dict[str, float]]:
+    """Each control's z-map scores, its z-map taken against the statistics of all the others.
+
+    Args:
+        builder: holds every control's ℓ2 maps (:meth:`ZStatsBuilder.add`).
+        controls: per control, its ``(n, H, W)`` ℓ2 maps exactly as added and its brain
+            mask; a generator keeps only one control in memory.
+        features: scores of a z-map over a brain mask (default: ``ztail``, ``zmean`` and
+            ``zvolume`` unadjusted, as :func:`madgan_core.zmap.brain_features` with the
+            builder's settings).
+    """
+    if features is None:
+
+        def features(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
+            return brain_features(z, brain, builder.settings)
+
+    return [features(builder.leave_one_out_zmap(err), brain) for err, brain in controls]
 
 
 def calibration_rows(rows: Sequence[ManifestRow]) -> list[ManifestRow]:

@@ -7,7 +7,8 @@ A checkpoint is one plain dict saved with :func:`torch.save`::
 
 Every value is a tensor or a Python primitive/list/dict, so loading always uses
 ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is
-refused instead of executed.
+refused instead of executed. The refusal says what was found and why it is refused;
+it never suggests loading the file another way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from madgan_core import __version__
 from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError, ConfigError
 from madgan_core.io import atomic_path
+from madgan_core.reference import HealthyReference, MalformedReference
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class LoadedModel:
         config: the configuration it was trained with (preprocessing included).
         step: training steps behind the weights.
         path: the model file.
-        healthy_reference: the calibration record (``HealthyReference.to_dict()``), if any.
+        reference: the healthy reference stored by calibration, if any.
         device: where the generator lives.
     """
 
@@ -53,7 +55,7 @@ class LoadedModel:
     config: MadganConfig
     step: int
     path: Path
-    healthy_reference: dict | None
+    reference: HealthyReference | None
     device: torch.device
 
 
@@ -168,14 +170,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         record = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt, truncated or unsafe files
-        text = str(exc).split("\n")[0][:300]
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            problem = f"refused: the file holds objects other than tensors and plain data ({text})"
-        else:
-            problem = (
-                f"not a readable checkpoint (corrupt or truncated?): {type(exc).__name__}: {text}"
-            )
-        raise CheckpointError(problem, path) from None
+        raise CheckpointError(_load_problem(exc), path) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(f"not a napari-madgan checkpoint (expected format {FORMAT!r})", path)
     missing = [k for k in REQUIRED_KEYS if k not in record]
@@ -191,6 +186,33 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(record["step"], int) or not isinstance(record["generator"], dict):
         raise CheckpointError("checkpoint has a malformed step or generator state", path)
     return record
+
+
+# What torch's safe unpickler names when it meets something other than tensors and plain
+# data. Only these parts of its message are shown: the rest advises loading the file
+# unsafely, which a refusal must never suggest.
+_UNSAFE_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
+_UNSAFE_OPCODE = re.compile(r"Unsupported operand (\d+)")
+
+
+def _load_problem(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in words fit for a user."""
+    text = str(exc)
+    if "Weights only load failed" not in text and "weights_only" not in text:
+        first = text.split("\n")[0][:300]
+        return f"not a readable checkpoint (corrupt or truncated?): {type(exc).__name__}: {first}"
+    unsafe_load = (
+        "a model file holds only tensors and plain data, and loading this one could run "
+        "code from it, so it was not loaded"
+    )
+    if found := _UNSAFE_GLOBAL.search(text):
+        return f"refused: the file refers to the Python callable `{found.group(1)}`; {unsafe_load}"
+    if found := _UNSAFE_OPCODE.search(text):
+        return (
+            f"refused: the file is a pickle with an instruction (opcode {found.group(1)}) that "
+            f"safe loading does not accept; {unsafe_load}"
+        )
+    return f"refused: the file holds objects other than tensors and plain data; {unsafe_load}"
 
 
 def config_of(record: dict, path: str | Path) -> MadganConfig:
@@ -239,10 +261,24 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     generator = build_generator(cfg.model)
     load_state(generator, record["generator"], "generator", path)
     generator = to_channels_last(generator.to(dev)).eval()
-    reference = record.get("healthy_reference")
-    if reference is not None and not isinstance(reference, dict):
-        raise CheckpointError("healthy_reference is malformed", path)
+    reference = reference_of(record, cfg, path)
     return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev)
+
+
+def reference_of(record: dict, cfg: MadganConfig, path: str | Path) -> HealthyReference | None:
+    """The checkpoint's healthy reference, parsed and checked against its configuration."""
+    stored = record.get("healthy_reference")
+    if stored is None:
+        return None
+    shape = (cfg.preprocess.height, cfg.preprocess.width)
+    try:
+        return HealthyReference.from_dict(stored, shape)
+    except MalformedReference as exc:
+        raise CheckpointError(
+            f"the stored healthy reference is malformed ({exc}); calibrate the model again "
+            "(`madgan calibrate`)",
+            path,
+        ) from None
 
 
 def update_checkpoint(path: str | Path, **fields: Any) -> Path:

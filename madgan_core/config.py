@@ -5,9 +5,12 @@ knows how to preprocess scans for itself. Presets are values of the class.
 
 Settings are changed in one way everywhere: a JSON file (:meth:`MadganConfig.load_json`)
 or ``section.key=value`` texts (:func:`parse_overrides`), which the command line
-(``--set``), the training dialog and the research scripts share. The reader lives
-here, beside the fields whose types it reads values as; the file is longer than most
-for that reason.
+(``--set``), the training dialog and the research scripts share.
+
+The file runs past 400 lines on purpose: it is the one schema of every setting, each
+key's documentation sits beside its default and its check (docs/configuration.md must
+match these docstrings, tests/madgan_core/test_config_docs.py), and the override reader
+sits beside the fields whose types it reads values as.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from madgan_core.errors import ConfigError
+from madgan_core.modes import MODE_NAMES
 
 VARIANTS = ("none", "sa3", "sa7")
 # Intensity normalisation: linear between two percentiles, or piecewise-linear onto
@@ -36,11 +40,6 @@ UPSAMPLING = ("deconv", "resize")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
-# Scan scores: the paper's two (mean, top10), a difficulty-normalised ratio and the
-# healthy-normalised z-map tail (needs a calibrated model); see madgan_core/score.py.
-SCORE_MODES = ("mean", "top10", "ratio", "ztail", "zvolume", "zmean")
-# Modes that need a calibrated model (z-statistics for the scan's sequence).
-CALIBRATED_MODES = ("ztail", "zvolume", "zmean")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
@@ -248,24 +247,49 @@ class TrainConfig:
 class ScoreConfig:
     """How a scan's reconstruction error becomes a score.
 
+    The z-map settings (``smooth_sigma_px`` to ``position_bins``) shape the healthy
+    reference that ``madgan calibrate`` stores, and are read again to score against
+    it: change them before calibrating, not after.
+
     Attributes:
         mode: the headline score that reports lead with and rank by (every mode is
-            always computed). ``mean`` is the paper's default.
+            always computed): one of ``mean`` (the paper's default), ``top10``,
+            ``ratio``, ``ztail``, ``zvolume``, ``zmean`` (:mod:`madgan_core.modes`).
         top_windows: window count of the ``top10`` mode.
         batch_size: windows per inference batch (0: chosen per device).
+        smooth_sigma_px: Gaussian smoothing (pixels) of the ℓ2 maps before their log is
+            compared with the healthy controls'.
+        tail_fraction: fraction of the brain's highest z that ``ztail`` averages.
+        volume_threshold: the z above which a pixel counts toward ``zvolume`` and the
+            per-slice z-volume.
+        position_bins: relative slice positions the healthy z-statistics are kept for.
     """
 
     mode: str = "mean"
     top_windows: int = 10
     batch_size: int = 0
+    smooth_sigma_px: float = 2.0
+    tail_fraction: float = 0.01
+    volume_threshold: float = 4.0
+    position_bins: int = 24
 
     def validate(self) -> None:
-        if self.mode not in SCORE_MODES:
-            raise ConfigError(f"score.mode must be one of {SCORE_MODES}, got {self.mode!r}")
+        if self.mode not in MODE_NAMES:
+            raise ConfigError(f"score.mode must be one of {MODE_NAMES}, got {self.mode!r}")
         if self.top_windows < 1:
             raise ConfigError("score.top_windows must be >= 1")
         if self.batch_size < 0:
             raise ConfigError("score.batch_size must be >= 0")
+        if not self.smooth_sigma_px >= 0:
+            raise ConfigError(f"score.smooth_sigma_px must be >= 0, got {self.smooth_sigma_px}")
+        if not 0.0 < self.tail_fraction <= 1.0:
+            raise ConfigError(f"score.tail_fraction must be in (0, 1], got {self.tail_fraction}")
+        if not np.isfinite(self.volume_threshold):
+            raise ConfigError(
+                f"score.volume_threshold must be a finite number, got {self.volume_threshold}"
+            )
+        if self.position_bins < 1:
+            raise ConfigError("score.position_bins must be >= 1")
 
 
 @dataclass

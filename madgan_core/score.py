@@ -1,43 +1,31 @@
 """Scan scoring: reconstruct every window, turn the ℓ2 error into maps and scores.
 
-One function, :func:`score_scan`, serves the CLI, the napari plugin and evaluation.
-Windows are streamed in batches, so memory stays flat on long scans.
+One function, :func:`score_scan`, serves the CLI and the napari plugin; evaluation and
+calibration score many slabs with a :func:`slab_scorer`. Windows are streamed in
+batches (:mod:`madgan_core.reconstruct`), so memory stays flat on long scans.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madgan_core.errors import MadganError
 from madgan_core.io import Scan
 from madgan_core.preprocess import Slab, preprocess
-from madgan_core.windows import iter_window_batches, target_coverage, target_offset, window_count
+from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
 from madgan_core.zmap import FOREGROUND_LEVEL, slice_volumes
 
 if TYPE_CHECKING:
     import torch
 
     from madgan_core.checkpoint import LoadedModel
-    from madgan_core.config import MadganConfig, ModelConfig
+    from madgan_core.config import MadganConfig, ScoreConfig
+    from madgan_core.reference import HealthyReference
     from madgan_core.zmap import ZStats
-
-MODE_LABELS = {
-    "mean": "mean ℓ2 over all windows (paper)",
-    "top10": "mean ℓ2 of the 10 contiguous windows with the highest loss (paper)",
-    "ratio": "mean ℓ2 relative to a copy-last-slice predictor (difficulty-normalised)",
-    "ztail": "mean of the top 1% of the healthy-normalised z-map over the brain",
-    "zvolume": "percentage of the brain with z above 4, noise-adjusted (focal lesions)",
-    "zmean": "mean z over the brain, noise-adjusted (diffuse change)",
-}
-
-
-class ScoringCancelled(MadganError):
-    """Scoring was stopped by the caller."""
 
 
 @dataclass
@@ -47,7 +35,7 @@ class ScanScore:
     Attributes:
         name: scan name (file stem).
         path: source file, if any.
-        scores: scan score per mode (see :data:`madgan_core.config.SCORE_MODES`).
+        scores: scan score per mode (see :data:`madgan_core.modes.SCORE_MODES`).
         window_losses: mean ℓ2 of each window, ``(w,)``.
         copy_losses: the copy-last-slice predictor's ℓ2 on the same windows, ``(w,)``.
         slice_losses: mean ℓ2 per slab slice over the windows that predict it; NaN if none.
@@ -111,26 +99,6 @@ class ScanScore:
         return row
 
 
-@dataclass
-class SlabErrors:
-    """ℓ2 bookkeeping of one slab, in model space."""
-
-    window_losses: np.ndarray
-    copy_losses: np.ndarray
-    slice_loss_sum: np.ndarray  # (n,) sum over windows of each target slice's mean ℓ2
-    slice_error_sum: np.ndarray | None  # (n, H, W) sum of squared errors over windows
-    slice_prediction_sum: np.ndarray | None  # (n, H, W) sum of predictions over windows
-    coverage: np.ndarray  # (n,)
-
-    def slice_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-slice mean ℓ2 map and mean prediction; NaN for slices never predicted."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            div = self.coverage[:, None, None].astype(np.float32)
-            err = self.slice_error_sum / div
-            pred = self.slice_prediction_sum / div
-        return err, pred
-
-
 def top_contiguous_mean(losses: np.ndarray, k: int = 10) -> float:
     """Mean of the ``k`` contiguous window losses with the highest mean (all, if fewer)."""
     losses = np.asarray(losses, dtype=np.float64)
@@ -155,154 +123,20 @@ def scan_scores(
     }
 
 
-Predictor = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
-"""Maps a batch of (inputs, targets) to predicted targets; baselines may look at the targets."""
-
-
-def generator_predictor(generator: torch.nn.Module) -> Predictor:
-    """The generator as a predictor: it sees only the input slices."""
-    return lambda inputs, _targets: generator(inputs)
-
-
-def copy_predictor(out_slices: int) -> Predictor:
-    """Baseline: the next slices predicted as copies of the last input slice."""
-    return lambda inputs, _targets: inputs[:, -1:].expand(-1, out_slices, -1, -1)
-
-
-def predict_batches(
-    predictor: Predictor,
-    slices: np.ndarray,
-    model_cfg: ModelConfig,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(first_window, inputs, targets, predictions)`` batch by batch, as numpy float32."""
-    import torch
-
-    from madgan_core.device import inference_context
-
-    for start, inputs, targets in iter_window_batches(slices, model_cfg, batch_size):
-        x = torch.from_numpy(inputs).to(device).contiguous(memory_format=torch.channels_last)
-        t = torch.from_numpy(targets).to(device)
-        with inference_context(device, precision):
-            y = predictor(x, t)
-        yield start, inputs, targets, y.float().cpu().numpy()
-
-
-def slab_errors(
-    predictor: Predictor,
-    slab: Slab,
-    model_cfg: ModelConfig,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-    maps: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> SlabErrors:
-    """Reconstruct every window of a slab and accumulate its ℓ2 bookkeeping."""
-    n = slab.n_slices
-    n_windows = window_count(n, model_cfg)
-    if n_windows < 1:
-        raise MadganError(f"a slab of {n} slices has no {model_cfg.window_span}-slice window")
-    offset = target_offset(model_cfg)
-    out = model_cfg.out_slices
-    window_losses = np.empty(n_windows, dtype=np.float64)
-    copy_losses = np.empty(n_windows, dtype=np.float64)
-    slice_loss_sum = np.zeros(n, dtype=np.float64)
-    error_sum = np.zeros((n, *slab.shape), dtype=np.float32) if maps else None
-    prediction_sum = np.zeros((n, *slab.shape), dtype=np.float32) if maps else None
-    done = 0
-    for start, inputs, targets, pred in predict_batches(
-        predictor, slab.slices, model_cfg, device, precision, batch_size
-    ):
-        if should_stop is not None and should_stop():
-            raise ScoringCancelled("scoring cancelled")
-        count = len(pred)
-        sq = pred - targets
-        np.square(sq, out=sq)
-        window_losses[start : start + count] = sq.reshape(count, -1).mean(axis=1)
-        per_slice = sq.reshape(count, out, -1).mean(axis=2)
-        copy_sq = inputs[:, -1:] - targets
-        np.square(copy_sq, out=copy_sq)
-        copy_losses[start : start + count] = copy_sq.reshape(count, -1).mean(axis=1)
-        # Window j's target o is slab slice start + j + offset + o: for a fixed o the
-        # batch's windows hit consecutive slices, so one slice-range add per o.
-        for o in range(out):
-            first = start + offset + o
-            slice_loss_sum[first : first + count] += per_slice[:, o]
-            if maps:
-                error_sum[first : first + count] += sq[:, o]
-                prediction_sum[first : first + count] += pred[:, o]
-        done += count
-        if progress is not None:
-            progress(done, n_windows)
-    coverage = target_coverage(n, model_cfg)
-    return SlabErrors(
-        window_losses, copy_losses, slice_loss_sum, error_sum, prediction_sum, coverage
-    )
-
-
-def score_slab(
-    predictor: Predictor,
-    slab: Slab,
-    cfg: MadganConfig,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-    *,
-    zstats: ZStats | None = None,
-    maps: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
-    """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
-
-    The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2 maps are accumulated when
-    ``maps`` is set or a z-map is wanted.
-    """
-    errors = slab_errors(
-        predictor,
-        slab,
-        cfg.model,
-        device,
-        precision,
-        batch_size,
-        maps or zstats is not None,
-        progress,
-        should_stop,
-    )
-    scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
-    z = None
-    if zstats is not None:
-        z = zstats.zmap(errors.slice_maps()[0])
-        scores.update(zstats.scan_scores(z, slab.slices))
-    return errors, scores, z
-
-
-def slab_scorer(
+def inference_settings(
     model: LoadedModel, precision: str = "auto", batch_size: int = 0
-) -> Callable[..., tuple[SlabErrors, dict[str, float], np.ndarray | None]]:
-    """``score(slab, zstats=None, maps=False)`` with ``model``'s generator, as :func:`score_slab`.
+) -> tuple[str, int]:
+    """The inference precision and windows per batch to score with ``model``.
 
-    The precision and the batch size (``batch_size``, else ``score.batch_size``, else
-    :func:`default_batch_size`) are resolved once, for scoring many slabs.
+    ``precision`` ``auto`` becomes what the device runs fast; the batch size is
+    ``batch_size``, else the model's ``score.batch_size``, else :func:`default_batch_size`.
     """
     from madgan_core.device import resolve_precision
 
     cfg = model.config
-    precision = resolve_precision(precision, model.device)
     shape = (cfg.preprocess.height, cfg.preprocess.width)
     batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, shape)
-    predictor = generator_predictor(model.generator)
-
-    def score(slab: Slab, zstats: ZStats | None = None, maps: bool = False):
-        return score_slab(
-            predictor, slab, cfg, model.device, precision, batch, zstats=zstats, maps=maps
-        )
-
-    return score
+    return resolve_precision(precision, model.device), batch
 
 
 def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
@@ -315,6 +149,65 @@ def default_batch_size(device: torch.device, shape: tuple[int, int]) -> int:
     if device.type == "cuda":
         return max(8, min(128, (256 * 176 * 64) // pixels))
     return max(4, min(64, (256 * 176 * 32) // pixels))
+
+
+@dataclass(frozen=True)
+class SlabScorer:
+    """Scores slabs with one predictor at one precision and batch size (:func:`slab_scorer`)."""
+
+    cfg: MadganConfig
+    device: torch.device
+    predictor: Predictor
+    precision: str
+    batch_size: int
+
+    def __call__(
+        self,
+        slab: Slab,
+        zstats: ZStats | None = None,
+        maps: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
+        """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
+
+        The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2
+        maps are accumulated when ``maps`` is set or a z-map is wanted.
+        """
+        cfg = self.cfg
+        errors = slab_errors(
+            self.predictor,
+            slab,
+            cfg.model,
+            self.device,
+            self.precision,
+            self.batch_size,
+            maps or zstats is not None,
+            progress,
+            should_stop,
+        )
+        scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+        z = None
+        if zstats is not None:
+            z = zstats.zmap(errors.slice_maps()[0], cfg.score)
+            scores.update(zstats.scan_scores(z, slab.slices, cfg.score))
+        return errors, scores, z
+
+
+def slab_scorer(
+    model: LoadedModel,
+    precision: str = "auto",
+    batch_size: int = 0,
+    predictor: Predictor | None = None,
+) -> SlabScorer:
+    """Score slabs with ``model``'s generator (or ``predictor``, a baseline in its harness).
+
+    Precision and batch size are resolved once (:func:`inference_settings`).
+    """
+    precision, batch = inference_settings(model, precision, batch_size)
+    if predictor is None:
+        predictor = generator_predictor(model.generator)
+    return SlabScorer(model.config, model.device, predictor, precision, batch)
 
 
 def score_scan(
@@ -331,6 +224,9 @@ def score_scan(
 ) -> ScanScore:
     """Score one scan with a trained model.
 
+    The stages, which benchmarks time one by one: :func:`preprocess`, a
+    :func:`slab_scorer` pass, :func:`scan_result`.
+
     Args:
         model: a loaded model bundle (:func:`madgan_core.checkpoint.load_model`).
         scan: the scan, as loaded by :func:`madgan_core.io.load_scan`.
@@ -345,31 +241,31 @@ def score_scan(
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
     """
-    from madgan_core.calibrate import HealthyReference
-    from madgan_core.device import resolve_precision
-
-    cfg = model.config
-    slab = preprocess(scan, cfg.preprocess)
-    batch = batch_size or cfg.score.batch_size or default_batch_size(model.device, slab.shape)
-    precision = resolve_precision(precision, model.device)
-    reference = HealthyReference.from_model(model)
+    slab = preprocess(scan, model.config.preprocess)
+    reference = model.reference
     zstats = None
     if reference is not None and predictor is None:
         zstats = reference.zstats_for(sequence)
-    if predictor is None:
-        predictor = generator_predictor(model.generator)
-    errors, scores, z = score_slab(
-        predictor,
-        slab,
-        cfg,
-        model.device,
-        precision,
-        batch,
-        zstats=zstats,
-        maps=maps,
-        progress=progress,
-        should_stop=should_stop,
+    score = slab_scorer(model, precision, batch_size, predictor)
+    errors, scores, z = score(slab, zstats, maps, progress, should_stop)
+    return scan_result(
+        scan, slab, errors, scores, z, model.config.score, reference, sequence, maps=maps
     )
+
+
+def scan_result(
+    scan: Scan,
+    slab: Slab,
+    errors: SlabErrors,
+    scores: dict[str, float],
+    z: np.ndarray | None,
+    settings: ScoreConfig,
+    reference: HealthyReference | None = None,
+    sequence: str | None = None,
+    *,
+    maps: bool = True,
+) -> ScanScore:
+    """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles."""
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
@@ -384,7 +280,7 @@ def score_scan(
         if z is not None:
             zmap = slab.to_volume(z)
             zmap[~foreground] = np.nan
-    slice_zvolume = None if z is None else slice_volumes(z, slab.slices)
+    slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles = reference.percentiles(scores, sequence) if reference is not None else {}
     return ScanScore(
         name=scan.name,

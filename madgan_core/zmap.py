@@ -3,7 +3,7 @@
 Preprocessing centres every slab on the brain and spans the same fraction of its
 extent, so slab slice ``k`` of ``n`` sits at a comparable anatomical level in
 every scan. Slices are binned by relative position ``k / (n - 1)``; in each bin
-and pixel the healthy controls' log ℓ2 (Gaussian-smoothed, 2 pixels) has a mean and a
+and pixel the healthy controls' log ℓ2 (Gaussian-smoothed) has a mean and a
 standard deviation. A scan's z-map says how unusual its error is *for that
 place*, so the lesion itself lights up rather than only the anatomy that is
 always hard to predict.
@@ -13,6 +13,10 @@ Three scan scores come from a z-map (see :meth:`ZStats.scan_scores`):
 - ``ztail``: the mean of the top 1% of z over the brain, for focal lesions;
 - ``zvolume``: the percentage of the brain with z above 4, for focal lesions;
 - ``zmean``: the mean z over the brain, for diffuse change such as atrophy.
+
+The smoothing (2 pixels), the tail (1%), the threshold (4) and the number of position
+bins (24) are defaults of :class:`madgan_core.config.ScoreConfig`, saved with each
+model; every function here takes those ``settings`` (default: the defaults).
 
 ``zvolume`` and ``zmean`` are also adjusted for the scan's noise level, which no
 predictor can anticipate: calibration fits a line of each against the log of a
@@ -27,28 +31,25 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-POSITION_BINS = 24
-SMOOTH_SIGMA_PX = 2.0
+from madgan_core.config import ScoreConfig
+
 LOG_EPS = 1e-4
 FOREGROUND_LEVEL = -0.95  # model-space intensity above which a pixel is brain
-TAIL_FRACTION = 0.01
-VOLUME_THRESHOLD = 4.0
 NOISE_ADJUSTED = ("zmean", "zvolume")
 _LAPLACIAN = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 
-def position_bins(n_slices: int, bins: int = POSITION_BINS) -> np.ndarray:
+def position_bins(n_slices: int, bins: int) -> np.ndarray:
     """Bin index of each slab slice by its relative position in the slab."""
     if n_slices == 1:
         return np.zeros(1, dtype=np.int64)
     return np.rint(np.arange(n_slices) / (n_slices - 1) * (bins - 1)).astype(np.int64)
 
 
-def log_error(err_maps: np.ndarray) -> np.ndarray:
+def log_error(err_maps: np.ndarray, settings: ScoreConfig | None = None) -> np.ndarray:
     """Smoothed log ℓ2, ``(n, H, W)``; NaN slices stay NaN."""
-    smooth = ndimage.gaussian_filter(
-        np.nan_to_num(err_maps), sigma=(0, SMOOTH_SIGMA_PX, SMOOTH_SIGMA_PX)
-    )
+    sigma = (settings or ScoreConfig()).smooth_sigma_px
+    smooth = ndimage.gaussian_filter(np.nan_to_num(err_maps), sigma=(0, sigma, sigma))
     out = np.log(smooth + LOG_EPS).astype(np.float32)
     out[np.isnan(err_maps).all(axis=(1, 2))] = np.nan
     return out
@@ -70,28 +71,37 @@ def log_noise(slices: np.ndarray) -> float:
     return float(np.log(max(sigma, 1e-6)))
 
 
-def zmap_features(z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
+def zmap_features(
+    z: np.ndarray, slices: np.ndarray, settings: ScoreConfig | None = None
+) -> dict[str, float]:
     """Unadjusted ``ztail``, ``zmean`` and ``zvolume`` of a z-map over predicted brain pixels."""
-    return brain_features(z, slices > FOREGROUND_LEVEL)
+    return brain_features(z, slices > FOREGROUND_LEVEL, settings)
 
 
-def brain_features(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
+def brain_features(
+    z: np.ndarray, brain: np.ndarray, settings: ScoreConfig | None = None
+) -> dict[str, float]:
     """:func:`zmap_features` over the predicted pixels of a boolean ``brain`` mask."""
+    settings = settings or ScoreConfig()
     values = z[brain & np.isfinite(z)]
     if values.size == 0:
         return {"ztail": float("nan"), "zmean": float("nan"), "zvolume": float("nan")}
-    k = max(1, int(round(TAIL_FRACTION * values.size)))
+    k = max(1, int(round(settings.tail_fraction * values.size)))
+    above = np.count_nonzero(values > settings.volume_threshold)
     return {
-        "ztail": float(np.mean(np.partition(values, values.size - k)[-k:])),  # top 1%
+        "ztail": float(np.mean(np.partition(values, values.size - k)[-k:])),  # the top tail
         "zmean": float(np.mean(values)),
-        "zvolume": float(100.0 * np.count_nonzero(values > VOLUME_THRESHOLD) / values.size),
+        "zvolume": float(100.0 * above / values.size),
     }
 
 
-def slice_volumes(z: np.ndarray, slices: np.ndarray) -> np.ndarray:
+def slice_volumes(
+    z: np.ndarray, slices: np.ndarray, settings: ScoreConfig | None = None
+) -> np.ndarray:
     """Per slab slice, the percentage of its brain pixels with z above the threshold; NaN if none."""
+    threshold = (settings or ScoreConfig()).volume_threshold
     brain = (slices > FOREGROUND_LEVEL) & np.isfinite(z)
-    above = (z > VOLUME_THRESHOLD) & brain
+    above = (z > threshold) & brain
     counts = brain.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, 100.0 * above.sum(axis=(1, 2)) / counts, np.nan)
@@ -127,14 +137,19 @@ class ZStats:
     n: int
     noise_fits: dict[str, NoiseFit] = field(default_factory=dict)
 
-    def zmap(self, err_maps: np.ndarray) -> np.ndarray:
-        """z-scores of a slab's ℓ2 maps ``(n, H, W)``; NaN where there is no prediction."""
-        bins = position_bins(len(err_maps), len(self.mean))
-        return (log_error(err_maps) - self.mean[bins]) / self.std[bins]
+    def zmap(self, err_maps: np.ndarray, settings: ScoreConfig | None = None) -> np.ndarray:
+        """z-scores of a slab's ℓ2 maps ``(n, H, W)``; NaN where there is no prediction.
 
-    def scan_scores(self, z: np.ndarray, slices: np.ndarray) -> dict[str, float]:
+        ``settings`` must smooth as those that built the statistics did.
+        """
+        bins = position_bins(len(err_maps), len(self.mean))
+        return (log_error(err_maps, settings) - self.mean[bins]) / self.std[bins]
+
+    def scan_scores(
+        self, z: np.ndarray, slices: np.ndarray, settings: ScoreConfig | None = None
+    ) -> dict[str, float]:
         """The scan's z-map scores: ``ztail`` always, the noise-adjusted modes when fitted."""
-        features = zmap_features(z, slices)
+        features = zmap_features(z, slices, settings)
         scores = {"ztail": features["ztail"]}
         if self.noise_fits:
             noise = log_noise(slices)
@@ -156,12 +171,17 @@ class ZStats:
 
     @classmethod
     def from_dict(cls, data: dict) -> ZStats:
+        """Statistics as :meth:`to_dict` stored them; a :class:`ValueError` says what is wrong."""
         mean = np.asarray(
             data["mean"].float().numpy() if hasattr(data["mean"], "float") else data["mean"]
         )
         std = np.asarray(
             data["std"].float().numpy() if hasattr(data["std"], "float") else data["std"]
         )
+        if mean.ndim != 3 or mean.shape != std.shape or not len(mean):
+            raise ValueError(
+                f"mean and std must both be (bins, height, width), got {mean.shape} and {std.shape}"
+            )
         fits = {
             str(mode): NoiseFit(*(float(v) for v in values))
             for mode, values in (data.get("noise_fits") or {}).items()
@@ -175,17 +195,19 @@ class ZStatsBuilder:
 
     Sums are kept in float64, so one scan can be left out exactly
     (:meth:`finalize` with ``leave_out``) to score the controls themselves honestly.
+    ``settings`` give the smoothing and the number of position bins.
     """
 
-    def __init__(self, shape: tuple[int, int], bins: int = POSITION_BINS):
-        self.bins = bins
+    def __init__(self, shape: tuple[int, int], settings: ScoreConfig | None = None):
+        self.settings = settings or ScoreConfig()
+        self.bins = bins = self.settings.position_bins
         self.count = np.zeros((bins, 1, 1), dtype=np.float64)
         self.total = np.zeros((bins, *shape), dtype=np.float64)
         self.total_sq = np.zeros((bins, *shape), dtype=np.float64)
         self.scans = 0
 
     def _binned(self, err_maps: np.ndarray):
-        logs = log_error(err_maps)
+        logs = log_error(err_maps, self.settings)
         for k, b in enumerate(position_bins(len(err_maps), self.bins)):
             if not np.isnan(logs[k]).all():
                 yield b, logs[k].astype(np.float64)
@@ -228,3 +250,15 @@ class ZStatsBuilder:
         std = ndimage.gaussian_filter(np.sqrt(var), sigma=(0, 2, 2))
         floor = 0.5 * float(np.median(std))
         return ZStats(mean.astype(np.float32), np.maximum(std, floor).astype(np.float32), scans)
+
+    def leave_one_out_zmap(self, err_maps: np.ndarray) -> np.ndarray:
+        """The z-map of a scan already added, against the statistics of all the others."""
+        return self.finalize(leave_out=err_maps).zmap(err_maps, self.settings)
+
+    @classmethod
+    def of(cls, maps: list[np.ndarray], settings: ScoreConfig | None = None) -> ZStatsBuilder:
+        """A builder holding every ``(n, H, W)`` ℓ2 map stack of ``maps``."""
+        builder = cls(maps[0].shape[1:], settings)
+        for err_maps in maps:
+            builder.add(err_maps)
+        return builder

@@ -26,16 +26,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-import madgan_core.zmap as zmap
+from madgan_core.calibrate import leave_one_out_features
 from madgan_core.checkpoint import load_model
-from madgan_core.io import load_scan
+from madgan_core.config import ScoreConfig
+from madgan_core.evaluation.cohort import reconstruct_cohort
+from madgan_core.evaluation.stats import auc
 from madgan_core.manifest import read_manifest
 from madgan_core.phantom.cohort import SUBJECTS_FILE
-from madgan_core.preprocess import preprocess
-from madgan_core.score import slab_scorer
+from madgan_core.zmap import FOREGROUND_LEVEL, ZStatsBuilder, log_noise, zmap_features
 
 COVARIATES = {
     "measured log noise": lambda s: s["log_noise"],
@@ -63,14 +63,11 @@ LINES = {
 }
 
 
-def reconstruct(model_path: Path, cohort: Path, manifest: Path, sequence: str) -> list[dict]:
+def reconstruct(model, cohort: Path, manifest: Path, sequence: str) -> list[dict]:
     truth = {}
     for line in (cohort / SUBJECTS_FILE).read_text().splitlines():
         record = json.loads(line)
         truth[(record["subject"], record["sequence"])] = record
-    model = load_model(model_path, device="auto")
-    cfg = model.config
-    score = slab_scorer(model)
     rows = [
         r
         for r in read_manifest(manifest)
@@ -78,38 +75,36 @@ def reconstruct(model_path: Path, cohort: Path, manifest: Path, sequence: str) -
         and (r.group == "ad" or (r.group == "healthy" and r.split in ("calib", "test")))
     ]
     scans = []
-    for row in tqdm(rows, desc="reconstructing", unit="scan"):
-        slab = preprocess(load_scan(row.path), cfg.preprocess)
-        errors, _, _ = score(slab, maps=True)
+    for item in tqdm(reconstruct_cohort(model, rows), total=len(rows), desc="reconstructing"):
+        row, slab = item.row, item.slab
         scans.append(
             {
                 "group": row.group,
                 "stage": row.stage,
                 "split": row.split,
-                "errors": errors.slice_maps()[0].astype(np.float32),
+                "errors": item.errors.slice_maps()[0].astype(np.float32),
                 "slices": slab.slices,
-                "log_noise": zmap.log_noise(slab.slices),
+                "log_noise": log_noise(slab.slices),
                 **truth[(row.subject, row.sequence)],
             }
         )
     return scans
 
 
-def mean_z(z: np.ndarray, slices: np.ndarray) -> float:
-    return zmap.zmap_features(z, slices)["zmean"]
-
-
-def analyse(scans: list[dict]) -> dict:
+def analyse(scans: list[dict], settings: ScoreConfig) -> dict:
     controls = [s for s in scans if s["group"] == "healthy" and s["split"] == "calib"]
     tested = [s for s in scans if not (s["group"] == "healthy" and s["split"] == "calib")]
-    builder = zmap.ZStatsBuilder(controls[0]["errors"].shape[1:])
-    for s in controls:
-        builder.add(s["errors"])
+    builder = ZStatsBuilder.of([s["errors"] for s in controls], settings)
     stats = builder.finalize()
-    for s in controls:
-        s["zmean"] = mean_z(builder.finalize(leave_out=s["errors"]).zmap(s["errors"]), s["slices"])
+    own = leave_one_out_features(
+        builder, ((s["errors"], s["slices"] > FOREGROUND_LEVEL) for s in controls)
+    )
+    for s, features in zip(controls, own, strict=True):
+        s["zmean"] = features["zmean"]
     for s in tested:
-        s["zmean"] = mean_z(stats.zmap(s["errors"]), s["slices"])
+        s["zmean"] = zmap_features(stats.zmap(s["errors"], settings), s["slices"], settings)[
+            "zmean"
+        ]
 
     y = np.array([s["zmean"] for s in controls])
     correlations = {
@@ -141,9 +136,8 @@ def analyse(scans: list[dict]) -> dict:
         aucs = {}
         for stage in sorted({s["stage"] for s in tested if s["group"] == "ad"}):
             sick = [s for s in tested if s["group"] == "ad" and s["stage"] == stage]
-            labels = [0] * len(healthy) + [1] * len(sick)
-            aucs[f"AD stage {stage}"] = float(
-                roc_auc_score(labels, [score[id(s)] for s in healthy + sick])
+            aucs[f"AD stage {stage}"] = auc(
+                [score[id(s)] for s in healthy], [score[id(s)] for s in sick]
             )
         lines[line] = {"r2_on_controls": r2, "auc": aucs}
     return {
@@ -168,7 +162,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("atrophy_nuisance.json"))
     args = parser.parse_args()
     manifest = args.manifest or args.cohort / "manifest.csv"
-    result = analyse(reconstruct(args.model, args.cohort, manifest, args.sequence))
+    model = load_model(args.model, device="auto")
+    scans = reconstruct(model, args.cohort, manifest, args.sequence)
+    result = analyse(scans, model.config.score)
     print(f"\n{result['controls']} calib controls, {result['healthy_test']} healthy test scans\n")
     print("| group | brain-wide mean z (mean ± SD) |\n|---|---|")
     for group, (m, sd) in result["brain_wide_mean_z"].items():

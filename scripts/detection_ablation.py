@@ -13,15 +13,16 @@ object: per variant and comparison, the AUC and its 95% CI for each score mode.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from madgan_core.config import CALIBRATED_MODES, parse_overrides, preset
-from madgan_core.evaluate import auc_table, score_columns
+from madgan_core.config import parse_overrides, preset
+from madgan_core.evaluation.cohort import read_scores, score_columns
+from madgan_core.evaluation.stats import auc_table
+from madgan_core.modes import CALIBRATED_MODES
 
 
 def madgan(*args: str) -> None:
@@ -79,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             "--out",
             str(run / "report"),
         )
-        with open(run / "report" / "scores.csv", newline="") as handle:
-            records = [
-                {k: (float(v) if ":" in k else v) for k, v in row.items()}
-                for row in csv.DictReader(handle)
-            ]
+        records = read_scores(run / "report" / "scores.csv")
         columns = [
             c for c in score_columns(["madgan", "copy"], CALIBRATED_MODES) if c in records[0]
         ]

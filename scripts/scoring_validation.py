@@ -19,19 +19,20 @@ each control left out of its own z-statistics.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-import madgan_core.zmap as zmap
+from madgan_core.calibrate import leave_one_out_features
 from madgan_core.checkpoint import load_model
-from madgan_core.io import load_scan
+from madgan_core.config import ScoreConfig
+from madgan_core.evaluation.cohort import reconstruct_cohort
+from madgan_core.evaluation.stats import auc
 from madgan_core.manifest import read_manifest
-from madgan_core.preprocess import preprocess
-from madgan_core.score import slab_scorer
+from madgan_core.zmap import FOREGROUND_LEVEL, NoiseFit, ZStatsBuilder, log_noise
 
 TAIL_PERCENTS = (0.1, 1.0, 10.0)
 THRESHOLDS = (3.0, 4.0, 5.0)
@@ -51,46 +52,43 @@ def candidates(z: np.ndarray, brain: np.ndarray) -> dict[str, float]:
     return out
 
 
-def reconstruct(model_path: Path, manifest: Path) -> list[dict]:
-    model = load_model(model_path, device="auto")
-    cfg = model.config
-    score = slab_scorer(model)
+def reconstruct(model, manifest: Path) -> list[dict]:
+    rows = read_manifest(manifest)
     scans = []
-    for row in tqdm(read_manifest(manifest), desc="reconstructing", unit="scan"):
-        slab = preprocess(load_scan(row.path), cfg.preprocess)
-        errors, scores, _ = score(slab, maps=True)
+    for item in tqdm(reconstruct_cohort(model, rows), total=len(rows), desc="reconstructing"):
+        row, slab = item.row, item.slab
         scans.append(
             {
                 "group": "healthy" if row.group == "healthy" else f"{row.group} {row.stage}",
                 "subject": row.subject,
                 "sequence": row.sequence,
-                "errors": errors.slice_maps()[0].astype(np.float16),
-                "brain": slab.slices > zmap.FOREGROUND_LEVEL,
-                "noise": zmap.log_noise(slab.slices),
-                "mean ℓ2": scores["mean"],
+                "errors": item.errors.slice_maps()[0].astype(np.float16),
+                "brain": slab.slices > FOREGROUND_LEVEL,
+                "noise": log_noise(slab.slices),
+                "mean ℓ2": item.scores["mean"],
             }
         )
     return scans
 
 
-def evaluate_split(scans: list[dict], calib: set[str], sequence: str) -> dict[tuple, float]:
+def evaluate_split(
+    scans: list[dict], calib: set[str], sequence: str, settings: ScoreConfig
+) -> dict[tuple, float]:
     """AUC per (group, candidate) for one calibration half of the healthy subjects."""
     of_sequence = [s for s in scans if s["sequence"] == sequence]
     controls = [s for s in of_sequence if s["group"] == "healthy" and s["subject"] in calib]
     tested = [s for s in of_sequence if not (s["group"] == "healthy" and s["subject"] in calib)]
-    builder = zmap.ZStatsBuilder(controls[0]["errors"].shape[1:])
-    for s in controls:
-        builder.add(s["errors"].astype(np.float32))
+    maps = [s["errors"].astype(np.float32) for s in controls]
+    builder = ZStatsBuilder.of(maps, settings)
     stats = builder.finalize()
-    own = [
-        candidates(builder.finalize(leave_out=e).zmap(e), s["brain"])
-        for s in controls
-        for e in [s["errors"].astype(np.float32)]
-    ]
+    brains = [s["brain"] for s in controls]
+    own = leave_one_out_features(builder, zip(maps, brains, strict=True), candidates)
     noises = np.array([s["noise"] for s in controls])
-    feats = [candidates(stats.zmap(s["errors"].astype(np.float32)), s["brain"]) for s in tested]
+    feats = [
+        candidates(stats.zmap(s["errors"].astype(np.float32), settings), s["brain"]) for s in tested
+    ]
     for name in list(feats[0]):
-        fit = zmap.NoiseFit.fit(noises, np.array([f[name] for f in own]))
+        fit = NoiseFit.fit(noises, np.array([f[name] for f in own]))
         for f, s in zip(feats, tested, strict=True):
             f[f"{name} ~noise"] = fit.adjust(f[name], s["noise"])
     for f, s in zip(feats, tested, strict=True):
@@ -99,9 +97,8 @@ def evaluate_split(scans: list[dict], calib: set[str], sequence: str) -> dict[tu
     out = {}
     for group in sorted({s["group"] for s in tested} - {"healthy"}):
         sick = [f for f, s in zip(feats, tested, strict=True) if s["group"] == group]
-        labels = [0] * len(healthy) + [1] * len(sick)
         for name in feats[0]:
-            out[(group, name)] = roc_auc_score(labels, [f[name] for f in healthy + sick])
+            out[(group, name)] = auc([f[name] for f in healthy], [f[name] for f in sick])
     return out
 
 
@@ -114,18 +111,19 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("scoring_validation.json"))
     args = parser.parse_args()
 
-    scans = reconstruct(args.model, args.manifest)
+    model = load_model(args.model, device="auto")
+    scans = reconstruct(model, args.manifest)
     subjects = sorted({s["subject"] for s in scans if s["group"] == "healthy"})
     results: dict[str, dict[str, dict[str, float]]] = {}
     for sigma in args.sigmas:
-        zmap.SMOOTH_SIGMA_PX = sigma  # read by zmap.log_error at call time
+        settings = dataclasses.replace(model.config.score, smooth_sigma_px=sigma)
         runs: dict[tuple, list[float]] = {}
         for repeat in range(args.repeats):
             order = np.random.default_rng(repeat).permutation(subjects)
             calib = set(order[: len(order) // 2])
             for sequence in sorted({s["sequence"] for s in scans}):
-                for key, auc in evaluate_split(scans, calib, sequence).items():
-                    runs.setdefault(key, []).append(auc)
+                for key, value in evaluate_split(scans, calib, sequence, settings).items():
+                    runs.setdefault(key, []).append(value)
         table = results.setdefault(f"smoothing {sigma:g} px", {})
         for (group, name), aucs in runs.items():
             table.setdefault(name, {})[group] = float(np.mean(aucs))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from madgan_core.commands.evaluate import evaluate
+from madgan_core.evaluation.run import evaluate
 from madgan_core.io import load_scan, save_like
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from madgan_core.evaluate import format_table
+    from madgan_core.evaluation.stats import format_table
 
     healthy = [
         r for r in read_manifest(args.manifest) if r.group == "healthy" and r.split == "test"
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         precision=args.precision,
         notes=REPORT_NOTES,
+        progress=lambda stage, done, total: log.info("%s: %d of %d", stage, done, total),
     )
     print(format_table(table, columns, markdown=False))
     print(f"\nReport: {report}")

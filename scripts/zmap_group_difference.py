@@ -25,13 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from madgan_core.calibrate import HealthyReference  # noqa: E402
 from madgan_core.checkpoint import load_model  # noqa: E402
 from madgan_core.errors import MadganError  # noqa: E402
-from madgan_core.io import load_scan  # noqa: E402
+from madgan_core.evaluation.cohort import reconstruct_cohort  # noqa: E402
 from madgan_core.manifest import read_manifest  # noqa: E402
-from madgan_core.preprocess import preprocess  # noqa: E402
-from madgan_core.score import slab_scorer  # noqa: E402
 from madgan_core.zmap import position_bins  # noqa: E402
 
 LEVELS = 5  # position bins drawn, spread over the slab's middle 70%
@@ -40,22 +37,20 @@ LEVELS = 5  # position bins drawn, spread over the slab's middle 70%
 def group_means(model_path: Path, manifest: Path, sequence: str):
     """Per group label: [sum of z, slices, sum of anatomy] per position bin, and scans."""
     model = load_model(model_path, device="auto")
-    reference = HealthyReference.from_model(model)
+    reference = model.reference
     zstats = None if reference is None else reference.zstats_for(sequence)
     if zstats is None:
         raise MadganError(f"no z-statistics for {sequence}; run 'madgan calibrate'", model_path)
     cfg = model.config
     shape = (cfg.preprocess.height, cfg.preprocess.width)
-    score = slab_scorer(model)
     bins = len(zstats.mean)
     sums: dict[str, list[np.ndarray]] = {}
     scans: dict[str, int] = {}
     rows = [r for r in read_manifest(manifest) if r.split == "test" and r.sequence == sequence]
     if not rows:
         raise MadganError(f"no {sequence} scans in the 'test' split", manifest)
-    for row in tqdm(rows, desc="scoring", unit="scan"):
-        slab = preprocess(load_scan(row.path), cfg.preprocess)
-        _errors, _scores, z = score(slab, zstats=zstats)
+    for item in tqdm(reconstruct_cohort(model, rows, zmaps=True), total=len(rows), desc="scoring"):
+        row, slab, z = item.row, item.slab, item.zmap
         label = "healthy" if row.group == "healthy" else f"{row.group} {row.stage}"
         total = sums.setdefault(
             label, [np.zeros((bins, *shape)), np.zeros(bins), np.zeros((bins, *shape))]

@@ -73,9 +73,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from madgan_core.checkpoint import load_model
     from madgan_core.cli import build_parser
-    from madgan_core.commands.evaluate import evaluate
+    from madgan_core.commands.evaluate import evaluate_with_progress
     from madgan_core.commands.phantom import simulate
-    from madgan_core.evaluate import format_table
+    from madgan_core.evaluation.stats import format_table
     from madgan_core.manifest import read_manifest
     from madgan_core.phantom import preview_groups
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"[2/5] Training: using {model_path}")
 
-    if load_model(model_path, device="cpu").healthy_reference is None:
+    if load_model(model_path, device="cpu").reference is None:
         from madgan_core.calibrate import calibrate_model
 
         print("[3/5] Calibrating on held-out healthy scans")
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         train_baseline(model_path, rows, autoencoder, args.device, args.precision)
 
     print("[5/5] Evaluating MADGAN and the baselines")
-    report, table, columns = evaluate(
+    report, table, columns = evaluate_with_progress(
         model_path,
         manifest,
         out / "report",

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
+
+if TYPE_CHECKING:
+    from madgan_core.evaluation.run import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report, table, columns = evaluate(
+    from madgan_core.evaluation.stats import format_table
+
+    result = evaluate_with_progress(
         args.model,
         args.manifest,
         args.out,
@@ -47,58 +53,44 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.precision,
     )
-    from madgan_core.evaluate import format_table
-
-    print(format_table(table, columns, markdown=False))
-    print(f"\nReport: {report}")
+    print(format_table(result.table, result.columns, markdown=False))
+    print(f"\nReport: {result.report}")
     return 0
 
 
-def evaluate(
-    model_path,
-    manifest,
-    out=None,
-    checkpoints=None,
-    autoencoder=None,
-    device="auto",
-    precision="auto",
-    notes="",
-):
-    """Run the whole evaluation; return (report path, AUC table, columns).
+def evaluate_with_progress(*args, **kwargs) -> Evaluation:
+    """:func:`madgan_core.evaluation.run.evaluate` (same arguments) with a bar per stage."""
+    from madgan_core.evaluation.run import evaluate
 
-    ``notes`` (markdown) is appended to the report.
-    """
-    from madgan_core.checkpoint import list_checkpoints, load_model
-    from madgan_core.errors import MadganError
-    from madgan_core.evaluate import (
-        auc_across_checkpoints,
-        calibrated_modes,
-        evaluation_predictors,
-        score_cohort,
-        score_columns,
-        write_report,
-    )
-    from madgan_core.manifest import read_manifest
+    with _StageBars() as bars:
+        return evaluate(*args, progress=bars.update, **kwargs)
 
-    model = load_model(model_path, device=device)
-    out = Path(out) if out is not None else Path(model_path).parent / "evaluation"
-    rows = [r for r in read_manifest(manifest) if r.split == "test"]
-    if not rows:
-        raise MadganError("the manifest has no scans in the 'test' split", manifest)
-    predictors = evaluation_predictors(model, autoencoder, model.device)
-    with tqdm(desc="evaluating", unit="scan") as bar:
-        records = score_cohort(
-            predictors, model, rows, out / "scores.csv", tqdm_callback(bar), precision
-        )
-    curve = None
-    if checkpoints is not None:
-        found = list_checkpoints(checkpoints)
-        if not found:
-            raise MadganError("no checkpoints found", checkpoints)
-        with tqdm(desc="checkpoints", unit="ckpt") as bar:
-            curve = auc_across_checkpoints(
-                found, rows, out / "checkpoints", device, tqdm_callback(bar)
-            )
-    columns = score_columns(list(predictors), calibrated_modes(model))
-    report, table = write_report(records, columns, out, model, curve, notes)
-    return report, table, columns
+
+class _StageBars:
+    """One tqdm bar at a time: a new stage closes the bar of the one before."""
+
+    UNITS = {"evaluating": "scan", "checkpoints": "ckpt"}
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar: tqdm | None = None
+        self.update_bar = None
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(desc=stage, unit=self.UNITS.get(stage, "it"))
+            self.update_bar = tqdm_callback(self.bar)
+        self.update_bar(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+
+    def __enter__(self) -> _StageBars:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()

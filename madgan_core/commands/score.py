@@ -19,8 +19,9 @@ from madgan_core.commands._common import (
     score_overrides,
     with_score_overrides,
 )
-from madgan_core.config import CALIBRATED_MODES, SCORE_MODES, SEQUENCES
+from madgan_core.config import SEQUENCES
 from madgan_core.errors import MadganError
+from madgan_core.modes import MODE_NAMES, score_mode
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=SCORE_MODES,
+        choices=MODE_NAMES,
         default=None,
         help="headline score printed per scan (default: the model's, 'mean' as in the paper); "
         "the files always hold every mode",
@@ -109,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
     """Refuse, before any scan is read, a headline mode the model cannot compute."""
-    if mode not in CALIBRATED_MODES:
+    if not score_mode(mode).needs_calibration:
         return
-    from madgan_core.calibrate import HealthyReference
+    from madgan_core.zmap import NOISE_ADJUSTED
 
-    reference = HealthyReference.from_model(model)
+    reference = model.reference
     stats = None if reference is None else reference.zstats_for(sequence)
     if stats is None:
         have = sorted(reference.zstats) if reference is not None else []
@@ -125,7 +126,7 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
         raise MadganError(
             f"score mode {mode!r} needs z-statistics for the scans' sequence: {hint}", path
         )
-    if mode != "ztail" and mode not in stats.noise_fits:
+    if mode in NOISE_ADJUSTED and mode not in stats.noise_fits:
         raise MadganError(
             f"score mode {mode!r} needs a noise fit, which this model's calibration predates "
             f"or had too few controls for: re-run `madgan calibrate`",
@@ -135,7 +136,7 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
 
 def _summary(result, mode: str) -> str:
     """One line per scan: the headline score, its percentile and band, then the other modes."""
-    from madgan_core.calibrate import describe_percentile, percentile_band
+    from madgan_core.reference import describe_percentile, percentile_band
 
     line = f"{result.name}: {mode} score {result.scores[mode]:.5f}"
     pct = result.percentiles.get(mode)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
 
 from madgan_core.config import DEVICES, HEATMAP_RANGE, SEQUENCES
+from madgan_core.modes import SCORE_MODES
 from napari_madgan.review._layers import HEATMAP, ZMAP
-from napari_madgan.review._panel import MODES
 
 MODEL_FILTER = "MADGAN models (*.pt *.pth)"
 DEVICE_LABELS = {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}
@@ -41,7 +41,7 @@ class ReviewForm(Container):
         )
         self.sequence = ComboBox(label="Sequence", choices=list(SEQUENCES), value="T1")
         self.headline = ComboBox(
-            label="Headline score", choices=[(label, mode) for mode, label in MODES]
+            label="Headline score", choices=[(mode.label, mode.name) for mode in SCORE_MODES]
         )
         self.overlay = ComboBox(label="Overlay", choices=list(OVERLAYS))
         low, high = HEATMAP_RANGE["T1"]

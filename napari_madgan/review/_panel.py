@@ -4,39 +4,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from madgan_core.config import CALIBRATED_MODES
+from madgan_core.modes import SCORE_MODES, score_mode
 
 if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
 NO_REFERENCE = "no healthy reference stored with this model"
-MODES = (
-    ("mean", "Mean ℓ2 (all windows)"),
-    ("top10", "Top-10 windows ℓ2"),
-    ("ratio", "ℓ2 / copy-slice ℓ2"),
-    ("ztail", "z-map tail (top 1%)"),
-    ("zvolume", "z-map volume above 4 (noise-adj.)"),
-    ("zmean", "z-map mean (noise-adj.)"),
-)
 
 
 def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
     """One line per scoring mode, headline first, e.g. ``Mean ℓ2: 0.0123 — 98th percentile
     of 120 healthy controls (highly unusual)``."""
-    from madgan_core.calibrate import describe_percentile, percentile_band
+    from madgan_core.reference import describe_percentile, percentile_band
 
     lines = []
-    ordered = sorted(MODES, key=lambda item: item[0] != headline)
-    for mode, label in ordered:
-        value = result.scores.get(mode)
+    for mode in sorted(SCORE_MODES, key=lambda m: m.name != headline):
+        value = result.scores.get(mode.name)
         if value is None:
             continue
-        pct = result.percentiles.get(mode)
+        pct = result.percentiles.get(mode.name)
         if pct is None or result.n_controls == 0:
             reading = NO_REFERENCE
         else:
             reading = f"{describe_percentile(pct, result.n_controls)} ({percentile_band(pct)})"
-        lines.append(f"{label}: {value:.4g} — {reading}")
+        lines.append(f"{mode.label}: {value:.4g} — {reading}")
     return lines
 
 
@@ -44,8 +35,8 @@ def score_html(result: ScanScore, title: str | None = None, headline: str = "mea
     lines = score_lines(result, headline)
     if headline in result.scores and lines:
         lines[0] = f"<b>{lines[0]}</b>"
-    elif headline in CALIBRATED_MODES:
-        label = dict(MODES)[headline]
+    elif score_mode(headline).needs_calibration:
+        label = score_mode(headline).label
         lines.insert(0, f"<i>{label}: needs a model calibrated for this sequence</i>")
     rows = "".join(f"<li>{line}</li>" for line in lines)
     return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"

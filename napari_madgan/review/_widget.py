@@ -29,8 +29,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from madgan_core.config import CALIBRATED_MODES, HEATMAP_RANGE, SEQUENCES
+from madgan_core.config import HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
+from madgan_core.modes import score_mode
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_to_slice
 from napari_madgan._guard import guarded, report_error
@@ -256,7 +257,7 @@ class ReviewWidget(QWidget):
     @guarded
     def _headline_changed(self, mode: str) -> None:
         # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
-        self.set_overlay(ZMAP if mode in CALIBRATED_MODES else HEATMAP)
+        self.set_overlay(score_mode(mode).overlay)
         if self.controller.shown is not None:
             self._show_scores(self.controller.shown)
 
@@ -347,7 +348,7 @@ class ReviewWidget(QWidget):
 
     @guarded
     def _on_error(self, exc: BaseException) -> None:
-        from madgan_core.score import ScoringCancelled
+        from madgan_core.reconstruct import ScoringCancelled
 
         if isinstance(exc, ScoringCancelled):
             self.show_status("Scoring cancelled.")
@@ -385,7 +386,7 @@ class ReviewWidget(QWidget):
 
     def _fill_top_slices(self, result: ScanScore, mode: str) -> None:
         """List the most anomalous slices: by the z-map for a z-map headline score, else by ℓ2."""
-        by_zmap = mode in CALIBRATED_MODES and result.slice_zvolume is not None
+        by_zmap = score_mode(mode).overlay == ZMAP and result.slice_zvolume is not None
         self.top_label.setText(
             "Most anomalous slices (z-map)" if by_zmap else "Most anomalous slices (ℓ2)"
         )

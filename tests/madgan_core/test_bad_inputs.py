@@ -39,6 +39,7 @@ from madgan_core.io import MAX_VOXELS, load_scan
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.models import build_generator
 from tests.madgan_core.synthetic import synthetic_brain
+from tests.madgan_core.test_checkpoint import assert_refusal_explains
 
 # ------------------------------------------------------------------ helpers
 
@@ -351,8 +352,9 @@ def test_legacy_format_pickle_that_would_run_code_is_refused(tmp_path, tiny_reco
     marker = tmp_path / "pwned"
     path = malicious_checkpoint(tiny_record, tmp_path / "model.pt", marker, legacy=True)
     assert not zipfile.is_zipfile(path)
-    with pytest.raises(CheckpointError, match=r"model\.pt: refused"):
+    with pytest.raises(CheckpointError, match=r"model\.pt: refused") as refused:
         load_model(path, device="cpu")
+    assert_refusal_explains(refused.value, "refers to the Python callable `io.open`")
     assert not marker.exists()
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core.calibrate import HealthyReference, build_reference
+from madgan_core.calibrate import build_reference
 from madgan_core.io import Scan
+from madgan_core.reference import HealthyReference
 from madgan_core.score import score_scan
 from tests.madgan_core.test_score import fake_model, small_config
 
@@ -66,7 +67,7 @@ def test_controls_get_every_z_mode_with_a_noise_fit(reference):
 
 def test_noise_adjustment_separates_disease_from_a_noisy_healthy_scan(reference):
     model, ref = reference
-    model.healthy_reference = ref.to_dict()
+    model.reference = ref
 
     def scores(volume):
         return score_scan(model, Scan.from_array(volume, AFFINE), maps=False, sequence="T1")
@@ -126,7 +127,7 @@ def test_each_controls_own_score_leaves_it_out(reference, tmp_path):
         nib.save(nib.Nifti1Image(brain(noise, seed=i), AFFINE), path)
         rows.append(SimpleNamespace(path=path, sequence="T1"))
     without_first = build_reference(model, rows)
-    model.healthy_reference = without_first.to_dict()
+    model.reference = without_first
     first = score_scan(
         model, Scan.from_array(brain(NOISES[0], seed=0), AFFINE), maps=False, sequence="T1"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,7 +48,7 @@ def test_round_trip_and_load_model(saved):
     assert isinstance(record["rng"]["numpy"]["keys"], list)
     model = ckpt.load_model(saved, device="cpu")
     assert model.step == 7 and model.config.model.variant == "sa3"
-    assert not model.generator.training and model.healthy_reference is None
+    assert not model.generator.training and model.reference is None
     assert model.path == saved and model.device == torch.device("cpu")
     with torch.no_grad():
         assert model.generator(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
@@ -57,9 +58,55 @@ def test_update_checkpoint(saved):
     ckpt.update_checkpoint(
         saved, healthy_reference={"scores": {"mean": [0.1, 0.2]}, "names": ["a", "b"]}
     )
-    assert ckpt.load_model(saved, "cpu").healthy_reference["names"] == ["a", "b"]
+    assert ckpt.load_model(saved, "cpu").reference.names == ["a", "b"]
     with pytest.raises(CheckpointError):
         ckpt.update_checkpoint(saved, format_version=2)
+
+
+def test_a_model_saved_before_the_zmap_settings_loads_with_their_defaults(tmp_path, record_of):
+    _, record = record_of()
+    for key in ("smooth_sigma_px", "tail_fraction", "volume_threshold", "position_bins"):
+        del record["config"]["score"][key]
+    path = ckpt.save_checkpoint(record, tmp_path / "older.pt")
+    score = ckpt.load_model(path, "cpu").config.score
+    assert (score.smooth_sigma_px, score.tail_fraction) == (2.0, 0.01)
+    assert (score.volume_threshold, score.position_bins) == (4.0, 24)
+
+
+def _zstats(shape: tuple[int, int, int]) -> dict:
+    from madgan_core.zmap import ZStats
+
+    return ZStats(np.zeros(shape, np.float32), np.ones(shape, np.float32), 3).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("calibrated", "expected a mapping, got str"),
+        ({"names": ["a"]}, "missing 'scores'"),
+        ({"scores": [0.1], "names": ["a"]}, "scores must map each mode"),
+        ({"scores": {"mean": [0.1, 0.2]}, "names": ["a"]}, r"scores\['mean'\] holds 2 values"),
+        ({"scores": {}, "names": ["a", "b"], "sequences": ["T1"]}, "1 sequences for 2 controls"),
+        (
+            {"scores": {}, "names": ["a"], "zstats": {"T1": _zstats((24, 16, 16))}},
+            "z-statistics of T1 are 16x16, the model's slices 32x32",
+        ),
+        (
+            {"scores": {}, "names": ["a"], "zstats": {"T1": {"mean": [1.0], "std": [1.0]}}},
+            r"mean and std must both be \(bins, height, width\)",
+        ),
+    ],
+    ids=["not-a-dict", "no-scores", "scores-list", "count", "sequences", "zstats-shape", "zstats"],
+)
+def test_a_malformed_reference_is_refused_at_load_naming_the_file(
+    tmp_path, reference, problem, record_of
+):
+    _, record = record_of()
+    record["healthy_reference"] = reference
+    path = ckpt.save_checkpoint(record, tmp_path / "calibrated.pt")
+    message = rf"calibrated\.pt: the stored healthy reference is malformed \({problem}"
+    with pytest.raises(CheckpointError, match=message):
+        ckpt.load_model(path, "cpu")
 
 
 def test_rng_state_round_trip():
@@ -132,18 +179,28 @@ class _Exploit:
         return (Path.touch, (Path(self.target),))
 
 
+def assert_refusal_explains(error: CheckpointError, found: str) -> None:
+    """The refusal says what was found and why it is refused, and never how to load it anyway."""
+    text = str(error)
+    assert "refused" in text and found in text, text
+    assert "could run code" in text and "was not loaded" in text, text
+    assert "weights_only" not in text and "False" not in text and "trust" not in text, text
+
+
 def test_malicious_pickle_is_not_executed(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"format": ckpt.FORMAT, "payload": _Exploit(str(marker))}, path)
-    with pytest.raises(CheckpointError, match="evil.pt"):
+    with pytest.raises(CheckpointError, match="evil.pt") as refused:
         ckpt.load_model(path, "cpu")
+    assert_refusal_explains(refused.value, "refers to the Python callable `getattr`")
     assert not marker.exists()
     # a plain pickle file (not a torch zip) is refused the same way
     raw = tmp_path / "evil.pkl"
     raw.write_bytes(pickle.dumps(_Exploit(str(marker))))
-    with pytest.raises(CheckpointError, match="evil.pkl"):
+    with pytest.raises(CheckpointError, match="evil.pkl") as refused:
         ckpt.read_checkpoint(raw)
+    assert_refusal_explains(refused.value, "a pickle with an instruction")
     assert not marker.exists()
 
 

@@ -250,7 +250,8 @@ def test_process_score_bad_and_malicious_files(tmp_path, model_file):
     result = run_cli("score", str(evil), str(scan), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     line = assert_one_error_line(result.stderr, "score", evil)
-    assert "refused" in line
+    assert "refused" in line and "could run code" in line
+    assert "weights_only" not in result.stderr and "trust" not in result.stderr
     assert not marker.exists()
     assert all_files(out) == []
 
@@ -280,12 +281,12 @@ def test_score_refuses_z_modes_without_calibration(tmp_path, model_file, capsys,
 
 def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, model_file, capsys):
     from madgan_core.checkpoint import load_model, update_checkpoint
-    from madgan_core.zmap import POSITION_BINS, ZStats
+    from madgan_core.zmap import ZStats
 
     model = tmp_path / "model.pt"
     shutil.copy(model_file, model)
     cfg = load_model(model, device="cpu").config
-    shape = (POSITION_BINS, cfg.preprocess.height, cfg.preprocess.width)
+    shape = (cfg.score.position_bins, cfg.preprocess.height, cfg.preprocess.width)
     stats = ZStats(np.zeros(shape, np.float32), np.ones(shape, np.float32), 3)  # no noise fits
     reference = {"scores": {"mean": [0.1, 0.2, 0.3]}, "names": ["a", "b", "c"]}
     update_checkpoint(model, healthy_reference={**reference, "zstats": {"T1": stats.to_dict()}})

@@ -9,23 +9,24 @@ import pytest
 import torch
 from nibabel.orientations import apply_orientation, inv_ornt_aff
 
-from madgan_core.calibrate import HealthyReference, describe_percentile, percentile_band
 from madgan_core.config import MadganConfig, PreprocessConfig
-from madgan_core.evaluate import auc_table, bootstrap_auc, comparisons_for
+from madgan_core.evaluation.stats import auc_table, bootstrap_auc, comparisons_for
 from madgan_core.io import Scan, load_scan, save_like
 from madgan_core.preprocess import preprocess
-from madgan_core.score import copy_predictor, score_scan, top_contiguous_mean
+from madgan_core.reconstruct import copy_predictor
+from madgan_core.reference import HealthyReference, describe_percentile, percentile_band
+from madgan_core.score import score_scan, top_contiguous_mean
 from madgan_core.windows import window_arrays
 from tests.madgan_core.synthetic import synthetic_brain
 
 
-def fake_model(cfg: MadganConfig, reference: dict | None = None) -> SimpleNamespace:
+def fake_model(cfg: MadganConfig, reference: HealthyReference | None = None) -> SimpleNamespace:
     """Scoring needs only these attributes of a loaded model."""
     return SimpleNamespace(
         generator=None,
         config=cfg,
         device=torch.device("cpu"),
-        healthy_reference=reference,
+        reference=reference,
         path=Path("m.pt"),
         step=0,
     )
@@ -97,7 +98,7 @@ def test_scores_carry_percentiles_from_the_reference():
         {"mean": np.array([1.0, 2.0]), "top10": np.array([1.0, 2.0])}, ["a", "b"]
     )
     result = score_scan(
-        fake_model(small_config(), reference.to_dict()),
+        fake_model(small_config(), reference),
         scan,
         predictor=perfect_predictor,
         precision="fp32",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from madgan_core.calibrate import HealthyReference
+from madgan_core.reference import HealthyReference
 from madgan_core.zmap import (
     NoiseFit,
     ZStats,

@@ -18,9 +18,10 @@ REFERENCE = {
 
 def reference_with_zstats(height: int, width: int) -> dict:
     """REFERENCE plus flat z-statistics and noise fits for both sequences, for slices of this size."""
-    from madgan_core.zmap import POSITION_BINS, NoiseFit, ZStats
+    from madgan_core.config import ScoreConfig
+    from madgan_core.zmap import NoiseFit, ZStats
 
-    shape = (POSITION_BINS, height, width)
+    shape = (ScoreConfig().position_bins, height, width)
     stats = ZStats(
         mean=np.full(shape, np.log(0.01), np.float32),
         std=np.ones(shape, np.float32),
