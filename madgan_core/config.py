@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from madgan_core.errors import ConfigError
-from madgan_core.modes import MODE_NAMES
+from madgan_core.modes import AUTO, MODE_NAMES
 
 VARIANTS = ("none", "sa3", "sa7")
 # Intensity normalisation: linear between two percentiles, or piecewise-linear onto
@@ -253,8 +253,10 @@ class ScoreConfig:
 
     Attributes:
         mode: the headline score that reports lead with and rank by (every mode is
-            always computed): one of ``mean`` (the paper's default), ``top10``,
-            ``ratio``, ``ztail``, ``zvolume``, ``zmean`` (:mod:`madgan_core.modes`).
+            always computed): ``auto`` (``anomaly`` for a model calibrated for the
+            scan's sequence, else ``mean``), or one of ``mean`` (the paper's),
+            ``top10``, ``ratio``, ``ztail``, ``zvolume``, ``zmean``, ``anomaly``
+            (:mod:`madgan_core.modes`).
         top_windows: window count of the ``top10`` mode.
         batch_size: windows per inference batch (0: chosen per device).
         smooth_sigma_px: Gaussian smoothing (pixels) of the ℓ2 maps before their log is
@@ -263,19 +265,24 @@ class ScoreConfig:
         volume_threshold: the z above which a pixel counts toward ``zvolume`` and the
             per-slice z-volume.
         position_bins: relative slice positions the healthy z-statistics are kept for.
+        finding_threshold: the z above which a voxel belongs to a finding, a connected
+            region of the z-map (:mod:`madgan_core.findings`).
+        finding_min_ml: smaller regions (mL) are not reported as findings.
     """
 
-    mode: str = "mean"
+    mode: str = "auto"
     top_windows: int = 10
     batch_size: int = 0
     smooth_sigma_px: float = 2.0
     tail_fraction: float = 0.01
     volume_threshold: float = 4.0
     position_bins: int = 24
+    finding_threshold: float = 4.0
+    finding_min_ml: float = 0.2
 
     def validate(self) -> None:
-        if self.mode not in MODE_NAMES:
-            raise ConfigError(f"score.mode must be one of {MODE_NAMES}, got {self.mode!r}")
+        if self.mode not in (AUTO, *MODE_NAMES):
+            raise ConfigError(f"score.mode must be one of {(AUTO, *MODE_NAMES)}, got {self.mode!r}")
         if self.top_windows < 1:
             raise ConfigError("score.top_windows must be >= 1")
         if self.batch_size < 0:
@@ -290,6 +297,12 @@ class ScoreConfig:
             )
         if self.position_bins < 1:
             raise ConfigError("score.position_bins must be >= 1")
+        if not np.isfinite(self.finding_threshold):
+            raise ConfigError(
+                f"score.finding_threshold must be a finite number, got {self.finding_threshold}"
+            )
+        if not self.finding_min_ml >= 0:
+            raise ConfigError(f"score.finding_min_ml must be >= 0, got {self.finding_min_ml}")
 
 
 @dataclass

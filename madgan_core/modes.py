@@ -71,10 +71,33 @@ SCORE_MODES: tuple[ScoreMode, ...] = (
     ),
 )
 
+SCORE_MODES += (
+    ScoreMode(
+        "anomaly",
+        "Anomaly score (calibrated)",
+        "largest of the z-map scores, each in robust SDs above the healthy controls; "
+        "its percentile is against the controls' own (the calibrated headline)",
+        needs_calibration=True,
+        overlay="zmap",
+    ),
+)
+
 MODE_NAMES: tuple[str, ...] = tuple(m.name for m in SCORE_MODES)
 # Modes that need a calibrated model (z-statistics for the scan's sequence).
 CALIBRATED_MODES: tuple[str, ...] = tuple(m.name for m in SCORE_MODES if m.needs_calibration)
 _BY_NAME = {m.name: m for m in SCORE_MODES}
+# The headline a calibrated model leads with, and the one an uncalibrated model keeps.
+CALIBRATED_HEADLINE = "anomaly"
+PAPER_HEADLINE = "mean"
+AUTO = "auto"
+
+
+def headline_mode(configured: str, scores: dict[str, float]) -> str:
+    """The headline to lead with: the configured mode, or for ``auto`` the calibrated
+    headline where the scan has it and the paper's mean ℓ2 elsewhere."""
+    if configured != AUTO:
+        return configured
+    return CALIBRATED_HEADLINE if CALIBRATED_HEADLINE in scores else PAPER_HEADLINE
 
 
 def score_mode(name: str) -> ScoreMode:

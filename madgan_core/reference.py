@@ -22,6 +22,23 @@ from madgan_core.zmap import ZStats
 UNUSUAL_PERCENTILE = 90.0
 HIGHLY_UNUSUAL_PERCENTILE = 99.0
 
+# The calibrated headline: the largest of these z-map scores, each standardised against
+# the controls. ztail and zvolume answer focal lesions, zmean diffuse change.
+ANOMALY = "anomaly"
+ANOMALY_PARTS = ("ztail", "zvolume", "zmean")
+MIN_CONTROLS_FOR_ANOMALY = 6
+_MAD_TO_SD = 1.4826
+
+
+def robust_standardise(values: np.ndarray, score: float) -> float:
+    """``score`` in robust standard deviations above the median of ``values`` (NaN ignored)."""
+    values = values[np.isfinite(values)]
+    centre = float(np.median(values))
+    scale = _MAD_TO_SD * float(np.median(np.abs(values - centre)))
+    if not scale > 0:
+        scale = float(np.std(values)) or 1.0
+    return (score - centre) / scale
+
 
 class MalformedReference(ValueError):
     """A stored reference is not what :meth:`HealthyReference.to_dict` writes."""
@@ -57,6 +74,9 @@ class HealthyReference:
 
     def _control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
         """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
+        if mode == ANOMALY:
+            values = self.control_anomaly_scores(sequence)
+            return values[np.isfinite(values)]
         values = self.scores.get(mode)
         if values is None or len(values) == 0:
             return np.zeros(0)
@@ -79,6 +99,76 @@ class HealthyReference:
             for mode, value in scores.items()
             if len(self._control_scores(mode, sequence))
         }
+
+    def anomaly_parts(self, scores: Mapping[str, float], sequence: str | None) -> list[str]:
+        """The z-map modes the anomaly score combines for this scan: those it has, with
+        enough controls of its sequence."""
+        return [
+            part
+            for part in ANOMALY_PARTS
+            if part in scores
+            and np.isfinite(scores[part])
+            and len(self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
+        ]
+
+    def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
+        """The calibrated headline: the largest of the scan's z-map scores, each in robust
+        standard deviations above the controls of its sequence (None: too few controls).
+
+        Taking the largest of several is corrected for by ranking it among the controls'
+        own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
+        """
+        parts = self.anomaly_parts(scores, sequence)
+        if not parts:
+            return None
+        return max(
+            robust_standardise(self._control_scores(part, sequence), float(scores[part]))
+            for part in parts
+        )
+
+    def anomaly_driver(self, scores: Mapping[str, float], sequence: str | None) -> str | None:
+        """The z-map score whose standardised value is the anomaly score (None without one)."""
+        parts = self.anomaly_parts(scores, sequence)
+        if not parts:
+            return None
+        return max(
+            parts,
+            key=lambda p: robust_standardise(self._control_scores(p, sequence), float(scores[p])),
+        )
+
+    def control_anomaly_scores(self, sequence: str | None) -> np.ndarray:
+        """Each control's anomaly score, standardised against the other controls
+        (leave-one-out), so a scan's percentile among them is honest."""
+        chosen = self._controls(sequence)
+        parts = [
+            p
+            for p in ANOMALY_PARTS
+            if p in self.scores
+            and np.isfinite(self.scores[p][chosen]).sum() >= MIN_CONTROLS_FOR_ANOMALY
+        ]
+        out = np.full(len(chosen), np.nan)
+        if not parts:
+            return out
+        table = np.stack([self.scores[p][chosen] for p in parts])  # (parts, controls)
+        for j in range(len(chosen)):
+            others = np.delete(table, j, axis=1)
+            values = [
+                robust_standardise(others[k], table[k, j])
+                for k in range(len(parts))
+                if np.isfinite(table[k, j])
+            ]
+            if values:
+                out[j] = max(values)
+        return out
+
+    def supports_anomaly(self, sequence: str | None) -> bool:
+        """True when the controls of ``sequence`` carry enough z-map scores for the headline."""
+        return bool(np.isfinite(self.control_anomaly_scores(sequence)).any())
+
+    def with_anomaly(self, scores: dict[str, float], sequence: str | None) -> dict[str, float]:
+        """``scores`` plus the ``anomaly`` headline where the reference supports it."""
+        value = self.anomaly_score(scores, sequence)
+        return scores if value is None else {**scores, ANOMALY: float(value)}
 
     def zstats_for(self, sequence: str | None) -> ZStats | None:
         """Statistics of ``sequence``; with no sequence given, the only ones there are."""

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
+from madgan_core.modes import headline_mode
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
+from madgan_core.reference import UNUSUAL_PERCENTILE
 from madgan_core.zmap import FOREGROUND_LEVEL, slice_volumes
 
 if TYPE_CHECKING:
@@ -49,6 +52,11 @@ class ScanScore:
         slice_zvolume: per slab slice, the percentage of its brain with z above 4 (with a z-map).
         percentiles: percentile of each score among the model's healthy controls.
         n_controls: number of healthy controls behind the percentiles (0: no reference).
+        headline: the mode reports lead with (``score.mode``, ``auto`` resolved).
+        findings: connected regions of the z-map above ``score.finding_threshold``,
+            strongest first (:mod:`madgan_core.findings`); None without a z-map.
+        driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
+            change), or None.
     """
 
     name: str
@@ -66,6 +74,21 @@ class ScanScore:
     foreground: np.ndarray | None = None
     percentiles: dict[str, float] = field(default_factory=dict)
     n_controls: int = 0
+    headline: str = "mean"
+    findings: list[Finding] | None = None
+    driver: str | None = None
+
+    @property
+    def brain_wide(self) -> bool:
+        """Diffuse change carries the scan: the ``zmean`` part drives an unusual headline."""
+        pct = self.percentiles.get(self.headline)
+        return self.driver == "zmean" and pct is not None and pct >= UNUSUAL_PERCENTILE
+
+    def findings_text(self) -> str:
+        """E.g. ``2 regions: 14.2 mL at (31, -12, 18) mm, peak z 9.1; ...``."""
+        if self.findings is None:
+            return "no z-map (calibrate the model for this sequence)"
+        return describe_findings(self.findings, self.brain_wide)
 
     @property
     def score_mean(self) -> float:
@@ -94,6 +117,11 @@ class ScanScore:
             pct = self.percentiles.get(mode)
             row[f"percentile_{mode}"] = None if pct is None else float(pct)
         row["n_controls"] = self.n_controls
+        row["headline"] = self.headline
+        if self.findings is not None:
+            row["findings"] = self.findings_text()
+            row["brain_wide"] = self.brain_wide
+            row["regions"] = [f.to_dict() for f in self.findings]
         row["slice_indices"] = [int(z) for z in self.slice_indices]
         row["slice_losses"] = [None if np.isnan(v) else float(v) for v in self.slice_losses]
         return row
@@ -277,11 +305,30 @@ def scan_result(
         reconstruction = slab.to_volume(slab.to_intensity(pred_maps))
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
         foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
-        if z is not None:
-            zmap = slab.to_volume(z)
-            zmap[~foreground] = np.nan
+    if z is not None:
+        # The z-map is also made without maps: the findings need it on the native grid.
+        if foreground is None:
+            seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
+            foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
+        zmap = slab.to_volume(z)
+        zmap[~foreground] = np.nan
+        if not maps:
+            foreground = None
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
-    percentiles = reference.percentiles(scores, sequence) if reference is not None else {}
+    percentiles: dict[str, float] = {}
+    driver = None
+    if reference is not None:
+        if z is not None:
+            scores = reference.with_anomaly(scores, sequence)
+            driver = reference.anomaly_driver(scores, sequence)
+        percentiles = reference.percentiles(scores, sequence)
+    findings = None
+    if zmap is not None:
+        findings = find_regions(
+            zmap, scan.affine, settings.finding_threshold, settings.finding_min_ml
+        )
+        if not maps:
+            zmap = None
     return ScanScore(
         name=scan.name,
         path=scan.path,
@@ -298,4 +345,7 @@ def scan_result(
         foreground=foreground,
         percentiles=percentiles,
         n_controls=0 if reference is None else reference.n_for(sequence),
+        headline=headline_mode(settings.mode, scores),
+        findings=findings,
+        driver=driver,
     )

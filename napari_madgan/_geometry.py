@@ -123,3 +123,9 @@ def world_to_slice(s_mm: float, affine_ras: np.ndarray, shape_ras: tuple[int, in
         return 0
     k = (s_mm - rest) / mat[0, 0]
     return int(np.clip(round(k), 0, shape_ras[2] - 1))
+
+
+def world_of_ras(points_mm: np.ndarray) -> np.ndarray:
+    """RAS+ scanner points ``(n, 3)`` in mm as napari world points ``(S, P, R)``."""
+    points = np.atleast_2d(np.asarray(points_mm, dtype=float))
+    return np.stack([points[:, 2], -points[:, 1], points[:, 0]], axis=1)

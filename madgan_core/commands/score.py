@@ -21,7 +21,7 @@ from madgan_core.commands._common import (
 )
 from madgan_core.config import SEQUENCES
 from madgan_core.errors import MadganError
-from madgan_core.modes import MODE_NAMES, score_mode
+from madgan_core.modes import AUTO, MODE_NAMES, headline_mode, score_mode
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=MODE_NAMES,
+        choices=(AUTO, *MODE_NAMES),
         default=None,
-        help="headline score printed per scan (default: the model's, 'mean' as in the paper); "
-        "the files always hold every mode",
+        help="headline score printed per scan (default: the model's; 'auto' leads with the "
+        "calibrated 'anomaly' score where the model has controls of the scan's sequence and "
+        "with the paper's 'mean' elsewhere); the files always hold every mode",
     )
     add_device_options(p)
     add_window_batch_option(p, old_spelling=True)
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
     """Refuse, before any scan is read, a headline mode the model cannot compute."""
-    if not score_mode(mode).needs_calibration:
+    if mode == AUTO or not score_mode(mode).needs_calibration:
         return
     from madgan_core.zmap import NOISE_ADJUSTED
 
@@ -138,9 +139,13 @@ def _summary(result, mode: str) -> str:
     """One line per scan: the headline score, its percentile and band, then the other modes."""
     from madgan_core.reference import describe_percentile, percentile_band
 
+    mode = headline_mode(mode, result.scores)
     line = f"{result.name}: {mode} score {result.scores[mode]:.5f}"
     pct = result.percentiles.get(mode)
     if pct is not None and result.n_controls:
         line += f", {describe_percentile(pct, result.n_controls)}: {percentile_band(pct)}"
     others = ", ".join(f"{m} {v:.4g}" for m, v in result.scores.items() if m != mode)
-    return f"{line} ({others})"
+    line = f"{line} ({others})"
+    if result.findings is not None:
+        line += f"\n  findings: {result.findings_text()}"
+    return line

@@ -22,6 +22,7 @@ from madgan_core.io import atomic_write_text, load_scan
 from madgan_core.modes import CALIBRATED_MODES
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors
+from madgan_core.reference import ANOMALY
 from madgan_core.score import SlabScorer, inference_settings, slab_scorer
 from madgan_core.zmap import NOISE_ADJUSTED
 
@@ -54,7 +55,10 @@ def calibrated_modes(model: LoadedModel) -> list[str]:
     if reference is None or not reference.zstats:
         return []
     fitted = reference.fitted_modes()
-    return [m for m in CALIBRATED_MODES if m not in NOISE_ADJUSTED or m in fitted]
+    modes = [m for m in CALIBRATED_MODES if m not in NOISE_ADJUSTED or m in fitted]
+    if not all(reference.supports_anomaly(sequence) for sequence in reference.zstats):
+        modes.remove(ANOMALY)
+    return modes
 
 
 def score_cohort(
@@ -104,6 +108,8 @@ def score_cohort(
                 if reference is not None and method == "madgan":
                     zstats = reference.zstats_for(row.sequence)
                 _, scores, _ = score(slab, zstats=zstats)
+                if zstats is not None:
+                    scores = reference.with_anomaly(scores, row.sequence)
                 for mode, value in scores.items():
                     if f"{method}:{mode}" in columns:
                         record[f"{method}:{mode}"] = value

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
 
 from madgan_core.config import DEVICES, HEATMAP_RANGE, SEQUENCES
-from madgan_core.modes import SCORE_MODES
+from madgan_core.modes import AUTO, SCORE_MODES
 from napari_madgan.review._layers import HEATMAP, ZMAP
 
 MODEL_FILTER = "MADGAN models (*.pt *.pth)"
 DEVICE_LABELS = {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}
+AUTO_LABEL = "Auto: anomaly score when calibrated, else mean ℓ2"
 OVERLAYS = (("ℓ2 heatmap", HEATMAP), ("z-map vs healthy", ZMAP))
 
 
@@ -41,7 +42,8 @@ class ReviewForm(Container):
         )
         self.sequence = ComboBox(label="Sequence", choices=list(SEQUENCES), value="T1")
         self.headline = ComboBox(
-            label="Headline score", choices=[(mode.label, mode.name) for mode in SCORE_MODES]
+            label="Headline score",
+            choices=[(AUTO_LABEL, AUTO)] + [(mode.label, mode.name) for mode in SCORE_MODES],
         )
         self.overlay = ComboBox(label="Overlay", choices=list(OVERLAYS))
         low, high = HEATMAP_RANGE["T1"]

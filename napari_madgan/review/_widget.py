@@ -31,13 +31,20 @@ from qtpy.QtWidgets import (
 
 from madgan_core.config import HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
-from madgan_core.modes import score_mode
+from madgan_core.modes import AUTO, headline_mode, score_mode
 from napari_madgan import _settings
-from napari_madgan._geometry import slice_world, world_to_slice
+from napari_madgan._geometry import slice_world, world_of_ras, world_to_slice
 from napari_madgan._guard import guarded, report_error
 from napari_madgan._layers import INFO_KEY, SCAN_KEY
 from napari_madgan._reader_preference import is_preferred_reader, prefer_this_reader
-from napari_madgan.review._controller import ReviewController, ReviewRequest, ShownResult
+from napari_madgan.review._controller import (
+    ReviewController,
+    ReviewRequest,
+    ShownResult,
+    in_viewer,
+    real_layer,
+)
+from napari_madgan.review._findings import FINDINGS_NAME, FindingsTable, findings_points
 from napari_madgan.review._form import ReviewForm
 from napari_madgan.review._layers import HEATMAP, ZMAP, ZMAP_RANGE
 from napari_madgan.review._panel import NO_REFERENCE, score_html, top_slices
@@ -89,6 +96,7 @@ class ReviewWidget(QWidget):
             on_finished=self._on_finished,
         )
         self.form = ReviewForm(self._scan_layer_names, _settings.recent_models)
+        self._findings_layer = None
         self._build()
         self._connect()
         self.form.reset_choices()
@@ -115,6 +123,9 @@ class ReviewWidget(QWidget):
         plot_layout = QVBoxLayout(plot_box)
         for widget in (self.plot, self.slice_label, self.top_label, self.top_list):
             plot_layout.addWidget(widget)
+        self.findings_table = FindingsTable(on_pick=self._finding_picked)
+        findings_box = QGroupBox("Findings: z-map regions (click to go to the peak)")
+        QVBoxLayout(findings_box).addWidget(self.findings_table)
 
         self.export_heatmap_btn = QPushButton("Export heatmap…")
         self.export_report_btn = QPushButton("Export report…")
@@ -126,6 +137,7 @@ class ReviewWidget(QWidget):
         layout.addWidget(self._reader_offer())
         layout.addWidget(self.form.native)
         layout.addWidget(score_box)
+        layout.addWidget(findings_box)
         layout.addWidget(plot_box, 1)
         layout.addLayout(exports)
         self._set_result_enabled(False)
@@ -250,14 +262,21 @@ class ReviewWidget(QWidget):
 
     def set_score_mode(self, mode: str) -> None:
         """Lead the score panel with ``mode`` (one of :data:`madgan_core.config.SCORE_MODES`)."""
-        if mode not in self.form.headline.choices:
+        if mode != AUTO and mode not in self.form.headline.choices:
             raise ValueError(f"unknown score mode {mode!r}")
         self.form.headline.value = mode
 
+    def headline(self) -> str:
+        """The headline mode in force: the form's choice, ``auto`` resolved on the result."""
+        result = self.result
+        return headline_mode(self.form.headline.value, {} if result is None else result.scores)
+
     @guarded
-    def _headline_changed(self, mode: str) -> None:
-        # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
-        self.set_overlay(score_mode(mode).overlay)
+    def _headline_changed(self, _mode: str | None = None) -> None:
+        mode = self.headline()
+        if mode != AUTO:
+            # A z-map score is best read on the z-map, an ℓ2 score on the heatmap.
+            self.set_overlay(score_mode(mode).overlay)
         if self.controller.shown is not None:
             self._show_scores(self.controller.shown)
 
@@ -376,13 +395,45 @@ class ReviewWidget(QWidget):
             f"Scored {name or result.name}: {len(result.window_losses)} windows{note}."
         )
         self._apply_range(self.form.range_values)
-        self._apply_overlay()
+        self._show_findings_layer(shown)
+        self._headline_changed()
 
     def _show_scores(self, shown: ShownResult) -> None:
-        mode = self.form.headline.value
+        mode = self.headline()
+        result = shown.result
         title = shown.request.layer_name or None
-        self.score_label.setText(score_html(shown.result, title, mode))
-        self._fill_top_slices(shown.result, mode)
+        html = score_html(result, title, mode)
+        if result.findings is not None:
+            html += f"<p><b>Findings:</b> {result.findings_text()}</p>"
+        self.score_label.setText(html)
+        self.findings_table.set_findings(result.findings or [])
+        self._fill_top_slices(result, mode)
+
+    def _show_findings_layer(self, shown: ShownResult) -> None:
+        """Mark the findings' peaks with a Points layer (updated in place on the next run)."""
+        findings = shown.result.findings or []
+        layer = self._findings_layer
+        if layer is not None and not in_viewer(self.viewer, layer):
+            layer = None
+        if not findings:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            self._findings_layer = None
+            return
+        name = f"{shown.request.layer_name} {FINDINGS_NAME}".strip()
+        points, kwargs = findings_points(findings, name)
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        self._findings_layer = real_layer(self.viewer.add_points(points, **kwargs))
+
+    @guarded
+    def _finding_picked(self, finding) -> None:
+        """Go to the region's peak slice with the result's overlay in view."""
+        self.go_to_slice(finding.peak_voxel[2])
+        for kind, layer in self.controller.overlay_layers().items():
+            layer.visible = kind == (self.form.overlay.value or HEATMAP)
+        centre = world_of_ras(np.array(finding.peak_mm))[0]
+        self.viewer.camera.center = tuple(float(v) for v in centre[1:])
 
     def _fill_top_slices(self, result: ScanScore, mode: str) -> None:
         """List the most anomalous slices: by the z-map for a z-map headline score, else by ℓ2."""

@@ -12,6 +12,7 @@ from madgan_core.cli import build_parser
 from madgan_core.config import ScoreConfig
 from madgan_core.errors import ConfigError
 from madgan_core.modes import CALIBRATED_MODES, MODE_NAMES, OVERLAYS, SCORE_MODES, score_mode
+from madgan_core.reference import ANOMALY, ANOMALY_PARTS
 from madgan_core.score import scan_scores
 from madgan_core.zmap import NOISE_ADJUSTED, NoiseFit, ZStats
 
@@ -26,7 +27,9 @@ def test_the_registry_names_exactly_the_modes_scoring_computes():
     slices = np.zeros((3, 4, 4), np.float32)
     calibrated = stats.scan_scores(np.zeros_like(slices), slices)
     assert list(plain) == [m for m in MODE_NAMES if m not in CALIBRATED_MODES]
-    assert set(calibrated) == set(CALIBRATED_MODES)
+    # the z-map gives three; the healthy reference derives the anomaly headline from them
+    assert set(calibrated) | {ANOMALY} == set(CALIBRATED_MODES)
+    assert ANOMALY not in calibrated and set(ANOMALY_PARTS) == set(calibrated)
 
 
 def test_calibrated_modes_are_read_on_the_zmap_and_the_rest_on_the_heatmap():
@@ -49,7 +52,7 @@ def test_the_cli_offers_every_mode(capsys):
     assert parser.parse_args(["score", "m.pt", "s.nii.gz", "--mode", "zmean"]).mode == "zmean"
     with pytest.raises(SystemExit):
         parser.parse_args(["score", "--help"])
-    assert "--mode {" + ",".join(MODE_NAMES) + "}" in capsys.readouterr().out
+    assert "--mode {" + ",".join(("auto", *MODE_NAMES)) + "}" in capsys.readouterr().out
 
 
 def test_the_docs_list_every_mode():
@@ -58,4 +61,5 @@ def test_the_docs_list_every_mode():
     assert table == set(MODE_NAMES)
     configuration = (DOCS / "configuration.md").read_text()
     row = re.search(r"^\| `mode` \|(.*)$", configuration, flags=re.M).group(1)
-    assert re.findall(r"`(\w+)`", row.split("(see")[0]) == list(MODE_NAMES)
+    listed = re.findall(r"`(\w+)`", row.split("(see")[0])
+    assert listed[0] == "auto" and listed[-len(MODE_NAMES) :] == list(MODE_NAMES)

@@ -104,11 +104,17 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     _run(qtbot, widget)
     heat = viewer.layers[f"{SCAN} {HEATMAP_NAME}"]
     zmap = viewer.layers[f"{SCAN} {ZMAP_NAME}"]
-    assert heat.visible and not zmap.visible
+    # a calibrated model leads with the anomaly score, read on the z-map
+    assert widget.form.headline.value == "auto" and widget.headline() == "anomaly"
+    assert zmap.visible and not heat.visible
+    assert widget.score_label.text().split("<li>")[1].startswith("<b>Anomaly score")
+    assert "Findings:" in widget.score_label.text()
     assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
     result = widget.result
     assert np.isnan(result.zmap[~result.foreground]).all()
     assert np.isfinite(result.zmap[result.foreground]).any()
+    widget.set_score_mode("mean")
+    assert heat.visible and not zmap.visible
     assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
     assert widget.form.range_low.enabled and widget.form.range_high.enabled
     widget.set_score_mode("zvolume")
@@ -123,6 +129,29 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     assert heat.visible and not zmap.visible and widget.form.range_low.enabled
     widget.set_score_mode("mean")
     assert heat.visible and not zmap.visible
+
+
+def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_model_zstats):
+    viewer, widget = review
+    widget.set_model_path(tiny_model_zstats)
+    _run(qtbot, widget)
+    findings = widget.result.findings
+    assert findings, "the untrained tiny model's z-map has regions above 4"
+    assert widget.findings_table.rowCount() == len(findings)
+    assert widget.findings_table.item(0, 0).text() == "1"
+    points = viewer.layers[f"{SCAN} findings"]
+    assert len(points.data) == len(findings)
+    # a point sits on its region's peak: the scan layer maps it back to the peak voxel
+    scan_layer = viewer.layers[SCAN]
+    k, j, i = np.round(scan_layer.world_to_data(points.data[0])).astype(int)
+    x, y, z = findings[0].peak_voxel
+    assert (i, scan_layer.data.shape[1] - 1 - j, k) == (x, y, z)
+    last = findings[-1]
+    widget.findings_table.cellClicked.emit(len(findings) - 1, 0)
+    assert widget.current_slice() == last.peak_voxel[2]
+    # running again updates the same layers instead of stacking new ones
+    _run(qtbot, widget)
+    assert sum(layer.name.endswith("findings") for layer in viewer.layers) == 1
 
 
 def test_zmap_overlay_without_zstats_keeps_the_heatmap(review, qtbot):

@@ -1,0 +1,82 @@
+"""The findings of a result: a table beside the plot, and a Points layer on the scan.
+
+Each row is a connected region of the z-map (:mod:`madgan_core.findings`);
+clicking it moves the slider to the region's peak slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from napari_madgan._geometry import AXIS_LABELS, UNITS, world_of_ras
+
+if TYPE_CHECKING:
+    from madgan_core.findings import Finding
+
+COLUMNS = ("#", "mL", "peak z", "mean z", "centre (R, A, S) mm", "slices")
+FINDINGS_NAME = "findings"
+
+
+def finding_cells(finding: Finding) -> tuple[str, ...]:
+    x, y, z = (round(v) for v in finding.centre_mm)
+    first, last = finding.slices
+    return (
+        str(finding.rank),
+        f"{finding.volume_ml:.2f}",
+        f"{finding.peak_z:.1f}",
+        f"{finding.mean_z:.1f}",
+        f"({x}, {y}, {z})",
+        f"{first}–{last}",
+    )
+
+
+class FindingsTable(QTableWidget):
+    """One row per finding; ``on_pick(finding)`` when a row is clicked."""
+
+    def __init__(self, on_pick: Callable[[Finding], None]):
+        super().__init__(0, len(COLUMNS))
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.setMaximumHeight(150)
+        self.findings: list[Finding] = []
+        self._on_pick = on_pick
+        self.cellClicked.connect(self._clicked)
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        self.findings = list(findings)
+        self.setRowCount(len(self.findings))
+        for row, finding in enumerate(self.findings):
+            for column, text in enumerate(finding_cells(finding)):
+                self.setItem(row, column, QTableWidgetItem(text))
+
+    def _clicked(self, row: int, _column: int) -> None:
+        if 0 <= row < len(self.findings):
+            self._on_pick(self.findings[row])
+
+
+def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dict]:
+    """Points at each finding's peak (napari world), sized by the region's extent."""
+    peaks = world_of_ras(np.array([f.peak_mm for f in findings]).reshape(-1, 3))
+    sizes = [
+        max(4.0, 2.0 * (3.0 * f.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1 / 3)) for f in findings
+    ]
+    kwargs = {
+        "name": name,
+        "size": np.asarray(sizes, dtype=float),
+        "symbol": "ring",
+        "face_color": "white",
+        "border_width": 0.0,
+        "text": {"string": [str(f.rank) for f in findings], "color": "white", "size": 10},
+        "axis_labels": AXIS_LABELS,
+        "units": (UNITS,) * 3,
+        "out_of_slice_display": True,
+        "metadata": {"madgan_findings": [f.to_dict() for f in findings]},
+    }
+    return peaks, kwargs
