@@ -9,9 +9,7 @@ from madgan_core.findings import describe_findings, find_regions
 from madgan_core.modes import headline_mode
 from madgan_core.reference import ANOMALY, HealthyReference, robust_standardise
 
-AFFINE_2MM = np.array(
-    [[2.0, 0, 0, -90.0], [0, 2.0, 0, -126.0], [0, 0, 2.0, -72.0], [0, 0, 0, 1.0]]
-)
+AFFINE_2MM = np.array([[2.0, 0, 0, -90.0], [0, 2.0, 0, -126.0], [0, 0, 2.0, -72.0], [0, 0, 0, 1.0]])
 
 
 def _zmap() -> np.ndarray:
