@@ -70,7 +70,7 @@ def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.
     wait_for(lambda: not widget.controller.running, 300, "scoring")
     if widget.result is None:
         raise RuntimeError(f"scoring failed: {widget.status_text}")
-    z = widget.top_list.item(0).data(0x0100) if widget.top_list.count() else None
+    z = widget.results.top_list.item(0).data(0x0100) if widget.results.top_list.count() else None
     if z is not None:
         widget.go_to_slice(int(z))
     viewer.reset_view()

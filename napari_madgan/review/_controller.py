@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from madgan_core.errors import MadganError
+from napari_madgan._layers import SCAN_KEY
 from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import HEATMAP, ZMAP, LayerSpec, apply_layer, result_layer_specs
 from napari_madgan.review._model_cache import ModelCache
@@ -58,6 +61,22 @@ class ShownResult:
     result: ScanScore
     model_name: str
     layers: dict[str, Image] = field(default_factory=dict)
+
+
+def scan_of_layer(layer) -> Scan:
+    """The :class:`Scan` behind an image layer (from the reader/sample data, or wrapped from its data)."""
+    from madgan_core.io import Scan
+
+    scan = layer.metadata.get(SCAN_KEY)
+    if isinstance(scan, Scan):
+        return scan
+    data = np.asarray(layer.data)
+    if data.ndim != 3 or layer.rgb:
+        raise MadganError(f"layer {layer.name!r} is not a 3-D scalar volume (shape {data.shape})")
+    # A plain layer: take its data as (z, y, x) with the display convention, 1 mm voxels.
+    from napari_madgan._geometry import from_display
+
+    return Scan.from_array(np.ascontiguousarray(from_display(data), dtype=np.float32), np.eye(4))
 
 
 def score_request(

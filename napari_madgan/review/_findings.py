@@ -80,3 +80,16 @@ def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dic
         "metadata": {"madgan_findings": [f.to_dict() for f in findings]},
     }
     return peaks, kwargs
+
+
+def show_findings(viewer, findings: list[Finding], name: str, previous=None):
+    """Mark ``findings`` with a Points layer, replacing ``previous`` (the layer made for the
+    last result); returns the new layer, or None when there is nothing to mark."""
+    from napari_madgan.review._controller import in_viewer, real_layer
+
+    if previous is not None and in_viewer(viewer, previous):
+        viewer.layers.remove(previous)
+    if not findings:
+        return None
+    points, kwargs = findings_points(findings, name)
+    return real_layer(viewer.add_points(points, **kwargs))

@@ -8,23 +8,14 @@ anomalous slices and the exports. Pressing Run freezes the form into a
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
-    QFrame,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -35,21 +26,20 @@ from madgan_core.modes import AUTO, headline_mode, score_mode
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_of_ras, world_to_slice
 from napari_madgan._guard import guarded, report_error
-from napari_madgan._layers import INFO_KEY, SCAN_KEY
-from napari_madgan._reader_preference import is_preferred_reader, prefer_this_reader
+from napari_madgan._layers import INFO_KEY
 from napari_madgan.review._controller import (
     ReviewController,
     ReviewRequest,
     ShownResult,
-    in_viewer,
-    real_layer,
+    scan_of_layer,
 )
-from napari_madgan.review._findings import FINDINGS_NAME, FindingsTable, findings_points
+from napari_madgan.review._findings import FINDINGS_NAME, show_findings
 from napari_madgan.review._form import ReviewForm
 from napari_madgan.review._layers import HEATMAP, ZMAP, ZMAP_RANGE
-from napari_madgan.review._panel import NO_REFERENCE, score_html, top_slices
-from napari_madgan.review._plot import SlicePlot
+from napari_madgan.review._panel import NO_REFERENCE
+from napari_madgan.review._reader_offer import ReaderOffer
 from napari_madgan.review._report import export_heatmap, write_report
+from napari_madgan.review._results import ResultView
 
 if TYPE_CHECKING:
     import napari
@@ -57,27 +47,10 @@ if TYPE_CHECKING:
     from madgan_core.io import Scan
     from madgan_core.score import ScanScore
 
-log = logging.getLogger(__name__)
 ZMAP_RANGE_TIP = (
     "These set the ℓ2 heatmap's range. The z-map is drawn from z = {lo:g} to {hi:g}; "
     "change that in napari's layer controls (contrast limits)."
 )
-
-
-def scan_of_layer(layer: Image) -> Scan:
-    """The :class:`Scan` behind an image layer (from the reader/sample data, or wrapped from its data)."""
-    from madgan_core.io import Scan
-
-    scan = layer.metadata.get(SCAN_KEY)
-    if isinstance(scan, Scan):
-        return scan
-    data = np.asarray(layer.data)
-    if data.ndim != 3 or layer.rgb:
-        raise MadganError(f"layer {layer.name!r} is not a 3-D scalar volume (shape {data.shape})")
-    # A plain layer: take its data as (z, y, x) with the display convention, 1 mm voxels.
-    from napari_madgan._geometry import from_display
-
-    return Scan.from_array(np.ascontiguousarray(from_display(data), dtype=np.float32), np.eye(4))
 
 
 class ReviewWidget(QWidget):
@@ -107,64 +80,12 @@ class ReviewWidget(QWidget):
 
     # ---- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
-        self.score_label = QLabel("No result yet.")
-        self.score_label.setWordWrap(True)
-        self.score_label.setTextFormat(Qt.TextFormat.RichText)
-        self.score_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        score_box = QGroupBox("Scan score")
-        QVBoxLayout(score_box).addWidget(self.score_label)
-
-        self.plot = SlicePlot(on_pick=self.go_to_slice)
-        self.slice_label = QLabel("")
-        self.top_label = QLabel("Most anomalous slices")
-        self.top_list = QListWidget()
-        self.top_list.setMaximumHeight(140)
-        plot_box = QGroupBox("ℓ2 per axial slice (click to jump)")
-        plot_layout = QVBoxLayout(plot_box)
-        for widget in (self.plot, self.slice_label, self.top_label, self.top_list):
-            plot_layout.addWidget(widget)
-        self.findings_table = FindingsTable(on_pick=self._finding_picked)
-        findings_box = QGroupBox("Findings: z-map regions (click to go to the peak)")
-        QVBoxLayout(findings_box).addWidget(self.findings_table)
-
-        self.export_heatmap_btn = QPushButton("Export heatmap…")
-        self.export_report_btn = QPushButton("Export report…")
-        exports = QHBoxLayout()
-        exports.addWidget(self.export_heatmap_btn)
-        exports.addWidget(self.export_report_btn)
-
+        self.reader_offer = ReaderOffer()
+        self.results = ResultView(on_slice=self.go_to_slice, on_finding=self._finding_picked)
         layout = QVBoxLayout(self)
-        layout.addWidget(self._reader_offer())
+        layout.addWidget(self.reader_offer)
         layout.addWidget(self.form.native)
-        layout.addWidget(score_box)
-        layout.addWidget(findings_box)
-        layout.addWidget(plot_box, 1)
-        layout.addLayout(exports)
-        self._set_result_enabled(False)
-
-    def _reader_offer(self) -> QFrame:
-        """A one-time offer to open NIfTI/MGZ files with this plugin instead of napari's
-        built-in reader, which claims them too and fails on most scans."""
-        self.reader_offer = QFrame()
-        self.reader_offer.setFrameShape(QFrame.Shape.StyledPanel)
-        text = QLabel(
-            "napari opens .nii and .nii.gz files with its built-in reader, which fails on "
-            "most scans, or asks each time. Open NIfTI and MGZ scans with MADGAN? "
-            "(You can change this later in Preferences → Plugins.)"
-        )
-        text.setWordWrap(True)
-        self.reader_accept_btn = QPushButton("Open scans with MADGAN")
-        self.reader_decline_btn = QPushButton("No, thanks")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.reader_accept_btn)
-        buttons.addWidget(self.reader_decline_btn)
-        box = QVBoxLayout(self.reader_offer)
-        box.addWidget(text)
-        box.addLayout(buttons)
-        self.reader_offer.setVisible(
-            not is_preferred_reader() and not _settings.reader_offer_declined()
-        )
-        return self.reader_offer
+        layout.addWidget(self.results, 1)
 
     def _connect(self) -> None:
         form = self.form
@@ -182,15 +103,8 @@ class ReviewWidget(QWidget):
         form.range_high.changed.connect(self._range_edited)
         form.run_button.clicked.connect(self.run)
         form.cancel_button.clicked.connect(self.cancel)
-        self.top_list.itemClicked.connect(self._top_clicked)
-        self.export_heatmap_btn.clicked.connect(self._export_heatmap_clicked)
-        self.export_report_btn.clicked.connect(self._export_report_clicked)
-        self.reader_accept_btn.clicked.connect(self._accept_reader_offer)
-        self.reader_decline_btn.clicked.connect(self._decline_reader_offer)
-
-    def _set_result_enabled(self, enabled: bool) -> None:
-        self.export_heatmap_btn.setEnabled(enabled)
-        self.export_report_btn.setEnabled(enabled)
+        self.results.export_heatmap_btn.clicked.connect(self._export_heatmap_clicked)
+        self.results.export_report_btn.clicked.connect(self._export_report_clicked)
 
     def show_status(self, text: str) -> None:
         """The widget's one-line status (errors included)."""
@@ -385,11 +299,10 @@ class ReviewWidget(QWidget):
         self.form.scan_layer.reset_choices()
         if name in self.viewer.layers:
             self.viewer.layers.selection.active = self.viewer.layers[name]
-        self._show_scores(shown)
         result = shown.result
-        self.plot.set_data(result.slice_indices, result.slice_losses, self.current_slice())
+        self.results.show_curve(result, self.current_slice())
         self._on_dims()
-        self._set_result_enabled(result.heatmap is not None)
+        self.results.set_exports_enabled(result.heatmap is not None)
         note = "" if result.n_controls else f" ({NO_REFERENCE})"
         self.show_status(
             f"Scored {name or result.name}: {len(result.window_losses)} windows{note}."
@@ -399,32 +312,13 @@ class ReviewWidget(QWidget):
         self._headline_changed()
 
     def _show_scores(self, shown: ShownResult) -> None:
-        mode = self.headline()
-        result = shown.result
-        title = shown.request.layer_name or None
-        html = score_html(result, title, mode)
-        if result.findings is not None:
-            html += f"<p><b>Findings:</b> {result.findings_text()}</p>"
-        self.score_label.setText(html)
-        self.findings_table.set_findings(result.findings or [])
-        self._fill_top_slices(result, mode)
+        self.results.show_scores(shown.result, shown.request.layer_name or None, self.headline())
 
     def _show_findings_layer(self, shown: ShownResult) -> None:
-        """Mark the findings' peaks with a Points layer (updated in place on the next run)."""
-        findings = shown.result.findings or []
-        layer = self._findings_layer
-        if layer is not None and not in_viewer(self.viewer, layer):
-            layer = None
-        if not findings:
-            if layer is not None:
-                self.viewer.layers.remove(layer)
-            self._findings_layer = None
-            return
         name = f"{shown.request.layer_name} {FINDINGS_NAME}".strip()
-        points, kwargs = findings_points(findings, name)
-        if layer is not None:
-            self.viewer.layers.remove(layer)
-        self._findings_layer = real_layer(self.viewer.add_points(points, **kwargs))
+        self._findings_layer = show_findings(
+            self.viewer, shown.result.findings or [], name, self._findings_layer
+        )
 
     @guarded
     def _finding_picked(self, finding) -> None:
@@ -434,18 +328,6 @@ class ReviewWidget(QWidget):
             layer.visible = kind == (self.form.overlay.value or HEATMAP)
         centre = world_of_ras(np.array(finding.peak_mm))[0]
         self.viewer.camera.center = tuple(float(v) for v in centre[1:])
-
-    def _fill_top_slices(self, result: ScanScore, mode: str) -> None:
-        """List the most anomalous slices: by the z-map for a z-map headline score, else by ℓ2."""
-        by_zmap = score_mode(mode).overlay == ZMAP and result.slice_zvolume is not None
-        self.top_label.setText(
-            "Most anomalous slices (z-map)" if by_zmap else "Most anomalous slices (ℓ2)"
-        )
-        self.top_list.clear()
-        for z, label in top_slices(result, by_zmap=by_zmap):
-            item = QListWidgetItem(f"z = {z}    {label}")
-            item.setData(Qt.ItemDataRole.UserRole, z)
-            self.top_list.addItem(item)
 
     # ---- slices ---------------------------------------------------------------------------
     @property
@@ -472,32 +354,8 @@ class ReviewWidget(QWidget):
 
     @guarded
     def _on_dims(self, event=None) -> None:
-        result = self.result
-        if result is None:
-            return
-        z = self.current_slice()
-        self.plot.set_current(z)
-        hits = np.flatnonzero(np.asarray(result.slice_indices) == z)
-        if hits.size and np.isfinite(result.slice_losses[hits[0]]):
-            self.slice_label.setText(f"Slice z = {z}: ℓ2 = {result.slice_losses[hits[0]]:.4g}")
-        else:
-            self.slice_label.setText(f"Slice z = {z}: not scored")
-
-    @guarded
-    def _top_clicked(self, item: QListWidgetItem) -> None:
-        self.go_to_slice(int(item.data(Qt.ItemDataRole.UserRole)))
-
-    # ---- reader preference ----------------------------------------------------------------
-    @guarded
-    def _accept_reader_offer(self) -> None:
-        prefer_this_reader()
-        self.reader_offer.setVisible(False)
-        show_info("MADGAN: NIfTI and MGZ files now open with napari-madgan.")
-
-    @guarded
-    def _decline_reader_offer(self) -> None:
-        _settings.decline_reader_offer()
-        self.reader_offer.setVisible(False)
+        if self.result is not None:
+            self.results.show_slice(self.result, self.current_slice())
 
     # ---- exports --------------------------------------------------------------------------
     def export_heatmap(self, path: str | Path) -> Path:

@@ -71,7 +71,7 @@ def test_review_from_the_menu_scores_a_sample(viewer, qtbot, tiny_model_zstats):
     heat = viewer.layers[f"phantom metastasis {HEATMAP_NAME}"]
     assert heat.colormap.name == "jet"
     assert heat.data.shape == viewer.layers["phantom metastasis"].data.shape
-    assert "20 healthy controls" in widget.score_label.text()
+    assert "20 healthy controls" in widget.results.score_label.text()
 
 
 def test_training_from_the_menu_hands_its_model_to_a_menu_review(viewer, tiny_model):
@@ -138,7 +138,7 @@ def test_without_a_preference_napari_offers_this_reader(viewer, tmp_path, monkey
 def test_review_widget_offers_to_become_the_scan_reader(viewer, tmp_path):
     widget = _menu_widget(viewer, "MADGAN review")
     assert widget.reader_offer.isVisibleTo(widget)
-    widget.reader_accept_btn.click()
+    widget.reader_offer.accept_btn.click()
     assert is_preferred_reader()
     assert not widget.reader_offer.isVisibleTo(widget)
     from napari.settings import get_settings
@@ -151,7 +151,7 @@ def test_review_widget_offers_to_become_the_scan_reader(viewer, tmp_path):
 
 def test_declining_the_reader_offer_is_remembered(viewer):
     widget = _menu_widget(viewer, "MADGAN review")
-    widget.reader_decline_btn.click()
+    widget.reader_offer.decline_btn.click()
     assert not is_preferred_reader()
     viewer.window.remove_dock_widget("all")
     again = _menu_widget(viewer, "MADGAN review")

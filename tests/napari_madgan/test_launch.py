@@ -16,4 +16,4 @@ def test_open_review_scores_the_scan_file(
     assert widget.result is not None, widget.status_text
     assert widget.form.sequence.value == "T1c"
     assert any(layer.name.endswith("ℓ2 heatmap") for layer in viewer.layers)
-    assert "mets" in widget.score_label.text()
+    assert "mets" in widget.results.score_label.text()

@@ -77,13 +77,13 @@ def test_sequence_sets_heatmap_range(review, qtbot):
 def test_score_panel_shows_percentiles(review, qtbot):
     _, widget = review
     _run(qtbot, widget)
-    text = widget.score_label.text()
+    text = widget.results.score_label.text()
     assert "Mean ℓ2" in text and "Top-10 windows ℓ2" in text
     assert re.search(
         r"(\d+(st|nd|rd|th) percentile of|above all|below all) 20 healthy controls", text
     )
     assert any(band in text for band in ("within the healthy range", "unusual", "highly unusual"))
-    assert widget.top_list.count() > 0
+    assert widget.results.top_list.count() > 0
 
 
 def test_score_panel_without_reference(
@@ -95,7 +95,7 @@ def test_score_panel_without_reference(
     widget = ReviewWidget(viewer)
     widget.set_model_path(tiny_model_no_reference)
     _run(qtbot, widget)
-    assert NO_REFERENCE in widget.score_label.text()
+    assert NO_REFERENCE in widget.results.score_label.text()
 
 
 def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstats):
@@ -107,23 +107,23 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     # a calibrated model leads with the anomaly score, read on the z-map
     assert widget.form.headline.value == "auto" and widget.headline() == "anomaly"
     assert zmap.visible and not heat.visible
-    assert widget.score_label.text().split("<li>")[1].startswith("<b>Anomaly score")
-    assert "Findings:" in widget.score_label.text()
+    assert widget.results.score_label.text().split("<li>")[1].startswith("<b>Anomaly score")
+    assert "Findings:" in widget.results.score_label.text()
     assert zmap.colormap.name == "jet" and np.isfinite(zmap.data).any()
     result = widget.result
     assert np.isnan(result.zmap[~result.foreground]).all()
     assert np.isfinite(result.zmap[result.foreground]).any()
     widget.set_score_mode("mean")
     assert heat.visible and not zmap.visible
-    assert widget.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
+    assert widget.results.top_list.item(0).text().split()[-1] != "%"  # ranked by ℓ2
     assert widget.form.range_low.enabled and widget.form.range_high.enabled
     widget.set_score_mode("zvolume")
     assert zmap.visible and not heat.visible
     # the range boxes set the ℓ2 heatmap's limits, so they rest while the z-map shows
     assert not widget.form.range_low.enabled and "z-map" in widget.form.range_high.tooltip
-    assert "(z-map)" in widget.top_label.text()
-    assert re.fullmatch(r"z = \d+ +z>4: [\d.]+ %", widget.top_list.item(0).text())
-    text = widget.score_label.text()
+    assert "(z-map)" in widget.results.top_label.text()
+    assert re.fullmatch(r"z = \d+ +z>4: [\d.]+ %", widget.results.top_list.item(0).text())
+    text = widget.results.score_label.text()
     assert "<b>z-map volume above 4" in text and "z-map mean" in text and "z-map tail" in text
     widget.set_overlay(HEATMAP)  # the reader can still switch back
     assert heat.visible and not zmap.visible and widget.form.range_low.enabled
@@ -137,8 +137,8 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
     _run(qtbot, widget)
     findings = widget.result.findings
     assert findings, "the untrained tiny model's z-map has regions above 4"
-    assert widget.findings_table.rowCount() == len(findings)
-    assert widget.findings_table.item(0, 0).text() == "1"
+    assert widget.results.findings_table.rowCount() == len(findings)
+    assert widget.results.findings_table.item(0, 0).text() == "1"
     points = viewer.layers[f"{SCAN} findings"]
     assert len(points.data) == len(findings)
     # a point sits on its region's peak: the scan layer maps it back to the peak voxel
@@ -147,7 +147,7 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
     x, y, z = findings[0].peak_voxel
     assert (i, scan_layer.data.shape[1] - 1 - j, k) == (x, y, z)
     last = findings[-1]
-    widget.findings_table.cellClicked.emit(len(findings) - 1, 0)
+    widget.results.findings_table.cellClicked.emit(len(findings) - 1, 0)
     assert widget.current_slice() == last.peak_voxel[2]
     # running again updates the same layers instead of stacking new ones
     _run(qtbot, widget)
@@ -161,7 +161,7 @@ def test_zmap_overlay_without_zstats_keeps_the_heatmap(review, qtbot):
     assert viewer.layers[f"{SCAN} {HEATMAP_NAME}"].visible
     assert f"{SCAN} {ZMAP_NAME}" not in viewer.layers
     assert "No z-map: calibrate the model" in widget.status_text
-    assert "needs a model calibrated" in widget.score_label.text()
+    assert "needs a model calibrated" in widget.results.score_label.text()
 
 
 def test_slider_and_plot_stay_in_sync(review, qtbot):
@@ -172,12 +172,12 @@ def test_slider_and_plot_stay_in_sync(review, qtbot):
     # slider -> plot marker
     z = z_values[2]
     viewer.dims.set_point(0, slice_world(z, scan.affine, scan.data.shape))
-    assert widget.plot.current == z
+    assert widget.results.plot.current == z
     assert widget.current_slice() == z
-    assert f"z = {z}" in widget.slice_label.text()
+    assert f"z = {z}" in widget.results.slice_label.text()
     # click on the plot -> slider
     target = z_values[-3]
-    canvas = widget.plot
+    canvas = widget.results.plot
     canvas.draw()
     x_px, y_px = canvas.axes.transData.transform((target, np.nanmean(widget.result.slice_losses)))
     ratio = canvas.device_pixel_ratio or 1.0
@@ -185,10 +185,10 @@ def test_slider_and_plot_stay_in_sync(review, qtbot):
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=pos)
     assert widget.current_slice() == target
     assert viewer.layers[SCAN].world_to_data(viewer.dims.point)[0] == pytest.approx(target)
-    assert widget.plot.current == target
+    assert widget.results.plot.current == target
     # the most anomalous slices list jumps too
-    item = widget.top_list.item(0)
-    widget.top_list.itemClicked.emit(item)
+    item = widget.results.top_list.item(0)
+    widget.results.top_list.itemClicked.emit(item)
     assert widget.current_slice() == item.data(Qt.ItemDataRole.UserRole)
 
 
