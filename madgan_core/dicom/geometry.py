@@ -78,7 +78,8 @@ def stack_geometry(
     normal = np.cross(row_dir, col_dir)
     if n < 2:
         raise StackError(
-            "holds a single 2-D image, not a volume (a 3-D scan needs 2 or more slices)"
+            "holds a single 2-D image, not a volume: a 3-D scan needs all the slices of a "
+            "series (give its folder, not one file)"
         )
     distance = positions @ normal
     order = np.argsort(distance, kind="stable")

@@ -124,13 +124,16 @@ class SeriesInfo:
     def summary(self) -> str:
         """One line: label, modality and sequence, slices, size, spacing or problem, UID."""
         kind = ", ".join(v for v in (self.modality, self.sequence) if v)
-        what = f"{self.n_slices} slice{'s' if self.n_slices != 1 else ''}"
         if self.rows and self.columns:
+            what = f"{self.n_slices} slice{'s' if self.n_slices != 1 else ''}"
             what += f" of {self.columns} x {self.rows}"
+        else:
+            what = f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}"
         if self.spacing is not None:
             what += ", " + " x ".join(f"{v:.3g}" for v in self.spacing) + " mm"
         state = "" if self.problem is None else f"; cannot be read: it {self.problem}"
-        return f"{self.label} ({kind}): {what}{state} [uid {self.uid}]"
+        kind = f" ({kind})" if kind else ""
+        return f"{self.label}{kind}: {what}{state} [uid {self.uid}]"
 
 
 def series_name(description: str, uid: str) -> str:
@@ -195,22 +198,30 @@ def find_series(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     """
     where, files = _files_of(source)
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    indexes = 0
     for path in files:
         header = _read_header(path)
-        if header is None or header.get("SOPClassUID") == DIRECTORY_SOP_CLASS:
+        if header is not None and header.get("SOPClassUID") == DIRECTORY_SOP_CLASS:
+            indexes += 1
+            continue
+        if header is None:
             continue
         uid = str(header.get("SeriesInstanceUID", "") or f"(no SeriesInstanceUID: {path.name})")
         groups.setdefault(uid, []).append((path, header))
     if not groups:
+        if indexes and not where.is_dir():
+            raise ScanError("is a DICOMDIR index; give the folder of the files it lists", where)
         if where.is_dir():
             raise ScanError(
                 "is a directory without DICOM files; give a scan file (NIfTI, MGZ) "
                 "or a folder of DICOM files",
                 where,
             )
-        raise ScanError("is not a readable DICOM file", where)
+        raise ScanError(
+            "is not a DICOM file pydicom can read (or it names no SOP class and no series)", where
+        )
     found = [
-        _describe(uid, sorted(items, key=lambda item: str(item[0])))
+        _describe_or_refuse(uid, sorted(items, key=lambda item: str(item[0])))
         for uid, items in groups.items()
     ]
     return sorted(found, key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
@@ -346,6 +357,28 @@ def _read_header(path: Path) -> Dataset | None:
     return header
 
 
+def _describe_or_refuse(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
+    """The series described; one whose headers hold malformed values is described as damaged."""
+    try:
+        return _describe(uid, items)
+    except Exception as exc:  # malformed values raise many types deep inside pydicom
+        text = " ".join(str(exc).split())[:160]
+        return SeriesInfo(
+            uid=uid,
+            description="",
+            number=None,
+            modality="",
+            sop_class="",
+            sequence="",
+            files=[path for path, _ in items],
+            frames=[],
+            rows=0,
+            columns=0,
+            problem=f"has a damaged header ({type(exc).__name__}: {text})",
+            headers=[header for _, header in items],
+        )
+
+
 def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
     files = [path for path, _ in items]
     headers = [header for _, header in items]
@@ -377,7 +410,10 @@ def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
 def _check(info: SeriesInfo) -> tuple[str | None, StackGeometry | None]:
     first = info.headers[0]
     if not info.rows or not info.columns:
-        return f"is not an image but a {info.sop_class} object", None
+        return (
+            f"is not an image (its {info.sop_class} objects have no pixel rows and columns)",
+            None,
+        )
     if any(int(h.get("SamplesPerPixel", 1) or 1) != 1 for h in info.headers):
         return (
             f"holds colour images ({_text(first, 'PhotometricInterpretation') or 'RGB'}, "
@@ -389,7 +425,7 @@ def _check(info: SeriesInfo) -> tuple[str | None, StackGeometry | None]:
     if any(f.position is None or f.orientation is None or f.spacing is None for f in info.frames):
         return (
             "has images without patient geometry (ImagePositionPatient, "
-            f"ImageOrientationPatient, PixelSpacing): a {info.sop_class} is no 3-D scan"
+            f"ImageOrientationPatient, PixelSpacing), as {info.sop_class} objects may"
         ), None
     sizes = [(int(h.get("Rows", 0)), int(h.get("Columns", 0))) for h in info.headers]
     try:
