@@ -24,6 +24,7 @@ import numpy as np
 TOLERANCE_MM = 0.1
 ORIENTATION_TOLERANCE = 1e-4  # direction cosines; 1e-4 rad moves a 250 mm image edge 0.025 mm
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_FROM_RAS = RAS_FROM_LPS  # flipping x and y is its own inverse
 
 
 class StackError(ValueError):

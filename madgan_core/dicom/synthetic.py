@@ -20,17 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.uid import (
     EnhancedMRImageStorage,
-    ExplicitVRLittleEndian,
     MRImageStorage,
     generate_uid,
 )
 
-from madgan_core.io import atomic_write_with
-
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+from madgan_core.dicom._write import decimal_string, save_dataset
+from madgan_core.dicom.geometry import LPS_FROM_RAS
 
 
 @dataclass(frozen=True)
@@ -106,12 +104,12 @@ def write_series(
     stored = stored_values(volume, slope, intercept)
     positions = [lps[:3, 3] + k * slice_step for k in range(volume.shape[2])]
     base = _series_dataset(volume, patient, description, series_number, series_uid)
-    base.SliceThickness = _ds(np.linalg.norm(slice_step))
+    base.SliceThickness = decimal_string(np.linalg.norm(slice_step))
     folder = Path(folder)
     if multiframe:
         ds = _enhanced(base, stored, orientation, spacing, positions, slope, intercept)
         name = (file_names or ["ENHANCED.dcm"])[0]
-        return [_save(ds, folder / name)]
+        return [save_dataset(ds, folder / name)]
     names = list(file_names) if file_names is not None else _default_names(volume.shape[2])
     if len(names) != volume.shape[2]:
         raise ValueError(f"{len(names)} file names for {volume.shape[2]} slices")
@@ -122,26 +120,22 @@ def write_series(
         ds.SOPInstanceUID = generate_uid()
         ds.InstanceNumber = k + 1
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
-        ds.ImagePositionPatient = [_ds(v) for v in position]
-        ds.ImageOrientationPatient = [_ds(v) for v in orientation]
-        ds.PixelSpacing = [_ds(v) for v in spacing]
-        ds.SliceLocation = _ds(float(np.dot(position, np.cross(orientation[:3], orientation[3:]))))
-        ds.RescaleSlope = _ds(slope)
-        ds.RescaleIntercept = _ds(intercept)
+        ds.ImagePositionPatient = [decimal_string(v) for v in position]
+        ds.ImageOrientationPatient = [decimal_string(v) for v in orientation]
+        ds.PixelSpacing = [decimal_string(v) for v in spacing]
+        ds.SliceLocation = decimal_string(
+            float(np.dot(position, np.cross(orientation[:3], orientation[3:])))
+        )
+        ds.RescaleSlope = decimal_string(slope)
+        ds.RescaleIntercept = decimal_string(intercept)
         ds.RescaleType = "US"
         ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
-        paths.append(_save(ds, folder / names[k]))
+        paths.append(save_dataset(ds, folder / names[k]))
     return paths
 
 
 def _default_names(n: int) -> list[str]:
     return [f"IM{k + 1:04d}.dcm" for k in range(n)]
-
-
-def _ds(value: float) -> str:
-    """A decimal string (DICOM DS holds at most 16 characters)."""
-    text = f"{float(value):.10g}"
-    return text if len(text) <= 16 else f"{float(value):.8g}"
 
 
 def _series_dataset(
@@ -216,15 +210,15 @@ def _enhanced(
     ds.ImageComments = ""
     shared = Dataset()
     measures = Dataset()
-    measures.PixelSpacing = [_ds(v) for v in spacing]
+    measures.PixelSpacing = [decimal_string(v) for v in spacing]
     measures.SliceThickness = base.SliceThickness
     shared.PixelMeasuresSequence = [measures]
     plane = Dataset()
-    plane.ImageOrientationPatient = [_ds(v) for v in orientation]
+    plane.ImageOrientationPatient = [decimal_string(v) for v in orientation]
     shared.PlaneOrientationSequence = [plane]
     rescale = Dataset()
-    rescale.RescaleSlope = _ds(slope)
-    rescale.RescaleIntercept = _ds(intercept)
+    rescale.RescaleSlope = decimal_string(slope)
+    rescale.RescaleIntercept = decimal_string(intercept)
     rescale.RescaleType = "US"
     shared.PixelValueTransformationSequence = [rescale]
     ds.SharedFunctionalGroupsSequence = [shared]
@@ -232,7 +226,7 @@ def _enhanced(
     for k, position in enumerate(positions):
         item = Dataset()
         where = Dataset()
-        where.ImagePositionPatient = [_ds(v) for v in position]
+        where.ImagePositionPatient = [decimal_string(v) for v in position]
         item.PlanePositionSequence = [where]
         content = Dataset()
         content.InStackPositionNumber = k + 1
@@ -246,12 +240,3 @@ def _enhanced(
 
 def _copy(ds: Dataset) -> Dataset:
     return copy.deepcopy(ds)
-
-
-def _save(ds: Dataset, path: Path) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
-    return atomic_write_with(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
