@@ -92,6 +92,14 @@ def is_scan_path(path: str | Path) -> bool:
     return is_dicom_path(path)
 
 
+def scan_exists(path: str | Path) -> bool:
+    """Whether a scan file, a folder (a DICOM series) or the folder of ``folder::series`` exists."""
+    from madgan_core.dicom import split_selector
+
+    base, _ = split_selector(path)
+    return base.is_file() or base.is_dir()
+
+
 def load_scan(path: str | Path) -> Scan:
     """Load a 3-D scan (anything nibabel reads, or a DICOM series) as float32 RAS+.
 
