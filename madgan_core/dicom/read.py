@@ -79,13 +79,14 @@ def load_series(
             qualify, or the chosen one is no regular 3-D volume.
     """
     if isinstance(source, str | os.PathLike):
+        given = Path(os.fspath(source))  # the scan's path, selector included
         source, in_path = split_selector(source)
         select = select or in_path
         where = source
     else:
-        where = Path(os.fspath(source[0])).parent if len(source) else Path(".")
+        where = given = Path(os.fspath(source[0])).parent if len(source) else Path(".")
     series = find_series(source)
-    return read_series(pick_series(series, select, where), where)
+    return read_series(pick_series(series, select, where), given)
 
 
 def read_series(info: SeriesInfo, where: str | os.PathLike | None = None) -> Scan:

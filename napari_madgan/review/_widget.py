@@ -51,7 +51,7 @@ from napari_madgan.review._layers import (
 from napari_madgan.review._model_cache import ModelCache
 from napari_madgan.review._panel import MODES, NO_REFERENCE, score_html, top_slices
 from napari_madgan.review._plot import SlicePlot
-from napari_madgan.review._report import export_heatmap, write_report
+from napari_madgan.review._report import export_dicom_results, export_heatmap, write_report
 from napari_madgan.review._state import DEVICE_CHOICES, ReviewState
 
 if TYPE_CHECKING:
@@ -204,9 +204,14 @@ class ReviewWidget(QWidget):
 
         self.export_heatmap_btn = QPushButton("Export heatmap…")
         self.export_report_btn = QPushButton("Export report…")
+        self.export_dicom_btn = QPushButton("Export DICOM…")
+        self.export_dicom_btn.setToolTip(
+            "Write the maps, the overlay and the report as new series of the scan's DICOM study"
+        )
         exports = QHBoxLayout()
         exports.addWidget(self.export_heatmap_btn)
         exports.addWidget(self.export_report_btn)
+        exports.addWidget(self.export_dicom_btn)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -237,10 +242,13 @@ class ReviewWidget(QWidget):
         self.top_list.itemClicked.connect(self._top_clicked)
         self.export_heatmap_btn.clicked.connect(self._export_heatmap_clicked)
         self.export_report_btn.clicked.connect(self._export_report_clicked)
+        self.export_dicom_btn.clicked.connect(self._export_dicom_clicked)
 
     def _set_result_enabled(self, enabled: bool) -> None:
         self.export_heatmap_btn.setEnabled(enabled)
         self.export_report_btn.setEnabled(enabled)
+        scan = self.state.scan
+        self.export_dicom_btn.setEnabled(enabled and scan is not None and scan.dicom is not None)
 
     # ---- inputs ---------------------------------------------------------------------------
     def _refresh_layers(self, event=None) -> None:
@@ -558,6 +566,22 @@ class ReviewWidget(QWidget):
         shot = self.viewer.screenshot(canvas_only=True, flash=False)
         return write_report(path, shot, self.state.result, self.current_slice(), self._model_name)
 
+    def export_dicom(self, folder: str | Path) -> Path:
+        """Write the result as new series of the scan's DICOM study into ``folder/<scan>/``."""
+        if self.state.result is None or self.state.scan is None:
+            raise MadganError("nothing to export: run the model first")
+        shot = self.viewer.screenshot(canvas_only=True, flash=False)
+        written = export_dicom_results(
+            folder,
+            shot,
+            self.state.result,
+            self.state.scan,
+            self.current_slice(),
+            self._model_name,
+            self.state.sequence,
+        )
+        return written.folder
+
     def _default_export(self, suffix: str) -> str:
         scan = self.state.scan
         folder = scan.path.parent if scan is not None and scan.path is not None else Path.home()
@@ -583,6 +607,12 @@ class ReviewWidget(QWidget):
         )
         if path:
             self._guarded(lambda: show_info(f"Report saved to {self.export_report(path)}"))
+
+    def _export_dicom_clicked(self) -> None:
+        start = str(Path(self._default_export("")).parent)
+        folder = QFileDialog.getExistingDirectory(self, "Export DICOM results into", start)
+        if folder:
+            self._guarded(lambda: show_info(f"DICOM results saved to {self.export_dicom(folder)}"))
 
     @staticmethod
     def _guarded(action) -> None:
