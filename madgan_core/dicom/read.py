@@ -97,7 +97,7 @@ def read_series(info: SeriesInfo, where: str | os.PathLike | None = None) -> Sca
     order = info.geometry.order
     slot = np.empty(len(order), dtype=int)
     slot[order] = np.arange(len(order))
-    volume = np.empty((info.columns, info.rows, len(order)), dtype=np.float32)
+    stack = np.empty((len(order), info.rows, info.columns), dtype=np.float32)
     by_file: dict[int, list[int]] = {}
     for index, frame in enumerate(info.frames):
         by_file.setdefault(frame.file, []).append(index)
@@ -113,9 +113,10 @@ def read_series(info: SeriesInfo, where: str | os.PathLike | None = None) -> Sca
                     where,
                 )
             values = image.astype(np.float64) * frame.slope + frame.intercept
-            volume[:, :, slot[index]] = values.T
+            stack[slot[index]] = values
     try:
-        scan = Scan.from_array(volume, info.geometry.affine)
+        # voxel axes (column, row, slice), as the affine has them
+        scan = Scan.from_array(stack.transpose(2, 1, 0), info.geometry.affine)
     except ScanError as exc:
         raise ScanError(f"series {info.label}: {exc}", where) from None
     return dataclasses.replace(scan, path=where, dicom=_source(info))
