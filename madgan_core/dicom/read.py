@@ -21,7 +21,8 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from madgan_core.dicom.series import SeriesInfo, find_series, pick_series, split_selector
+from madgan_core.dicom.files import split_selector
+from madgan_core.dicom.series import SeriesInfo, find_series, pick_series
 from madgan_core.errors import ScanError
 from madgan_core.io import Scan
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from madgan_core.dicom.export import DicomExport, export_dicom
+from madgan_core.dicom.files import is_dicom_path
 from madgan_core.dicom.report import scan_report
-from madgan_core.dicom.series import is_dicom_path
 from madgan_core.errors import MadganError
 
 if TYPE_CHECKING:

@@ -10,33 +10,39 @@ problem of :mod:`madgan_core.dicom.geometry`. :func:`pick_series` chooses one
 by UID or description, or by itself when there is one T1-like series.
 
 Privacy: a series is named by its description and a hash of its UID
-(:func:`series_name`), never by patient identifiers, and nothing here logs or
-formats PatientName, PatientID, PatientBirthDate or AccessionNumber.
+(:func:`~madgan_core.dicom.naming.series_name`), never by patient identifiers,
+and nothing here logs or formats PatientName, PatientID, PatientBirthDate or
+AccessionNumber. Finding files is :mod:`.files`' job; names and sequences are
+:mod:`.naming`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from madgan_core.dicom.files import (
+    DIRECTORY_SOP_CLASS,
+    SELECT_SEPARATOR,
+    files_of,
+    read_header,
+)
 from madgan_core.dicom.geometry import StackError, StackGeometry, stack_geometry
+from madgan_core.dicom.naming import (
+    guess_sequence,
+    header_text,
+    patient_identifiers,
+    series_name,
+)
 from madgan_core.errors import ScanError
 
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
-SELECT_SEPARATOR = "::"
 T1_LIKE = ("T1", "T1c")
-PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber")
-DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR: an index, not an object to read
-DEFER_BYTES = 4096  # large header values (private blobs) are read only if asked for
 
 
 @dataclass(frozen=True)
@@ -136,57 +142,6 @@ class SeriesInfo:
         return f"{self.label}{kind}: {what}{state} [uid {self.uid}]"
 
 
-def series_name(description: str, uid: str) -> str:
-    """A scan name for a series: its description made file-name safe, and 8 hex digits of its UID."""
-    key = hashlib.sha1(uid.encode()).hexdigest()[:8]
-    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", description).strip("._-")[:48]
-    return f"{slug}-{key}" if slug else f"series-{key}"
-
-
-def split_selector(path: str | os.PathLike) -> tuple[Path, str | None]:
-    """``"study::T1 MPRAGE"`` -> ``(Path("study"), "T1 MPRAGE")``; other paths have no selector."""
-    text = os.fspath(path)
-    if SELECT_SEPARATOR in text:
-        base, select = text.rsplit(SELECT_SEPARATOR, 1)
-        if base and select.strip():
-            return Path(base), select.strip()
-    return Path(text), None
-
-
-def is_dicom_file(path: str | os.PathLike) -> bool:
-    """Whether a file starts like DICOM (the ``DICM`` marker) or has a DICOM suffix."""
-    path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    return _has_marker(path)
-
-
-def is_dicom_path(path: str | os.PathLike, look_inside: bool = True) -> bool:
-    """Whether ``path`` is for the DICOM reader: a folder, ``folder::series``, or a DICOM file.
-
-    With ``look_inside`` a folder counts only if it holds DICOM files (:func:`has_dicom`).
-    """
-    base, select = split_selector(path)
-    if base.is_dir():
-        return not look_inside or has_dicom(base)
-    if select is not None or not base.is_file():
-        return False
-    return is_dicom_file(base)
-
-
-def has_dicom(folder: str | os.PathLike, limit: int = 2000) -> bool:
-    """Whether a folder (or a sub-folder) holds a file with the ``DICM`` marker.
-
-    Looks at no more than ``limit`` files, so a large folder of something else answers fast.
-    """
-    for i, path in enumerate(_walk(Path(folder))):
-        if i >= limit:
-            return False
-        if _has_marker(path) or (path.suffix.lower() in DICOM_SUFFIXES and _read_header(path)):
-            return True
-    return False
-
-
 def find_series(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[SeriesInfo]:
     """Every DICOM series in a folder (searched recursively) or a list of files.
 
@@ -196,11 +151,11 @@ def find_series(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     Raises:
         ScanError: nothing DICOM was found (naming the folder or the first file).
     """
-    where, files = _files_of(source)
+    where, files = files_of(source)
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     indexes = 0
     for path in files:
-        header = _read_header(path)
+        header = read_header(path)
         if header is not None and header.get("SOPClassUID") == DIRECTORY_SOP_CLASS:
             indexes += 1
             continue
@@ -285,78 +240,6 @@ def _listing(
     return "\n".join(lines)
 
 
-def patient_identifiers(header: Dataset) -> list[str]:
-    """The identifying strings of a header's patient (name parts, ID, birth date, accession).
-
-    Used to keep them out of names; never print the result.
-    """
-    values: list[str] = []
-    for keyword in PATIENT_KEYWORDS:
-        value = str(header.get(keyword, "") or "")
-        values.extend(p for p in re.split(r"[\^=\s,]+", value) if len(p) >= 3)
-        if len(value) >= 3:
-            values.append(value)
-    return values
-
-
-def _files_of(source) -> tuple[Path, list[Path]]:
-    if isinstance(source, str | os.PathLike):
-        where = Path(source)
-        if where.is_dir():
-            return where, list(_walk(where))
-        if not where.exists():
-            raise ScanError("file or folder not found", where)
-        return where, [where]
-    paths = [Path(p) for p in source]
-    if not paths:
-        raise ScanError("no DICOM files given")
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise ScanError(
-            f"file not found (and {len(missing) - 1} more)"
-            if len(missing) > 1
-            else "file not found",
-            missing[0],
-        )
-    return paths[0].parent, paths
-
-
-def _walk(folder: Path) -> Iterable[Path]:
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith("."):
-                yield Path(root) / name
-
-
-def _has_marker(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
-
-
-def _read_header(path: Path) -> Dataset | None:
-    """The header of a DICOM file, or ``None`` for anything else.
-
-    Files without the ``DICM`` marker (old exports) are tried only when they have a
-    DICOM suffix or none, and kept only if they name a SOP class or a series.
-    """
-    marked = _has_marker(path)
-    if not marked and path.suffix.lower() not in (*DICOM_SUFFIXES, ""):
-        return None
-    try:
-        header = dcmread(path, stop_before_pixels=True, defer_size=DEFER_BYTES, force=not marked)
-        if "SOPClassUID" not in header and "SeriesInstanceUID" not in header:
-            return None
-        header.get("SeriesInstanceUID")  # parse now: a damaged header fails here, not later
-    except Exception:  # pydicom raises many types for foreign or damaged files
-        return None
-    return header
-
-
 def _describe_or_refuse(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
     """The series described; one whose headers hold malformed values is described as damaged."""
     try:
@@ -383,7 +266,7 @@ def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
     files = [path for path, _ in items]
     headers = [header for _, header in items]
     first = headers[0]
-    description = _text(first, "SeriesDescription") or _text(first, "ProtocolName")
+    description = header_text(first, "SeriesDescription") or header_text(first, "ProtocolName")
     if any(s.lower() in description.lower() for s in patient_identifiers(first)):
         description = ""  # never let a description carry the patient's identity
     number = first.get("SeriesNumber")
@@ -394,9 +277,9 @@ def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
         uid=uid,
         description=description,
         number=int(number) if number not in (None, "") else None,
-        modality=_text(first, "Modality"),
+        modality=header_text(first, "Modality"),
         sop_class=_sop_class_name(first),
-        sequence=_guess_sequence(first, description),
+        sequence=guess_sequence(first, description),
         files=files,
         frames=frames,
         rows=int(first.get("Rows", 0) or 0),
@@ -416,7 +299,7 @@ def _check(info: SeriesInfo) -> tuple[str | None, StackGeometry | None]:
         )
     if any(int(h.get("SamplesPerPixel", 1) or 1) != 1 for h in info.headers):
         return (
-            f"holds colour images ({_text(first, 'PhotometricInterpretation') or 'RGB'}, "
+            f"holds colour images ({header_text(first, 'PhotometricInterpretation') or 'RGB'}, "
             f"{info.sop_class}); give a grayscale scan"
         ), None
     problem = _decoder_problem(info.headers)
@@ -519,39 +402,9 @@ def _float(ds: Dataset, keyword: str, default: float) -> float:
         return default
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    try:
-        return " ".join(str(ds.get(keyword, "") or "").split())
-    except Exception:  # a damaged value is no description
-        return ""
-
-
 def _sop_class_name(ds: Dataset) -> str:
     uid = ds.get("SOPClassUID")
     if not uid:
         return "DICOM (no SOP class)"
     name = UID(str(uid)).name
     return name if name != str(uid) else f"SOP class {uid}"
-
-
-_CONTRAST = re.compile(r"(\bpost\b|\+c\b|\bc\+|\bgd\b|gad|contrast|\bce\b|\bkm\b|_post|post_)")
-_SEQUENCES = (
-    ("localizer", re.compile(r"(locali[sz]er|scout|survey|3[- ]?plane|\baahead)")),
-    ("DWI", re.compile(r"(dwi|diffusion|\badc\b|trace|\bdti\b|ep2d_diff)")),
-    ("FLAIR", re.compile(r"flair")),
-    ("T2", re.compile(r"(t2(?!\d)|\bswi\b|\bt2\*|\bpd\b)")),
-    ("T1", re.compile(r"(t1(?!\d)|mprage|mp-rage|mp2rage|spgr|bravo|\btfl|tfe|vibe|\bmpr\b)")),
-)
-
-
-def _guess_sequence(header: Dataset, description: str) -> str:
-    text = " ".join(
-        [description, _text(header, "ProtocolName"), _text(header, "SequenceName")]
-    ).lower()
-    for name, pattern in _SEQUENCES:
-        if pattern.search(text):
-            return "T1c" if name == "T1" and _CONTRAST.search(text) else name
-    contrast = _text(header, "AcquisitionContrast").upper()  # enhanced MR says it outright
-    if contrast == "T1":
-        return "T1"
-    return ""

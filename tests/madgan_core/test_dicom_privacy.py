@@ -20,7 +20,8 @@ import numpy as np
 import pydicom
 
 from madgan_core.cli import main
-from madgan_core.dicom.series import PATIENT_KEYWORDS, find_series
+from madgan_core.dicom import find_series
+from madgan_core.dicom.naming import PATIENT_KEYWORDS
 from madgan_core.dicom.synthetic import Patient, write_series
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_bad_inputs import tiny_model
