@@ -40,7 +40,7 @@ from pydicom.uid import (
 
 from madgan_core import __version__
 from madgan_core.config import HEATMAP_RANGE
-from madgan_core.dicom._write import decimal_string, save_dataset
+from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.errors import MadganError
 from madgan_core.io import atomic_write_with
@@ -170,18 +170,12 @@ def write_map_series(
         ds.ImageType = ["DERIVED", "SECONDARY"]
         for keyword, default in MR_KEYWORDS.items():
             setattr(ds, keyword, source.headers[0].get(keyword, default) or default)
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
+        set_pixels(ds, stored[:, :, k].T)
         ds.RescaleSlope = f"{slope:.10g}"
         ds.RescaleIntercept = "0"
         ds.RescaleType = "US"
         ds.WindowCenter = f"{(window[0] + window[1]) / 2:.6g}"
         ds.WindowWidth = f"{max(window[1] - window[0], 1e-6):.6g}"
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
         paths.append(save_dataset(ds, folder / f"{k + 1:04d}.dcm"))
     return tuple(paths)
 
@@ -204,14 +198,7 @@ def write_overlay_series(
         ds.ImageType = ["DERIVED", "SECONDARY"]
         ds.ConversionType = "WSD"
         ds.BurnedInAnnotation = "NO"
-        ds.SamplesPerPixel = 3
-        ds.PhotometricInterpretation = "RGB"
-        ds.PlanarConfiguration = 0
-        ds.BitsAllocated = 8
-        ds.BitsStored = 8
-        ds.HighBit = 7
-        ds.PixelRepresentation = 0
-        ds.PixelData = np.ascontiguousarray(native[:, :, k].transpose(1, 0, 2)).tobytes()
+        set_pixels(ds, native[:, :, k].transpose(1, 0, 2))
         paths.append(save_dataset(ds, folder / f"{k + 1:04d}.dcm"))
     return tuple(paths)
 
@@ -321,7 +308,6 @@ class _SeriesHeader:
         ]
         ds.SliceThickness = decimal_string(np.linalg.norm(step))
         ds.SliceLocation = decimal_string(np.dot(position, normal / np.linalg.norm(normal)))
-        ds.Rows, ds.Columns = int(self.shape[1]), int(self.shape[0])
         ds.DerivationDescription = f"{DESCRIPTIONS[self.kind]} computed by {MANUFACTURER}"
         ds.SourceImageSequence = [_reference(self.source.slices[k])]
         return ds

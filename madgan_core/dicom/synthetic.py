@@ -14,7 +14,6 @@ here comes from a real person.
 from __future__ import annotations
 
 import copy
-import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from madgan_core.dicom._write import decimal_string, save_dataset
+from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 
 
@@ -103,7 +102,7 @@ def write_series(
     spacing = [float(np.linalg.norm(row_step)), float(np.linalg.norm(col_step))]
     stored = stored_values(volume, slope, intercept)
     positions = [lps[:3, 3] + k * slice_step for k in range(volume.shape[2])]
-    base = _series_dataset(volume, patient, description, series_number, series_uid)
+    base = _series_dataset(patient, description, series_number, series_uid)
     base.SliceThickness = decimal_string(np.linalg.norm(slice_step))
     folder = Path(folder)
     if multiframe:
@@ -129,7 +128,7 @@ def write_series(
         ds.RescaleSlope = decimal_string(slope)
         ds.RescaleIntercept = decimal_string(intercept)
         ds.RescaleType = "US"
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+        set_pixels(ds, stored[:, :, k].T)
         paths.append(save_dataset(ds, folder / names[k]))
     return paths
 
@@ -139,13 +138,12 @@ def _default_names(n: int) -> list[str]:
 
 
 def _series_dataset(
-    volume: np.ndarray,
     patient: Patient,
     description: str,
     series_number: int,
     series_uid: str | None,
 ) -> Dataset:
-    today = datetime.date(2024, 1, 1).strftime("%Y%m%d")
+    today = "20240101"  # fixed: the same volume gives the same files but for the UIDs
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName = patient.name
@@ -175,14 +173,6 @@ def _series_dataset(
     ds.EchoTime = "3"
     ds.RepetitionTime = "2000"
     ds.MagneticFieldStrength = "3"
-    ds.Rows = int(volume.shape[1])
-    ds.Columns = int(volume.shape[0])
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
     ds.ContentDate = today
     ds.ContentTime = "120000"
     return ds
@@ -234,7 +224,7 @@ def _enhanced(
         item.FrameContentSequence = [content]
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = frames
-    ds.PixelData = np.ascontiguousarray(stored.transpose(2, 1, 0)).tobytes()
+    set_pixels(ds, stored.transpose(2, 1, 0))
     return ds
 
 
