@@ -28,8 +28,9 @@ class SeriesDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Choose a DICOM series")
         self.list = QListWidget()
+        self.list.setWordWrap(True)
         for info in series:
-            item = QListWidgetItem(info.summary())
+            item = QListWidgetItem(info.summary(uid=False))
             if not info.usable:
                 item.setFlags(
                     item.flags() & ~(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)

@@ -117,12 +117,15 @@ def dicom_study(folder: Path) -> Path:
 
 def dicom_shot(model: Path, out: Path) -> list[Path]:
     import napari
+    import numpy as np
 
     from madgan_core.dicom import default_choice, find_series
     from napari_madgan import _series_dialog
     from napari_madgan.review import ReviewWidget
 
     work = Path(tempfile.mkdtemp(prefix="madgan_dicom_shot_"))
+    viewer = napari.Viewer(title="napari-madgan: DICOM study")  # the Qt application first
+    viewer.window.resize(*WINDOW)
     try:
         study = dicom_study(work / "study")
         series = find_series(study)
@@ -134,25 +137,28 @@ def dicom_shot(model: Path, out: Path) -> list[Path]:
         dialog.close()
         # The reader asks the same dialog; answer it as a user would: open the T1c series.
         _series_dialog.ask_series = lambda offered, default: default
-        viewer = napari.Viewer(title="napari-madgan: DICOM study")
-        viewer.window.resize(*WINDOW)
         [layer] = viewer.open(str(study), plugin="napari-madgan")
         widget = ReviewWidget(viewer)
         viewer.window.add_dock_widget(widget, name="MADGAN review", area="right")
         widget.set_scan_layer(layer.name)
         widget.set_model_path(model, remember=False)
+        widget.set_score_mode("zvolume")  # the z-map overlay (the heatmap without calibration)
         widget.run()
         wait_for(lambda: not widget.state.running, 300, "scoring")
         if widget.state.result is None:
             raise RuntimeError(f"scoring failed: {widget.status_label.text()}")
+        result = widget.state.result
         if widget.top_list.count():
             widget.go_to_slice(int(widget.top_list.item(0).data(0x0100)))
+        # The heatmap's range from this model's errors in the brain (a small demo model errs more).
+        brain = result.heatmap[result.foreground & np.isfinite(result.heatmap)]
+        widget.set_heatmap_range((0.0, float(np.percentile(brain, 99))))
         viewer.reset_view()
         settle(1.0)
         review_path = out / "dicom_review.png"
         viewer.screenshot(str(review_path), canvas_only=False, flash=False)
-        viewer.close()
     finally:
+        viewer.close()
         shutil.rmtree(work, ignore_errors=True)
     return [dialog_path, review_path]
 

@@ -23,13 +23,26 @@ SLICES_SHOWN = 3
 
 
 def report_slices(result: ScanScore, k: int = SLICES_SHOWN) -> list[int]:
-    """The axial (RAS+ z) indices of the ``k`` scored slices with the highest ℓ2, in order."""
-    losses = np.asarray(result.slice_losses, dtype=float)
+    """Axial (RAS+ z) indices of up to ``k`` of the most anomalous scored slices, in order.
+
+    Ranked by the share of brain with z above 4 when the result has a z-map (the
+    overlay then shows the z-map), else by ℓ2. Slices closer than a tenth of the
+    scored range (at least 3) to one already chosen are passed over, so the page
+    shows different places.
+    """
+    ranking = result.slice_zvolume if result.zmap is not None else None
+    losses = np.asarray(result.slice_losses if ranking is None else ranking, dtype=float)
     scored = np.flatnonzero(np.isfinite(losses))
     if scored.size == 0:
         return [int(result.slice_indices[len(result.slice_indices) // 2])]
-    top = scored[np.argsort(losses[scored])[::-1][:k]]
-    return sorted(int(result.slice_indices[i]) for i in top)
+    gap = max(3, scored.size // 10)
+    chosen: list[int] = []
+    for i in scored[np.argsort(losses[scored])[::-1]]:
+        if all(abs(int(i) - j) >= gap for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) == k:
+            break
+    return sorted(int(result.slice_indices[i]) for i in chosen)
 
 
 def scan_report(
@@ -50,7 +63,7 @@ def scan_report(
     rgb = overlay_rgb(scan.data, volume, limits, result.foreground)
     fig = Figure(figsize=(8.27, 11.0), layout="constrained")
     fig.suptitle(f"MADGAN report: {result.name}", fontsize=13)
-    grid = fig.add_gridspec(3, SLICES_SHOWN, height_ratios=[4, 2.2, 2.6])
+    grid = fig.add_gridspec(3, SLICES_SHOWN, height_ratios=[3, 1.3, 2.6])
     shown = "z-map vs healthy" if use_z else "ℓ2 heatmap"
     for column, z in enumerate(report_slices(result)):
         ax = fig.add_subplot(grid[0, column])
@@ -71,8 +84,8 @@ def scan_report(
             if pct is not None and result.n_controls
             else "no healthy reference"
         )
-        lines.append(f"{mode:>8}: {value:.4g}  ({reading})")
-    ax_text.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace")
+        lines.append(f"{mode}: {value:.4g} ({reading})")
+    ax_text.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9)
     ax_plot = fig.add_subplot(grid[2, :])
     ax_plot.plot(result.slice_indices, result.slice_losses, ".-", lw=1, ms=3)
     ax_plot.set_xlabel("axial slice (z)")

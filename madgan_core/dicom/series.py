@@ -127,8 +127,8 @@ class SeriesInfo:
         number = f"#{self.number} " if self.number is not None else ""
         return f"{number}{self.description or '(no description)'}".strip()
 
-    def summary(self) -> str:
-        """One line: label, modality and sequence, slices, size, spacing or problem, UID."""
+    def summary(self, uid: bool = True) -> str:
+        """One line: label, modality and sequence, slices, size, spacing or problem (and UID)."""
         kind = ", ".join(v for v in (self.modality, self.sequence) if v)
         if self.rows and self.columns:
             what = f"{self.n_slices} slice{'s' if self.n_slices != 1 else ''}"
@@ -139,7 +139,7 @@ class SeriesInfo:
             what += ", " + " x ".join(f"{v:.3g}" for v in self.spacing) + " mm"
         state = "" if self.problem is None else f"; cannot be read: it {self.problem}"
         kind = f" ({kind})" if kind else ""
-        return f"{self.label}{kind}: {what}{state} [uid {self.uid}]"
+        return f"{self.label}{kind}: {what}{state}" + (f" [uid {self.uid}]" if uid else "")
 
 
 def find_series(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[SeriesInfo]:
