@@ -42,6 +42,7 @@ from madgan_core import __version__
 from madgan_core.config import HEATMAP_RANGE
 from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
+from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.errors import MadganError
 from madgan_core.io import atomic_write_with
 
@@ -109,6 +110,7 @@ def dicom_source(scan: Scan) -> DicomSource:
     return scan.dicom
 
 
+@without_quoted_values
 def export_dicom(
     result: ScanScore,
     scan: Scan,
@@ -150,6 +152,7 @@ def export_dicom(
     return DicomExport(folder, series)
 
 
+@without_quoted_values
 def write_map_series(
     volume: np.ndarray,
     scan: Scan,
@@ -180,6 +183,7 @@ def write_map_series(
     return tuple(paths)
 
 
+@without_quoted_values
 def write_overlay_series(
     scan: Scan,
     volume: np.ndarray,
@@ -237,6 +241,7 @@ def _window(volume: np.ndarray) -> np.ndarray:
     return np.clip((values - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
 
 
+@without_quoted_values
 def write_encapsulated_pdf(pdf: bytes, source: DicomSource, path: Path) -> Path:
     """A PDF as a DICOM Encapsulated PDF object in its own series of the source's study."""
     if not pdf.startswith(b"%PDF"):

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
+from pydicom import config
 from pydicom.dataset import Dataset
+
+F = TypeVar("F", bound=Callable)
 
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber")
 
@@ -61,3 +68,32 @@ def guess_sequence(header: Dataset, description: str) -> str:
     if contrast == "T1":
         return "T1"
     return ""
+
+
+@contextmanager
+def unquoted_values() -> Iterator[None]:
+    """Switch off pydicom's value checks for the duration.
+
+    They warn and log malformed values with the value quoted (``Invalid value for
+    VR DA: '...'``), and a malformed PatientBirthDate would reach the console that
+    way. Checks are restored afterwards; the values themselves are left as they are.
+    """
+    settings = config.settings
+    saved = settings.reading_validation_mode, settings.writing_validation_mode
+    settings.reading_validation_mode = config.IGNORE
+    settings.writing_validation_mode = config.IGNORE
+    try:
+        yield
+    finally:
+        settings.reading_validation_mode, settings.writing_validation_mode = saved
+
+
+def without_quoted_values(function: F) -> F:
+    """Run ``function`` inside :func:`unquoted_values`."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with unquoted_values():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -22,6 +22,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from madgan_core.dicom.files import split_selector
+from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.dicom.series import SeriesInfo, find_series, pick_series
 from madgan_core.errors import ScanError
 from madgan_core.io import Scan
@@ -90,6 +91,7 @@ def load_series(
     return read_series(pick_series(series, select, where), given)
 
 
+@without_quoted_values
 def read_series(info: SeriesInfo, where: str | os.PathLike | None = None) -> Scan:
     """Read the pixels of a described series into a :class:`Scan` (``path`` is ``where``)."""
     where = Path(where) if where is not None else info.files[0].parent

@@ -39,6 +39,7 @@ from madgan_core.dicom.naming import (
     header_text,
     patient_identifiers,
     series_name,
+    without_quoted_values,
 )
 from madgan_core.errors import ScanError
 
@@ -142,6 +143,7 @@ class SeriesInfo:
         return f"{self.label}{kind}: {what}{state}" + (f" [uid {self.uid}]" if uid else "")
 
 
+@without_quoted_values
 def find_series(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[SeriesInfo]:
     """Every DICOM series in a folder (searched recursively) or a list of files.
 

@@ -122,3 +122,33 @@ def test_dicom_out_refuses_nifti_inputs_before_scoring(tmp_path, capsys):
     assert code == 2
     assert "--dicom-out writes results into the study of a DICOM series" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_malformed_identifiers_are_not_quoted_in_warnings(tmp_path, caplog):
+    """pydicom quotes malformed values in its warnings; reading and writing back must not."""
+    import warnings
+
+    from madgan_core.dicom.export import export_dicom
+    from madgan_core.io import load_scan
+    from madgan_core.score import copy_predictor, score_scan
+    from tests.madgan_core.test_score import fake_model, small_config
+
+    odd = Patient(name="ZQXODD^NAME", id="ZQXODDID", birth_date="19ZQXODD", accession="ZQXACC")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # writing the malformed date warns here, in the set-up
+        write_series(
+            synthetic_brain((36, 40, 32)),
+            np.diag([-4.0, -4.0, 4.0, 1.0]),
+            tmp_path / "s",
+            patient=odd,
+        )
+    caplog.set_level(logging.DEBUG)
+    caplog.clear()  # pydicom logged the malformed date while the set-up wrote it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = load_scan(tmp_path / "s")
+        result = score_scan(fake_model(small_config()), scan, predictor=copy_predictor(3))
+        export_dicom(result, scan, tmp_path / "out")
+    said = caplog.text + "".join(str(w.message) for w in caught)
+    assert "ZQX" not in said, said
+    assert find_series(tmp_path / "out")  # written, with the date as it was
