@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -36,6 +36,7 @@ class Scan:
         native_shape: shape of the file's voxel grid.
         header: the file's header, kept to write outputs aligned with it.
         path: where the scan came from (``None`` for in-memory scans).
+        dicom: the DICOM series it was read from (``madgan_core.dicom.DicomSource``), if any.
     """
 
     data: np.ndarray
@@ -44,6 +45,7 @@ class Scan:
     native_shape: tuple[int, int, int]
     header: object
     path: Path | None = None
+    dicom: object | None = field(default=None, repr=False)
 
     @property
     def zooms(self) -> np.ndarray:
@@ -52,6 +54,8 @@ class Scan:
 
     @property
     def name(self) -> str:
+        if self.dicom is not None:  # a series is named without patient identifiers
+            return self.dicom.name
         return scan_stem(self.path) if self.path is not None else "scan"
 
     @classmethod
@@ -80,16 +84,34 @@ def scan_stem(path: str | Path) -> str:
 
 
 def is_scan_path(path: str | Path) -> bool:
-    return str(path).lower().endswith(SCAN_SUFFIXES)
+    """A NIfTI/MGZ file name, a DICOM file, or a folder holding DICOM (``folder::series`` too)."""
+    if str(path).lower().endswith(SCAN_SUFFIXES):
+        return True
+    from madgan_core.dicom import is_dicom_path
+
+    return is_dicom_path(path)
+
+
+def scan_exists(path: str | Path) -> bool:
+    """Whether a scan file, a folder (a DICOM series) or the folder of ``folder::series`` exists."""
+    from madgan_core.dicom import split_selector
+
+    base, _ = split_selector(path)
+    return base.is_file() or base.is_dir()
 
 
 def load_scan(path: str | Path) -> Scan:
-    """Load a 3-D scan (anything nibabel reads) as float32 RAS+.
+    """Load a 3-D scan (anything nibabel reads, or a DICOM series) as float32 RAS+.
 
     A 4-D image whose 4th axis has length 1 is accepted; other 4-D images,
     2-D images, complex or RGB data, NaN/Inf voxels and constant volumes are
-    refused with a :class:`ScanError` naming the file.
+    refused with a :class:`ScanError` naming the file. A folder, a ``.dcm`` file
+    or ``folder::series`` is read as a DICOM series (:func:`madgan_core.dicom.load_series`).
     """
+    from madgan_core.dicom import is_dicom_path, load_series
+
+    if is_dicom_path(path, look_inside=False):
+        return load_series(path)
     path = Path(path)
     if not path.exists():
         raise ScanError("file not found", path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from madgan_core.errors import ManifestError
-from madgan_core.io import atomic_write_text, is_scan_path, scan_stem
+from madgan_core.io import atomic_write_text, is_scan_path, scan_exists, scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
 OPTIONAL_COLUMNS = ("subtype", "mask")
@@ -99,7 +99,7 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
             problems.append(f"{where}: empty value(s) for {', '.join(empty)}")
             continue
         scan = _resolve(base, values["path"])
-        if check_paths and not scan.is_file():
+        if check_paths and not scan_exists(scan):
             row_problems.append(f"scan not found: {values['path']} (looked for {scan})")
         mask = _resolve(base, values["mask"]) if values.get("mask") else None
         if check_paths and mask is not None and not mask.is_file():

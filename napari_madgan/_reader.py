@@ -1,7 +1,8 @@
-"""NIfTI / MGZ reader: a scan file becomes one image layer in the display convention.
+"""NIfTI / MGZ / DICOM reader: a scan file or series becomes one image layer in the display convention.
 
 Paths that are not scans (wrong suffix) get ``None``, so napari tries other
-readers. A file with a scan suffix that cannot be used (corrupt, 4-D with
+readers; a folder goes to :mod:`napari_madgan._dicom_reader` when it holds DICOM files.
+A file with a scan suffix that cannot be used (corrupt, 4-D with
 several volumes, constant, ...) raises its :class:`~madgan_core.errors.ScanError`:
 napari shows that message to the user, which says more than "no reader found".
 """
@@ -26,10 +27,16 @@ def _paths(path: str | Sequence[str]) -> list[str] | None:
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
-    """Return :func:`read_scans` when every path is a NIfTI/MGZ file, else ``None``."""
+    """:func:`read_scans` when every path is a NIfTI/MGZ file; the DICOM reader for a folder
+    holding DICOM files or for DICOM files; else ``None``."""
     paths = _paths(path)
     if paths is None:
         return None
+    from napari_madgan._dicom_reader import get_dicom_reader
+
+    dicom = get_dicom_reader(paths)
+    if dicom is not None:
+        return dicom
     if not all(str(p).lower().endswith(READER_SUFFIXES) and is_scan_path(p) for p in paths):
         return None
     return read_scans

@@ -11,7 +11,10 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 * ``review_zmap.png``: the same scan with the ``zvolume`` headline score and the
   healthy-normalised z-map overlay (needs a calibrated model);
 * ``training.png``: the training dialog in the middle of a tiny run (two healthy
-  phantoms, a tiny config), with live curves and the latest preview.
+  phantoms, a tiny config), with live curves and the latest preview;
+* ``dicom_review.png`` and ``dicom_series_dialog.png``: a metastasis phantom written
+  as a DICOM study (with a localizer and a second series), the series dialog, and
+  the series opened through the reader and reviewed.
 """
 
 from __future__ import annotations
@@ -81,6 +84,81 @@ def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.
     return path
 
 
+def dicom_study(folder: Path) -> Path:
+    """A metastasis phantom as a DICOM study: a T1c series, a T2-like series and a localizer."""
+    from madgan_core.dicom.synthetic import Patient, write_series
+    from madgan_core.phantom import make_subject
+
+    volume, affine, _ = make_subject("mets", voxel_mm=2.0)
+    patient = Patient()
+    slope = float(volume.max()) * 2 / 30000
+    for number, (description, data) in enumerate(
+        [
+            ("localizer", volume[:, :, 40:41]),
+            ("T1 post Gd", volume),
+            ("T2 TSE", volume.max() - volume),
+        ],
+        start=1,
+    ):
+        write_series(
+            data,
+            affine,
+            folder / f"series{number}",
+            description=description,
+            series_number=number,
+            patient=patient,
+            slope=slope,
+        )
+    return folder
+
+
+def dicom_shot(model: Path, out: Path) -> list[Path]:
+    import napari
+    import numpy as np
+
+    from madgan_core.dicom import default_choice, find_series
+    from napari_madgan import _series_dialog
+
+    work = Path(tempfile.mkdtemp(prefix="madgan_dicom_shot_"))
+    viewer = napari.Viewer(title="napari-madgan: DICOM study")  # the Qt application first
+    viewer.window.resize(*WINDOW)
+    try:
+        study = dicom_study(work / "study")
+        series = find_series(study)
+        dialog = _series_dialog.SeriesDialog(series, default_choice(series))
+        dialog.show()
+        settle(0.5)
+        dialog_path = out / "dicom_series_dialog.png"
+        dialog.grab().save(str(dialog_path))
+        dialog.close()
+        # The reader asks the same dialog; answer it as a user would: open the T1c series.
+        _series_dialog.ask_series = lambda offered, default: default
+        [layer] = viewer.open(str(study), plugin="napari-madgan")
+        _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
+        widget.reader_offer.setVisible(False)
+        widget.set_scan_layer(layer.name)
+        widget.set_model_path(model, remember=False)
+        widget.set_score_mode("zvolume")  # the z-map overlay (the heatmap without calibration)
+        widget.form.run_button.native.click()
+        wait_for(lambda: not widget.controller.running, 300, "scoring")
+        if widget.result is None:
+            raise RuntimeError(f"scoring failed: {widget.status_text}")
+        result = widget.result
+        if widget.results.top_list.count():
+            widget.go_to_slice(int(widget.results.top_list.item(0).data(0x0100)))
+        # The heatmap's range from this model's errors in the brain (a small demo model errs more).
+        brain = result.heatmap[result.foreground & np.isfinite(result.heatmap)]
+        widget.set_heatmap_range((0.0, float(np.percentile(brain, 99))))
+        viewer.reset_view()
+        settle(1.0)
+        review_path = out / "dicom_review.png"
+        viewer.screenshot(str(review_path), canvas_only=False, flash=False)
+    finally:
+        viewer.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return [dialog_path, review_path]
+
+
 def training_shot(out: Path) -> Path:
     import napari
     import nibabel as nib
@@ -138,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images"
     )
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
+    parser.add_argument(
+        "--only", choices=("dicom",), default=None, help="make only these screenshots"
+    )
     args = parser.parse_args(argv)
     if (
         not os.environ.get("DISPLAY")
@@ -150,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model.is_file():
         parser.error(f"{args.model}: model file not found")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "dicom":
+        print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
+        return 0
     print(review_shot(args.model.resolve(), args.out))
     print(review_shot(args.model.resolve(), args.out, "zvolume", "review_zmap.png"))
+    print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
     if not args.skip_training:
         print(training_shot(args.out))
     return 0

@@ -35,7 +35,13 @@ def add_parser(subparsers) -> None:
         "in each input's native space.",
     )
     p.add_argument("model", type=Path, help="model file (model.pt from `madgan train`)")
-    p.add_argument("scans", type=Path, nargs="+", help="NIfTI/MGZ scans")
+    p.add_argument(
+        "scans",
+        type=Path,
+        nargs="+",
+        help="NIfTI/MGZ scans, or DICOM series (a folder, FOLDER::SERIES to choose one by UID "
+        "or description, or .dcm files)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -47,6 +53,14 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="also write <scan>_heatmap.nii.gz, <scan>_recon.nii.gz and, with --sequence, "
         "<scan>_zmap.nii.gz",
+    )
+    p.add_argument(
+        "--dicom-out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="for DICOM series inputs: also write the heatmap, z-map and overlay as new series of "
+        "each scan's study, with the report as PDF and encapsulated PDF, into DIR/<scan>/",
     )
     p.add_argument(
         "--sequence",
@@ -79,13 +93,17 @@ def run(args: argparse.Namespace) -> int:
     model = with_score_overrides(load_model(args.model, device=args.device), overrides)
     mode = args.mode or model.config.score.mode
     _require_mode(model, mode, args.sequence, args.model)
+    if args.dicom_out is not None:
+        from madgan_core.dicom.results import require_dicom_inputs, write_dicom_results
+
+        require_dicom_inputs(args.scans)
     rows = []
     for path in tqdm(args.scans, desc="scoring", unit="scan"):
         scan = load_scan(path)
         result = score_scan(
             model,
             scan,
-            maps=args.maps,
+            maps=args.maps or args.dicom_out is not None,
             batch_size=args.window_batch,
             precision=args.precision,
             sequence=args.sequence,
@@ -96,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             save_like(result.reconstruction, scan, args.out / f"{scan.name}_recon.nii.gz")
             if result.zmap is not None:
                 save_like(result.zmap, scan, args.out / f"{scan.name}_zmap.nii.gz")
+        if args.dicom_out is not None:
+            write_dicom_results(result, scan, args.dicom_out, args.model.name, args.sequence)
         tqdm.write(_summary(result, mode))
 
     fields = [k for k in rows[0] if k not in ("slice_indices", "slice_losses")]

@@ -1,4 +1,5 @@
-"""Exports: the heatmap as NIfTI in the scan's native space, and a PNG/PDF report."""
+"""Exports: the heatmap as NIfTI in the scan's native space, a PNG/PDF report, and for a
+scan read from DICOM the results as new series of its study."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from napari_madgan.review._panel import score_lines
 
 if TYPE_CHECKING:
+    from madgan_core.dicom.export import DicomExport
     from madgan_core.io import Scan
     from madgan_core.score import ScanScore
 
@@ -53,3 +55,25 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
     return path
+
+
+def export_dicom_results(
+    folder: str | Path,
+    screenshot: np.ndarray,
+    result: ScanScore,
+    scan: Scan,
+    current_slice: int,
+    model_name: str,
+    sequence: str | None = None,
+) -> DicomExport:
+    """The maps, overlay and this report (PDF) as new series of the scan's DICOM study."""
+    import tempfile
+
+    from madgan_core.dicom.export import export_dicom
+
+    with tempfile.TemporaryDirectory(prefix="madgan-report-") as tmp:
+        report = write_report(
+            Path(tmp) / "report.pdf", screenshot, result, current_slice, model_name
+        )
+        pdf = report.read_bytes()
+    return export_dicom(result, scan, folder, sequence=sequence, report_pdf=pdf)

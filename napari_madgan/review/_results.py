@@ -64,11 +64,17 @@ class ResultView(QWidget):
         for widget in (self.plot, self.slice_label, self.top_label, self.top_list):
             plot_layout.addWidget(widget)
 
-        self.export_heatmap_btn = QPushButton("Export heatmap…")
-        self.export_report_btn = QPushButton("Export report…")
+        self.export_buttons = {
+            "heatmap": QPushButton("Export heatmap…"),
+            "report": QPushButton("Export report…"),
+            "dicom": QPushButton("Export DICOM…"),
+        }
+        self.export_buttons["dicom"].setToolTip(
+            "Write the maps, the overlay and the report as new series of the scan's DICOM study"
+        )
         exports = QHBoxLayout()
-        exports.addWidget(self.export_heatmap_btn)
-        exports.addWidget(self.export_report_btn)
+        for button in self.export_buttons.values():
+            exports.addWidget(button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -78,9 +84,11 @@ class ResultView(QWidget):
         layout.addLayout(exports)
         self.set_exports_enabled(False)
 
-    def set_exports_enabled(self, enabled: bool) -> None:
-        self.export_heatmap_btn.setEnabled(enabled)
-        self.export_report_btn.setEnabled(enabled)
+    def set_exports_enabled(self, enabled: bool, dicom: bool = False) -> None:
+        """Exports need a result with maps; the DICOM export also a DICOM input."""
+        self.export_buttons["heatmap"].setEnabled(enabled)
+        self.export_buttons["report"].setEnabled(enabled)
+        self.export_buttons["dicom"].setEnabled(enabled and dicom)
 
     def show_scores(self, result: ScanScore, title: str | None, mode: str) -> None:
         """The score panel (headline first), the findings and the most anomalous slices."""

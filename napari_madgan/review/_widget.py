@@ -15,7 +15,6 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
-    QFileDialog,
     QVBoxLayout,
     QWidget,
 )
@@ -33,12 +32,12 @@ from napari_madgan.review._controller import (
     ShownResult,
     scan_of_layer,
 )
+from napari_madgan.review._exports import ResultExports
 from napari_madgan.review._findings import FINDINGS_NAME, show_findings
 from napari_madgan.review._form import ReviewForm
 from napari_madgan.review._layers import HEATMAP, ZMAP, ZMAP_RANGE
 from napari_madgan.review._panel import NO_REFERENCE
 from napari_madgan.review._reader_offer import ReaderOffer
-from napari_madgan.review._report import export_heatmap, write_report
 from napari_madgan.review._results import ResultView
 
 if TYPE_CHECKING:
@@ -70,6 +69,7 @@ class ReviewWidget(QWidget):
         )
         self.form = ReviewForm(self._scan_layer_names, _settings.recent_models)
         self._findings_layer = None
+        self.exports = ResultExports(self)
         self._build()
         self._connect()
         self.form.reset_choices()
@@ -103,8 +103,8 @@ class ReviewWidget(QWidget):
         form.range_high.changed.connect(self._range_edited)
         form.run_button.clicked.connect(self.run)
         form.cancel_button.clicked.connect(self.cancel)
-        self.results.export_heatmap_btn.clicked.connect(self._export_heatmap_clicked)
-        self.results.export_report_btn.clicked.connect(self._export_report_clicked)
+        for kind, button in self.results.export_buttons.items():
+            button.clicked.connect(lambda _=False, k=kind: self._export_clicked(k))
 
     def show_status(self, text: str) -> None:
         """The widget's one-line status (errors included)."""
@@ -302,7 +302,8 @@ class ReviewWidget(QWidget):
         result = shown.result
         self.results.show_curve(result, self.current_slice())
         self._on_dims()
-        self.results.set_exports_enabled(result.heatmap is not None)
+        dicom = getattr(shown.request.scan, "dicom", None) is not None
+        self.results.set_exports_enabled(result.heatmap is not None, dicom)
         note = "" if result.n_controls else f" ({NO_REFERENCE})"
         self.show_status(
             f"Scored {name or result.name}: {len(result.window_losses)} windows{note}."
@@ -359,41 +360,14 @@ class ReviewWidget(QWidget):
 
     # ---- exports --------------------------------------------------------------------------
     def export_heatmap(self, path: str | Path) -> Path:
-        if self.result is None or self.scan is None:
-            raise MadganError("nothing to export: run the model first")
-        return export_heatmap(self.result, self.scan, path)
+        return self.exports.heatmap(path)
 
     def export_report(self, path: str | Path) -> Path:
-        shown = self.controller.shown
-        if shown is None:
-            raise MadganError("nothing to export: run the model first")
-        shot = self.viewer.screenshot(canvas_only=True, flash=False)
-        return write_report(path, shot, shown.result, self.current_slice(), shown.model_name)
+        return self.exports.report(path)
 
-    def _default_export(self, suffix: str) -> str:
-        scan = self.scan
-        folder = scan.path.parent if scan is not None and scan.path is not None else Path.home()
-        stem = self.result.name if self.result is not None else "scan"
-        return str(folder / f"{stem}{suffix}")
+    def export_dicom(self, folder: str | Path) -> Path:
+        return self.exports.dicom(folder)
 
     @guarded
-    def _export_heatmap_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export heatmap",
-            self._default_export("_l2_heatmap.nii.gz"),
-            "NIfTI (*.nii.gz *.nii)",
-        )
-        if path:
-            show_info(f"Heatmap saved to {self.export_heatmap(path)}")
-
-    @guarded
-    def _export_report_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export report",
-            self._default_export("_madgan_report.pdf"),
-            "PDF (*.pdf);;PNG (*.png)",
-        )
-        if path:
-            show_info(f"Report saved to {self.export_report(path)}")
+    def _export_clicked(self, kind: str) -> None:
+        getattr(self.exports, f"ask_{kind}")()

@@ -1,0 +1,174 @@
+"""Results written back as DICOM: new series of the source's study, on its frame of reference."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pydicom
+import pytest
+
+from madgan_core.dicom import load_series
+from madgan_core.dicom.export import export_dicom, overlay_rgb
+from madgan_core.dicom.synthetic import write_series
+from madgan_core.errors import MadganError
+from madgan_core.io import Scan, load_scan
+from madgan_core.score import copy_predictor, score_scan
+from tests.madgan_core.dicom_cases import AXIAL, OBLIQUE, SAGITTAL
+from tests.madgan_core.synthetic import synthetic_brain
+from tests.madgan_core.test_score import fake_model, small_config
+
+PDF = b"%PDF-1.4\n% a stand-in report\n%%EOF\n"
+
+
+def scored(scan: Scan):
+    """A quick score with maps (the copy-slice predictor), plus a made-up z-map."""
+    result = score_scan(fake_model(small_config()), scan, predictor=copy_predictor(3), maps=True)
+    zmap = np.where(result.foreground, np.nan_to_num(result.heatmap) * 40.0, np.nan)
+    return dataclasses.replace(result, zmap=zmap.astype(np.float32))
+
+
+@pytest.fixture(scope="module", params=["axial", "oblique", "sagittal-multiframe"])
+def case(request, tmp_path_factory):
+    """A phantom series read from DICOM, and its score (once per orientation)."""
+    affine = {"axial": AXIAL, "oblique": OBLIQUE, "sagittal-multiframe": SAGITTAL}[request.param]
+    folder = tmp_path_factory.mktemp("study")
+    write_series(
+        synthetic_brain((36, 40, 32)),
+        affine,
+        folder,
+        multiframe=request.param.endswith("multiframe"),
+    )
+    scan = load_scan(folder)
+    result = scored(scan)
+    return scan, result, export_dicom(result, scan, tmp_path_factory.mktemp("out"), report_pdf=PDF)
+
+
+@pytest.fixture
+def source(case) -> Scan:
+    return case[0]
+
+
+@pytest.fixture
+def result(case):
+    return case[1]
+
+
+@pytest.fixture
+def written(case):
+    return case[2]
+
+
+def test_maps_overlay_and_report_are_new_series_of_the_study(source, result, written):
+    assert written.folder.name == source.name
+    assert set(written.series) == {"heatmap", "zmap", "overlay", "report"}
+    n = source.native_shape[2]
+    assert [len(written.series[k]) for k in ("heatmap", "zmap", "overlay")] == [n, n, n]
+    src = source.dicom
+    series_uids, sop_uids = set(), set()
+    for path in written.files:
+        if path.suffix == ".pdf":
+            assert path.read_bytes() == PDF
+            continue
+        ds = pydicom.dcmread(path)
+        assert ds.StudyInstanceUID == src.study_uid
+        assert ds.PatientID == src.headers[0].PatientID  # filed with the patient's study
+        assert ds.SeriesInstanceUID != src.series_uid
+        series_uids.add(ds.SeriesInstanceUID)
+        sop_uids.add(ds.SOPInstanceUID)
+        if "PixelData" in ds:
+            assert ds.FrameOfReferenceUID == src.frame_of_reference_uid
+    assert len(series_uids) == 4 and len(sop_uids) == len(written.files) - 1
+
+
+def test_map_series_reads_back_on_the_source_grid(source, result, written):
+    for kind, volume in (("heatmap", result.heatmap), ("zmap", result.zmap)):
+        back = load_series(written.folder / kind)  # our reader, through the files' geometry
+        np.testing.assert_allclose(back.affine, source.affine, atol=1e-4)
+        expected = np.nan_to_num(volume)
+        tolerance = np.abs(expected).max() / 32000.0  # one step of the 16-bit storage
+        np.testing.assert_allclose(back.data, expected, atol=tolerance)
+        assert back.dicom.frame_of_reference_uid == source.dicom.frame_of_reference_uid
+
+
+def test_outputs_read_back_with_simpleitk_on_the_source_frame(source, result, written):
+    sitk = pytest.importorskip("SimpleITK")
+    reader = sitk.ImageSeriesReader()
+    heat = reader.GetGDCMSeriesFileNames(str(written.folder / "heatmap"))
+    reader.SetFileNames(heat)
+    image = reader.Execute()
+    native = source.native_affine
+    for index in [(0, 0, 0), (35, 39, 31), (3, 20, 9)]:
+        lps = np.array(image.TransformIndexToPhysicalPoint(index))
+        np.testing.assert_allclose((native @ [*index, 1.0])[:3], lps * [-1, -1, 1], atol=1e-3)
+    values = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))
+    expected = source.to_native(np.nan_to_num(result.heatmap))
+    np.testing.assert_allclose(values, expected, atol=np.abs(expected).max() / 32000.0)
+    k = 7
+    overlay = sitk.ReadImage(str(written.series["overlay"][k]))
+    assert overlay.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_allclose(
+        overlay.GetOrigin(), (native @ [0, 0, k, 1.0])[:3] * [-1, -1, 1], atol=1e-3
+    )
+    rgb = pydicom.dcmread(written.series["overlay"][k]).pixel_array
+    assert rgb.shape == (source.native_shape[1], source.native_shape[0], 3)
+
+
+def test_each_slice_references_its_source_image(source, result, written):
+    by_uid = {}
+    for path, header in zip(source.dicom.files, source.dicom.headers, strict=True):
+        by_uid[header.SOPInstanceUID] = path
+    for path in written.series["heatmap"][::5]:
+        ds = pydicom.dcmread(path)
+        [ref] = ds.SourceImageSequence
+        src = pydicom.dcmread(by_uid[ref.ReferencedSOPInstanceUID])
+        if "ReferencedFrameNumber" in ref:  # a frame of the enhanced source
+            frame = src.PerFrameFunctionalGroupsSequence[ref.ReferencedFrameNumber - 1]
+            position = frame.PlanePositionSequence[0].ImagePositionPatient
+        else:
+            position = src.ImagePositionPatient
+        np.testing.assert_allclose(
+            [float(v) for v in ds.ImagePositionPatient], [float(v) for v in position], atol=1e-3
+        )
+
+
+def test_report_is_encapsulated_pdf(source, result, written):
+    dcm, pdf = written.series["report"]
+    ds = pydicom.dcmread(dcm)
+    assert ds.SOPClassUID.name == "Encapsulated PDF Storage"
+    assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    assert bytes(ds.EncapsulatedDocument)[: len(PDF)] == PDF
+    assert pdf.name == "report.pdf" and not list(written.folder.rglob(".*"))
+
+
+def test_overlay_blends_jet_only_where_there_is_a_value():
+    scan = np.linspace(0, 100, 4 * 4 * 2).reshape(4, 4, 2)
+    heat = np.full(scan.shape, np.nan)
+    heat[1, 1, 0] = 6.0
+    rgb = overlay_rgb(scan, heat, (0.0, 6.0))
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 4, 2, 3)
+    gray = rgb[0, 0, 0]
+    assert gray[0] == gray[1] == gray[2]
+    hot = rgb[1, 1, 0].astype(int)
+    assert hot[0] > hot[2]  # top of jet is red
+
+
+def test_only_dicom_scans_can_be_written_back(tmp_path):
+    scan = Scan.from_array(synthetic_brain((20, 24, 18)))
+    with pytest.raises(MadganError, match="only for a scan read from a DICOM series"):
+        export_dicom(scored(scan), scan, tmp_path)
+
+
+def test_report_shows_distinct_anomalous_slices(source, result):
+    from madgan_core.dicom.report import report_slices, scan_report
+
+    losses = np.asarray(result.slice_losses, dtype=float)
+    shown = report_slices(dataclasses.replace(result, zmap=None))
+    assert len(shown) == 3 and np.all(np.diff(shown) >= 3)
+    best = int(result.slice_indices[np.nanargmax(losses)])
+    assert best in shown  # the worst slice by ℓ2 is on the page
+    zvolume = np.zeros(len(result.slice_indices))
+    zvolume[5] = 50.0
+    by_z = report_slices(dataclasses.replace(result, slice_zvolume=zvolume))
+    assert int(result.slice_indices[5]) in by_z  # with a z-map: ranked by its volume above 4
+    assert scan_report(result, source, "model.pt").startswith(b"%PDF")
