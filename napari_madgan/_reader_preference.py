@@ -1,6 +1,6 @@
-"""Make this plugin napari's reader for NIfTI and MGZ scans, with the user's consent.
+"""Make this plugin napari's reader for NIfTI, MGZ and DICOM files, with the user's consent.
 
-napari's built-in reader also claims ``*.nii`` and ``*.nii.gz`` (through imageio),
+napari's built-in reader also claims ``*.nii``, ``*.nii.gz`` and ``*.dcm`` (through imageio),
 then fails on most scans. When several readers match a file and none is preferred,
 napari asks which one to use each time. napari's sanctioned answer is a reader
 preference, ``settings.plugins.extension2reader``: the same setting its reader
@@ -11,7 +11,9 @@ Preferences → Plugins page edits. The review widget offers to set it once.
 from __future__ import annotations
 
 PLUGIN_NAME = "napari-madgan"
-SCAN_PATTERNS = ("*.nii", "*.nii.gz", "*.mgz")
+SCAN_PATTERNS = ("*.nii", "*.nii.gz", "*.mgz", "*.dcm")
+# Folders (DICOM studies) are left out: a preference for every folder would take zarr
+# stores and image folders from their readers too. napari asks once for a folder.
 
 
 def _extension2reader() -> dict[str, str]:

@@ -16,7 +16,7 @@ from napari_madgan._reader_preference import is_preferred_reader, prefer_this_re
 
 OFFER_TEXT = (
     "napari opens .nii and .nii.gz files with its built-in reader, which fails on "
-    "most scans, or asks each time. Open NIfTI and MGZ scans with MADGAN? "
+    "most scans, or asks each time. Open NIfTI, MGZ and DICOM files with MADGAN? "
     "(You can change this later in Preferences → Plugins.)"
 )
 

@@ -2,7 +2,8 @@
 
 The Plugins menu (napari builds the widget and hands it a public-only proxy of the
 viewer), File → Open Sample, and opening files with no plugin named. Nothing here
-builds our widgets or calls our reader directly.
+builds our widgets; the reader is reached through napari, except one refusal checked at
+the reader's own entry point (a folder without DICOM files).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from npe2 import PluginManager
 from qtpy.QtWidgets import QWidget
 
 from napari_madgan._layers import SCAN_KEY
+from napari_madgan._reader import napari_get_reader
 from napari_madgan._reader_preference import (
     PLUGIN_NAME,
     SCAN_PATTERNS,
@@ -168,10 +170,10 @@ def test_other_files_are_left_to_other_readers(viewer, tmp_path):
     assert PLUGIN_NAME not in readers
     [layer] = viewer.open(str(png), plugin=None)
     assert SCAN_KEY not in layer.metadata and layer.data.shape == (8, 8)
-    folder = tmp_path / "folder.nii"  # a directory named like a scan is not ours
+    folder = tmp_path / "folder.nii"  # a folder without DICOM files is left to other readers
     folder.mkdir()
-    dir_readers = PluginManager.instance().iter_compatible_readers([str(folder)])
-    assert PLUGIN_NAME not in {r.plugin_name for r in dir_readers}
+    (folder / "notes.txt").write_text("not a scan")
+    assert napari_get_reader(str(folder)) is None
 
 
 def test_a_failing_slot_does_not_take_napari_down(viewer, qtbot, monkeypatch):
