@@ -8,7 +8,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from madgan_core.io import atomic_write_with
+from madgan_core.atomic import atomic_write_with
 
 
 def decimal_string(value: float) -> str:

@@ -39,16 +39,16 @@ from pydicom.uid import (
 )
 
 from madgan_core import __version__
+from madgan_core.atomic import atomic_write_with
 from madgan_core.config import HEATMAP_RANGE
 from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.errors import MadganError
-from madgan_core.io import atomic_write_with
 
 if TYPE_CHECKING:
     from madgan_core.dicom.read import DicomSource
-    from madgan_core.io import Scan
+    from madgan_core.scan import Scan
     from madgan_core.score import ScanScore
 
 ZMAP_RANGE = (0.0, 6.0)  # the review widget draws the z-map over the same range

@@ -25,7 +25,7 @@ from madgan_core.dicom.files import split_selector
 from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.dicom.series import SeriesInfo, find_series, pick_series
 from madgan_core.errors import ScanError
-from madgan_core.io import Scan
+from madgan_core.scan import Scan
 
 
 @dataclass(frozen=True)

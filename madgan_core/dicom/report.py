@@ -16,7 +16,7 @@ from madgan_core.config import HEATMAP_RANGE
 from madgan_core.dicom.export import ZMAP_RANGE, overlay_rgb
 
 if TYPE_CHECKING:
-    from madgan_core.io import Scan
+    from madgan_core.scan import Scan
     from madgan_core.score import ScanScore
 
 SLICES_SHOWN = 3
@@ -55,7 +55,7 @@ def scan_report(
     """The report page as PDF (or PNG) bytes."""
     from matplotlib.figure import Figure
 
-    from madgan_core.calibrate import describe_percentile, percentile_band
+    from madgan_core.reference import describe_percentile, percentile_band
 
     use_z = result.zmap is not None
     volume = result.zmap if use_z else result.heatmap

@@ -13,7 +13,7 @@ from madgan_core.dicom.report import scan_report
 from madgan_core.errors import MadganError
 
 if TYPE_CHECKING:
-    from madgan_core.io import Scan
+    from madgan_core.scan import Scan
     from madgan_core.score import ScanScore
 
 

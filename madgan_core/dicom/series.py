@@ -33,6 +33,7 @@ from madgan_core.dicom.files import (
     files_of,
     read_header,
 )
+from madgan_core.dicom.frames import Frame, frames_of
 from madgan_core.dicom.geometry import StackError, StackGeometry, stack_geometry
 from madgan_core.dicom.naming import (
     guess_sequence,
@@ -44,27 +45,6 @@ from madgan_core.dicom.naming import (
 from madgan_core.errors import ScanError
 
 T1_LIKE = ("T1", "T1c")
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One 2-D image of a series: a single-frame file, or one frame of a multi-frame file.
-
-    Attributes:
-        file: index of its file in :attr:`SeriesInfo.files`.
-        number: 1-based frame number in a multi-frame file; ``None`` for a single-frame file.
-        position, orientation, spacing: ImagePositionPatient, ImageOrientationPatient and
-            PixelSpacing; ``None`` where the file has none.
-        slope, intercept: RescaleSlope and RescaleIntercept (1 and 0 when absent).
-    """
-
-    file: int
-    number: int | None
-    position: tuple[float, ...] | None
-    orientation: tuple[float, ...] | None
-    spacing: tuple[float, ...] | None
-    slope: float = 1.0
-    intercept: float = 0.0
 
 
 @dataclass
@@ -274,7 +254,7 @@ def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
     number = first.get("SeriesNumber")
     frames: list[Frame] = []
     for index, header in enumerate(headers):
-        frames.extend(_frames(index, header))
+        frames.extend(frames_of(index, header))
     info = SeriesInfo(
         uid=uid,
         description=description,
@@ -341,67 +321,6 @@ def _decoder_problem(headers: Sequence[Dataset]) -> str | None:
                 f"install one ({needs}) or export the series uncompressed"
             )
     return None
-
-
-def _frames(index: int, header: Dataset) -> list[Frame]:
-    count = int(header.get("NumberOfFrames", 1) or 1)
-    per_frame = header.get("PerFrameFunctionalGroupsSequence")
-    if per_frame is None and count == 1:
-        return [
-            Frame(
-                file=index,
-                number=None,
-                position=_floats(header, "ImagePositionPatient", 3),
-                orientation=_floats(header, "ImageOrientationPatient", 6),
-                spacing=_floats(header, "PixelSpacing", 2),
-                slope=_float(header, "RescaleSlope", 1.0),
-                intercept=_float(header, "RescaleIntercept", 0.0),
-            )
-        ]
-    shared = (header.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
-    frames = []
-    for f in range(count):
-        item = per_frame[f] if per_frame is not None and f < len(per_frame) else Dataset()
-
-        def group(sequence: str, _item=item) -> Dataset:
-            for source in (_item, shared):
-                if sequence in source and len(source[sequence].value):
-                    return source[sequence].value[0]
-            return Dataset()
-
-        rescale = group("PixelValueTransformationSequence")
-        frames.append(
-            Frame(
-                file=index,
-                number=f + 1,
-                position=_floats(group("PlanePositionSequence"), "ImagePositionPatient", 3),
-                orientation=_floats(
-                    group("PlaneOrientationSequence"), "ImageOrientationPatient", 6
-                ),
-                spacing=_floats(group("PixelMeasuresSequence"), "PixelSpacing", 2),
-                slope=_float(rescale, "RescaleSlope", _float(header, "RescaleSlope", 1.0)),
-                intercept=_float(
-                    rescale, "RescaleIntercept", _float(header, "RescaleIntercept", 0.0)
-                ),
-            )
-        )
-    return frames
-
-
-def _floats(ds: Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    try:
-        values = tuple(float(v) for v in ds.get(keyword) or ())
-    except (TypeError, ValueError):
-        return None
-    return values if len(values) == n and all(np.isfinite(values)) else None
-
-
-def _float(ds: Dataset, keyword: str, default: float) -> float:
-    try:
-        value = ds.get(keyword)
-        return default if value in (None, "") else float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _sop_class_name(ds: Dataset) -> str:

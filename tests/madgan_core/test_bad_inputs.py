@@ -35,9 +35,10 @@ from madgan_core.checkpoint import (
     save_checkpoint,
 )
 from madgan_core.errors import CheckpointError, ManifestError, ScanError
-from madgan_core.io import MAX_VOXELS, load_scan
+from madgan_core.io import load_scan
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.models import build_generator
+from madgan_core.scan import MAX_VOXELS
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_checkpoint import assert_refusal_explains
 

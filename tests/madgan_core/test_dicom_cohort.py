@@ -10,7 +10,6 @@ from madgan_core.cli import main
 from madgan_core.dicom.synthetic import Patient, write_series
 from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
 from tests.madgan_core.synthetic import synthetic_brain
-from tests.madgan_core.test_bad_inputs import tiny_model
 
 AFFINE = np.diag([-4.0, -4.0, 4.0, 1.0])
 
@@ -38,11 +37,11 @@ def dicom_cohort(root: Path) -> Path:
     return write_manifest(rows, root / "manifest.csv")
 
 
-def test_calibrate_and_evaluate_read_series_folders(tmp_path, capsys):
+def test_calibrate_and_evaluate_read_series_folders(tmp_path, capsys, tiny_model_file):
     manifest = dicom_cohort(tmp_path / "cohort")
     rows = read_manifest(manifest)
     assert rows[3].path.name == "sub3::T1 MPRAGE"
-    model = tiny_model(tmp_path / "model.pt")
+    model = tiny_model_file(tmp_path / "model.pt")
     assert main(["calibrate", str(model), "--manifest", str(manifest), "--device", "cpu"]) == 0
     out = tmp_path / "eval"
     argv = ["evaluate", str(model), "--manifest", str(manifest), "--out", str(out)]
@@ -51,5 +50,5 @@ def test_calibrate_and_evaluate_read_series_folders(tmp_path, capsys):
     assert len(lines) == 3 and lines[2].startswith(str(rows[3].path))
     from madgan_core.checkpoint import load_model
 
-    names = load_model(model, device="cpu").healthy_reference["names"]
+    names = load_model(model, device="cpu").reference.names
     assert all(name.startswith("T1_MPRAGE-") for name in names)  # opaque series names

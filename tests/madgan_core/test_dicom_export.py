@@ -13,7 +13,8 @@ from madgan_core.dicom.export import export_dicom, overlay_rgb
 from madgan_core.dicom.synthetic import write_series
 from madgan_core.errors import MadganError
 from madgan_core.io import Scan, load_scan
-from madgan_core.score import copy_predictor, score_scan
+from madgan_core.reconstruct import copy_predictor
+from madgan_core.score import score_scan
 from tests.madgan_core.dicom_cases import AXIAL, OBLIQUE, SAGITTAL
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_score import fake_model, small_config

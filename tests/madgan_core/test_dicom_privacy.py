@@ -24,7 +24,6 @@ from madgan_core.dicom import find_series
 from madgan_core.dicom.naming import PATIENT_KEYWORDS
 from madgan_core.dicom.synthetic import Patient, write_series
 from tests.madgan_core.synthetic import synthetic_brain
-from tests.madgan_core.test_bad_inputs import tiny_model
 
 PATIENT = Patient(
     name="ZQXFAMILY^ZQXGIVEN",
@@ -67,11 +66,11 @@ def identifying_elements(path: Path) -> set[str]:
     return found
 
 
-def test_score_with_every_output_keeps_identifiers_out(tmp_path, capsys, caplog):
+def test_score_with_every_output_keeps_identifiers_out(tmp_path, capsys, caplog, tiny_model_file):
     study = tmp_path / "study"
     affine = np.diag([-4.0, -4.0, 4.0, 1.0])
     write_series(synthetic_brain((40, 48, 36)), affine, study / "s1", patient=PATIENT)
-    model = tiny_model(tmp_path / "model.pt")
+    model = tiny_model_file(tmp_path / "model.pt")
     out, dicom_out = tmp_path / "scores", tmp_path / "dicom"
     caplog.set_level(logging.DEBUG)
     argv = ["-v", "score", str(model), str(study), "--out", str(out), "--maps"]
@@ -113,10 +112,10 @@ def test_a_description_holding_the_patient_name_is_dropped(tmp_path):
     assert not [s for s in IDENTIFIERS if s.lower() in series.summary().lower()]
 
 
-def test_dicom_out_refuses_nifti_inputs_before_scoring(tmp_path, capsys):
+def test_dicom_out_refuses_nifti_inputs_before_scoring(tmp_path, capsys, tiny_model_file):
     from tests.madgan_core.test_bad_inputs import brain_scan
 
-    model = tiny_model(tmp_path / "model.pt")
+    model = tiny_model_file(tmp_path / "model.pt")
     scan = brain_scan(tmp_path / "scan.nii.gz")
     code = main(["score", str(model), str(scan), "--out", str(tmp_path / "o"), "--dicom-out", "x"])
     assert code == 2
@@ -130,7 +129,8 @@ def test_malformed_identifiers_are_not_quoted_in_warnings(tmp_path, caplog):
 
     from madgan_core.dicom.export import export_dicom
     from madgan_core.io import load_scan
-    from madgan_core.score import copy_predictor, score_scan
+    from madgan_core.reconstruct import copy_predictor
+    from madgan_core.score import score_scan
     from tests.madgan_core.test_score import fake_model, small_config
 
     odd = Patient(name="ZQXODD^NAME", id="ZQXODDID", birth_date="19ZQXODD", accession="ZQXACC")
