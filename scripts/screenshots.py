@@ -177,19 +177,22 @@ def training_shot(out: Path) -> Path:
     viewer = napari.Viewer(title="napari-madgan: training")
     viewer.window.resize(*WINDOW)
     _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN train")
-    widget.manifest_edit.setText(str(scans))
-    widget.out_edit.setText(str(work / "run"))
-    widget.config_edit.setText(str(config))
-    widget.device_combo.setCurrentText("cpu")
-    widget.steps_spin.setValue(400)
-    widget.batch_spin.setValue(4)
-    widget.start()
+    form = widget.form
+    form.manifest.value = scans
+    form.out.value = work / "run"
+    form.config.value = config
+    form.device.value = "cpu"
+    form.steps.value = 400
+    form.batch_size.value = 4
+    if not widget.start():
+        raise RuntimeError(f"training did not start: {widget.status_text}")
+    run = widget.controller
     try:
         wait_for(
             lambda: (
-                widget.metrics.last is not None
-                and widget.metrics.last["step"] >= 12
-                and widget._preview
+                run.metrics.last is not None
+                and run.metrics.last["step"] >= 12
+                and run.preview is not None
             ),
             300,
             "training metrics and a preview",
@@ -199,7 +202,7 @@ def training_shot(out: Path) -> Path:
         viewer.screenshot(str(path), canvas_only=False, flash=False)
     finally:
         widget.stop()
-        wait_for(lambda: not widget.runner.running, 120, "training to stop")
+        wait_for(lambda: not run.running, 120, "training to stop")
         viewer.close()
         shutil.rmtree(work, ignore_errors=True)
     return path

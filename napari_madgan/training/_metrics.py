@@ -88,3 +88,13 @@ def format_eta(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+def progress_line(record: dict, total_steps: int) -> str:
+    """The status line for a metrics record: step of total, speed and time left."""
+    speed = record.get("samples_per_s")
+    speed_text = f", {speed:.1f} samples/s" if isinstance(speed, int | float) else ""
+    return (
+        f"Step {record['step']} / {total_steps}{speed_text}, "
+        f"time left {format_eta(record.get('eta_s'))}"
+    )

@@ -1,8 +1,10 @@
-"""The "MADGAN train" dialog: a form over ``madgan train``, run as a child process.
+"""The "MADGAN train" dock widget: a form over ``madgan train``, run as a child process.
 
-Start launches ``python -m madgan_core.cli train ...`` with :class:`TrainingProcess`;
-a timer follows ``metrics.jsonl`` and the preview folder. Stop sends SIGINT, so
-the trainer writes a checkpoint; Resume restarts with ``--resume``. When the run
+The inputs are a magicgui form (:class:`TrainingForm`); below them sit the live
+loss curves, the newest preview and the log. Start freezes the form into a
+:class:`TrainRequest` that :class:`TrainingController` runs as
+``python -m madgan_core.cli train ...`` and follows. Stop sends SIGINT, so the
+trainer writes a checkpoint; Resume restarts with ``--resume``. When the run
 finishes, its ``model.pt`` joins the recent models and is set in every open
 review widget.
 """
@@ -13,49 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtGui import QPixmap
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from madgan_core.config import DEVICES, PRECISIONS, PRESETS, VARIANTS
-from madgan_core.errors import ConfigError
+from madgan_core.errors import ConfigError, MadganError
 from napari_madgan import _settings
-from napari_madgan._guard import guarded
-from napari_madgan._tasks import WindowTask
+from napari_madgan._guard import guarded, report_error
+from napari_madgan.training._controller import RunEnd, TrainingController
 from napari_madgan.training._curves import LossCurves
-from napari_madgan.training._metrics import MetricsTail, format_eta, latest_preview
-from napari_madgan.training._request import TrainRequest, changed_settings, form_values
-from napari_madgan.training._runner import TrainingProcess
+from napari_madgan.training._form import TrainingForm
+from napari_madgan.training._metrics import MetricsTail
+from napari_madgan.training._request import TrainRequest
 
 if TYPE_CHECKING:
     import napari
-
-POLL_MS = 500
-
-
-def _absolute(path: str) -> str:
-    return str(Path(path).expanduser().resolve()) if path else ""
-
-
-def _path_row(edit: QLineEdit, *buttons: QPushButton) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(edit, 1)
-    for b in buttons:
-        row.addWidget(b)
-    return row
 
 
 class TrainingWidget(QWidget):
@@ -66,73 +40,14 @@ class TrainingWidget(QWidget):
         # named ``napari_viewer``.
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.runner = TrainingProcess(self)
-        self.runner.output.connect(self._append_log)
-        self.runner.finished.connect(self._on_finished)
-        self.metrics: MetricsTail | None = None
-        self.request: TrainRequest | None = None
-        self._preview: Path | None = None
-        self._task: WindowTask | None = None
-        self._shown: dict = {}  # the form's values as loaded from the preset and config file
-        self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self.poll)
+        self.form = TrainingForm()
+        self.controller = TrainingController(napari_viewer, view=self, parent=self)
         self._build()
+        self._connect()
+        self._load_form()
 
     # ---- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
-        self.manifest_edit = QLineEdit()
-        self.manifest_edit.setPlaceholderText("manifest.csv or a folder of healthy scans")
-        self.manifest_file_btn = QPushButton("File…")
-        self.manifest_dir_btn = QPushButton("Folder…")
-        self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText("output folder")
-        self.out_btn = QPushButton("Folder…")
-        self.preset_combo = QComboBox()
-        self.preset_combo.addItems(list(PRESETS))
-        self.preset_combo.setCurrentText("demo")
-        self.variant_combo = QComboBox()
-        self.variant_combo.addItems(list(VARIANTS))
-        self.l1_spin = QDoubleSpinBox()
-        self.l1_spin.setRange(0.0, 10_000.0)
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 100_000_000)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(list(DEVICES))
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(list(PRECISIONS))
-        self.config_edit = QLineEdit()
-        self.config_edit.setPlaceholderText("optional config JSON (overrides the preset)")
-        self.config_btn = QPushButton("File…")
-
-        form = QFormLayout()
-        form.addRow(
-            "Manifest / folder",
-            _path_row(self.manifest_edit, self.manifest_file_btn, self.manifest_dir_btn),
-        )
-        form.addRow("Output folder", _path_row(self.out_edit, self.out_btn))
-        form.addRow("Preset", self.preset_combo)
-        form.addRow("Variant", self.variant_combo)
-        form.addRow("ℓ1 weight", self.l1_spin)
-        form.addRow("Steps", self.steps_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Precision", self.precision_combo)
-        form.addRow("Config", _path_row(self.config_edit, self.config_btn))
-
-        self.start_btn = QPushButton("Start")
-        self.stop_btn = QPushButton("Stop")
-        self.resume_btn = QPushButton("Resume")
-        self.stop_btn.setEnabled(False)
-        self.resume_btn.setEnabled(False)
-        buttons = QHBoxLayout()
-        for b in (self.start_btn, self.stop_btn, self.resume_btn):
-            buttons.addWidget(b)
-
-        self.status_label = QLabel("Not running.")
-        self.status_label.setWordWrap(True)
         self.curves = LossCurves()
         self.preview_label = QLabel("No preview yet.")
         self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -141,82 +56,51 @@ class TrainingWidget(QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(500)
         self.log_view.setMaximumHeight(90)
-
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status_label)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.curves, 1)
         layout.addWidget(self.preview_label)
         layout.addWidget(self.log_view)
 
-        self.preset_combo.currentTextChanged.connect(self._load_form)
-        self.config_edit.textChanged.connect(self._load_form)
-        self.manifest_file_btn.clicked.connect(self._browse_manifest_file)
-        self.manifest_dir_btn.clicked.connect(self._browse_manifest_dir)
-        self.out_btn.clicked.connect(self._browse_out_dir)
-        self.config_btn.clicked.connect(self._browse_config)
-        self.start_btn.clicked.connect(self._start_clicked)
-        self.stop_btn.clicked.connect(self.stop)
-        self.resume_btn.clicked.connect(self._resume_clicked)
-        self._load_form()
+    def _connect(self) -> None:
+        form = self.form
+        form.preset.changed.connect(self._load_form)
+        form.config.changed.connect(self._load_form)
+        form.manifest_folder_button.clicked.connect(self._choose_manifest_folder)
+        form.start_button.clicked.connect(self._start_clicked)
+        form.stop_button.clicked.connect(self.stop)
+        form.resume_button.clicked.connect(self._resume_clicked)
 
     def show_status(self, text: str) -> None:
         """The dialog's one-line status (errors included)."""
-        self.status_label.setText(text)
+        self.form.status.value = text
 
+    @property
+    def status_text(self) -> str:
+        return str(self.form.status.value)
+
+    # ---- inputs ---------------------------------------------------------------------------
     @guarded
-    def _load_form(self, *_) -> None:
-        """Show the preset's values, with the config file's over them; the user's edits start here."""
-        config = self.config_edit.text().strip()
+    def _load_form(self, _value=None) -> None:
+        """Show the preset's values, with the config file's over them."""
         try:
-            values = form_values(self.preset_combo.currentText(), _absolute(config))
+            self.form.load()
         except ConfigError as exc:
+            # a path still being typed is not an error; a file that exists and is bad is
+            config = self.form.config_path
             if config and Path(config).expanduser().is_file():
-                self.status_label.setText(f"Config: {exc}")
-            return
-        self.variant_combo.setCurrentText(values["variant"])
-        self.l1_spin.setValue(values["l1_weight"])
-        self.steps_spin.setValue(values["steps"])
-        self.batch_spin.setValue(values["batch_size"])
-        self.device_combo.setCurrentText(values["device"])
-        self.precision_combo.setCurrentText(values["precision"])
-        self._shown = self._form_values()
-
-    def _form_values(self) -> dict:
-        return {
-            "variant": self.variant_combo.currentText(),
-            "l1_weight": self.l1_spin.value(),
-            "steps": self.steps_spin.value(),
-            "batch_size": self.batch_spin.value(),
-            "device": self.device_combo.currentText(),
-            "precision": self.precision_combo.currentText(),
-        }
+                self.show_status(f"Config: {exc}")
 
     @guarded
-    def _browse_manifest_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Cohort manifest", "", "Manifest (*.csv);;All files (*)"
-        )
-        if path:
-            self.manifest_edit.setText(path)
+    def _choose_manifest_folder(self) -> None:
+        self.form.choose_manifest_folder()
 
-    @guarded
-    def _browse_config(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Config JSON", "", "JSON (*.json);;All files (*)"
-        )
-        if path:
-            self.config_edit.setText(path)
+    def current_request(self) -> TrainRequest:
+        """The form as a frozen :class:`TrainRequest`; only the settings the user changed
+        are sent, so the preset and the config file decide the rest."""
+        return self.form.request()
 
-    @guarded
-    def _browse_manifest_dir(self) -> None:
-        self._browse_dir(self.manifest_edit, "Folder of healthy scans")
-
-    @guarded
-    def _browse_out_dir(self) -> None:
-        self._browse_dir(self.out_edit, "Output folder")
-
+    # ---- run control ----------------------------------------------------------------------
     @guarded
     def _start_clicked(self) -> None:
         self.start()
@@ -225,125 +109,68 @@ class TrainingWidget(QWidget):
     def _resume_clicked(self) -> None:
         self.start(resume=True)
 
-    def _browse_dir(self, edit: QLineEdit, title: str) -> None:
-        path = QFileDialog.getExistingDirectory(self, title, edit.text())
-        if path:
-            edit.setText(path)
-
-    # ---- run control ----------------------------------------------------------------------
-    def current_request(self) -> TrainRequest:
-        """The form as a :class:`TrainRequest` (paths made absolute): only the settings the
-        user changed are sent, so the preset and the config file decide the rest."""
-        return TrainRequest(
-            manifest=_absolute(self.manifest_edit.text().strip()),
-            out=_absolute(self.out_edit.text().strip()),
-            preset=self.preset_combo.currentText(),
-            config=_absolute(self.config_edit.text().strip()),
-            settings=changed_settings(self._shown, self._form_values()),
-            steps=self.steps_spin.value(),
-        )
-
     def start(self, resume: bool = False) -> bool:
-        """Launch (or resume) a run; returns False and says why when the form is incomplete."""
-        if self.runner.running:
+        """Launch (or resume) a run; returns False and says why when it cannot start."""
+        if self.controller.running:
             return False
-        if not self.manifest_edit.text().strip() or not self.out_edit.text().strip():
-            show_error(
-                "MADGAN train: choose a manifest (or folder of healthy scans) and an output folder"
-            )
-            return False
-        request = self.current_request()
-        if not Path(request.manifest).exists():
-            show_error(f"MADGAN train: {request.manifest}: not found")
-            return False
-        self.request = request
-        self.metrics = MetricsTail(Path(request.out) / "metrics.jsonl")
-        self._preview = None
         try:
-            self.runner.start(request, resume=resume)
-        except (OSError, RuntimeError) as exc:
-            show_error(f"MADGAN train: could not start: {exc}")
+            request = self.form.request()
+            self.controller.start(request, resume=resume)
+        except MadganError as exc:
+            report_error(self, exc)
             return False
-        self._task = WindowTask(self.viewer, f"training into {request.out}", self._stop_and_wait)
-        self.start_btn.setEnabled(False)
-        self.resume_btn.setEnabled(False)
-        self.stop_btn.setEnabled(True)
-        self.status_label.setText(
-            ("Resuming" if resume else "Starting") + f" training into {request.out}…"
-        )
-        self.timer.start()
+        except (OSError, RuntimeError) as exc:
+            report_error(self, MadganError(f"could not start training: {exc}"))
+            return False
+        self.form.set_running(True)
+        self.show_status(("Resuming" if resume else "Starting") + f" training into {request.out}…")
         return True
 
     @guarded
     def stop(self) -> None:
         """Ask the trainer to save a checkpoint and exit."""
-        if self.runner.running:
-            self.status_label.setText("Stopping: saving a checkpoint…")
-            self.stop_btn.setEnabled(False)
-            self.runner.stop()
+        if self.controller.stop():
+            self.show_status("Stopping: saving a checkpoint…")
+            self.form.stop_button.enabled = False
 
-    def _stop_and_wait(self) -> None:
-        self.timer.stop()
-        self.runner.stop_and_wait()
+    # ---- what the run reports (the controller's TrainingView) ---------------------------------
+    @guarded
+    def show_progress(self, metrics: MetricsTail, line: str) -> None:
+        self.curves.update_from(metrics)
+        self.show_status(line)
 
     @guarded
-    def poll(self) -> None:
-        """Read new metrics and the newest preview; update curves and status."""
-        if self.metrics is None or self.request is None:
-            return
-        if self.metrics.poll():
-            self.curves.update_from(self.metrics)
-            last = self.metrics.last
-            speed = last.get("samples_per_s")
-            speed_text = f", {speed:.1f} samples/s" if isinstance(speed, int | float) else ""
-            self.status_label.setText(
-                f"Step {last['step']} / {self.request.steps}{speed_text}, "
-                f"time left {format_eta(last.get('eta_s'))}"
-            )
-        preview = latest_preview(self.request.out)
-        if preview is not None and preview != self._preview:
-            pixmap = QPixmap(str(preview))
-            if not pixmap.isNull():
-                self._preview = preview
-                self.preview_label.setPixmap(
-                    pixmap.scaledToWidth(
-                        min(360, max(120, self.width() - 20)),
-                        Qt.TransformationMode.SmoothTransformation,
-                    )
-                )
-                self.preview_label.setToolTip(str(preview))
+    def show_preview(self, path: Path) -> bool:
+        pixmap = QPixmap(str(path))
+        if pixmap.isNull():
+            return False  # still being written
+        width = min(360, max(120, self.width() - 20))
+        self.preview_label.setPixmap(
+            pixmap.scaledToWidth(width, Qt.TransformationMode.SmoothTransformation)
+        )
+        self.preview_label.setToolTip(str(path))
+        return True
 
     @guarded
-    def _append_log(self, text: str) -> None:
+    def append_log(self, text: str) -> None:
         self.log_view.appendPlainText(text.rstrip("\n"))
 
     @guarded
-    def _on_finished(self, code: int) -> None:
-        self.timer.stop()
-        self.poll()
-        stopped = self.runner.stopping
-        if self._task is not None:
-            self._task.done()
-            self._task = None
-        self.start_btn.setEnabled(True)
-        self.stop_btn.setEnabled(False)
-        self.resume_btn.setEnabled(True)
-        model = self.request.model_path if self.request is not None else None
-        if code == 0 and model is not None and model.is_file() and not stopped:
-            self.status_label.setText(f"Finished: {model}")
-            self.offer_model(model)
-        elif stopped:
-            self.status_label.setText(
-                f"Stopped (exit code {code}); Resume continues from the last checkpoint."
+    def run_ended(self, end: RunEnd) -> None:
+        self.form.set_running(False)
+        if end.model is not None:
+            self.show_status(f"Finished: {end.model}")
+            self.offer_model(end.model)
+        elif end.stopped:
+            self.show_status(
+                f"Stopped (exit code {end.code}); Resume continues from the last checkpoint."
             )
         else:
-            self.status_label.setText(f"Training failed (exit code {code}); see the log below.")
-            show_error(f"MADGAN train: training exited with code {code}: {self._last_log_line()}")
+            self.show_status(f"Training failed (exit code {end.code}); see the log below.")
+            last = end.last_line or "no output"
+            show_error(f"MADGAN train: training exited with code {end.code}: {last}")
 
-    def _last_log_line(self) -> str:
-        lines = [line for line in self.log_view.toPlainText().splitlines() if line.strip()]
-        return lines[-1] if lines else "no output"
-
+    # ---- hand-over ------------------------------------------------------------------------
     def offer_model(self, model: Path) -> int:
         """Add ``model`` to the recent models and set it in every open review widget."""
         from napari_madgan.review import ReviewWidget

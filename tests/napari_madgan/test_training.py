@@ -36,11 +36,11 @@ def dialog(make_napari_viewer, scan_folder, tmp_path, tiny_config_file):
     widget = TrainingWidget(viewer)
     viewer.window.add_dock_widget(widget, name="MADGAN train")
     config = tiny_config_file(tmp_path / "tiny.json", train=LIVE)
-    widget.manifest_edit.setText(str(scan_folder))
-    widget.out_edit.setText(str(tmp_path / "run"))
-    widget.config_edit.setText(str(config))
-    widget.device_combo.setCurrentText("cpu")
-    widget.batch_spin.setValue(2)
+    widget.form.manifest.value = scan_folder
+    widget.form.out.value = tmp_path / "run"
+    widget.form.config.value = config
+    widget.form.device.value = "cpu"
+    widget.form.batch_size.value = 2
     return viewer, widget
 
 
@@ -84,24 +84,82 @@ def test_the_dialog_sends_only_what_the_user_changed(make_napari_viewer, config_
     viewer = make_napari_viewer()
     widget = TrainingWidget(viewer)
     demo = demo_preset()
-    assert widget.preset_combo.currentText() == "demo"
-    assert widget.steps_spin.value() == demo.train.steps  # read from config.py, not copied
-    assert widget.batch_spin.value() == demo.train.batch_size
-    widget.manifest_edit.setText(str(tmp_path))
-    widget.out_edit.setText(str(tmp_path / "run"))
-    widget.config_edit.setText(str(config_file))
-    assert widget.steps_spin.value() == 7 and widget.variant_combo.currentText() == "sa3"
+    assert widget.form.preset.value == "demo"
+    assert widget.form.steps.value == demo.train.steps  # read from config.py, not copied
+    assert widget.form.batch_size.value == demo.train.batch_size
+    widget.form.manifest.value = tmp_path
+    widget.form.out.value = tmp_path / "run"
+    widget.form.config.value = config_file
+    assert widget.form.steps.value == 7 and widget.form.variant.value == "sa3"
     request = widget.current_request()
     assert request.settings == {} and request.steps == 7
     cfg = _train_config(request)
     assert cfg.train.steps == 7 and cfg.model.variant == "sa3"
-    widget.batch_spin.setValue(3)
+    widget.form.batch_size.value = 3
     assert widget.current_request().settings == {"train.batch_size": 3}
     cfg = _train_config(widget.current_request())
     assert (cfg.train.steps, cfg.model.variant, cfg.train.batch_size) == (7, "sa3", 3)
-    widget.preset_combo.setCurrentText("paper")  # the form starts again from the new preset
-    assert widget.steps_spin.value() == 7 and widget.current_request().settings == {}
+    widget.form.preset.value = "paper"  # the form starts again from the new preset
+    assert widget.form.steps.value == 7 and widget.current_request().settings == {}
     assert _train_config(widget.current_request()).preprocess.height == 256
+
+
+def test_the_manifest_is_a_csv_file_or_a_folder(make_napari_viewer, monkeypatch, tmp_path):
+    from magicgui.backends._qtpy import widgets as qt_backend
+    from magicgui.types import FileDialogMode
+
+    csv, folder = tmp_path / "cohort.csv", tmp_path / "healthy"
+    asked = []
+
+    def pick_file(parent, caption, start, file_filter):
+        asked.append(("file", file_filter))
+        return str(csv), ""
+
+    def pick_folder(parent, caption, start):
+        asked.append(("folder", caption))
+        return str(folder)
+
+    dialogs = qt_backend.QFILE_DIALOG_MODES
+    monkeypatch.setitem(dialogs, FileDialogMode.EXISTING_FILE, pick_file)
+    monkeypatch.setitem(dialogs, FileDialogMode.EXISTING_DIRECTORY, pick_folder)
+    form = TrainingWidget(make_napari_viewer()).form
+    form.manifest.choose_btn.native.click()
+    assert form.manifest_path == str(csv) and asked[-1][0] == "file"
+    assert "*.csv" in asked[-1][1]
+    form.manifest_folder_button.native.click()
+    assert form.manifest_path == str(folder) and asked[-1] == ("folder", "Folder of healthy scans")
+
+
+def test_start_says_what_is_missing(make_napari_viewer, tmp_path):
+    widget = TrainingWidget(make_napari_viewer())
+    assert not widget.start()
+    assert "choose a manifest" in widget.status_text
+    widget.form.manifest.value = tmp_path / "nowhere"
+    widget.form.out.value = tmp_path / "run"
+    assert not widget.start()
+    assert widget.status_text.endswith(f"{tmp_path / 'nowhere'}: not found"), widget.status_text
+    assert not widget.controller.running and widget.form.start_button.enabled
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_run_says_why(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    from napari_madgan.training import _widget
+
+    errors = []
+    monkeypatch.setattr(_widget, "show_error", errors.append)
+    widget = TrainingWidget(make_napari_viewer())
+    (tmp_path / "empty").mkdir()
+    widget.form.manifest.value = tmp_path / "empty"
+    widget.form.out.value = tmp_path / "run"
+    assert widget.start()
+    assert not widget.form.start_button.enabled and widget.form.stop_button.enabled
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
+    qtbot.waitUntil(lambda: "failed" in widget.status_text, timeout=10_000)
+    assert widget.status_text.startswith("Training failed (exit code 2)"), widget.status_text
+    assert len(errors) == 1 and "contains no scans" in errors[0], errors
+    assert "contains no scans" in widget.log_view.toPlainText()
+    assert widget.form.start_button.enabled and widget.form.resume_button.enabled
+    assert not widget.form.stop_button.enabled
 
 
 def _alive(pid: int) -> bool:
@@ -120,29 +178,30 @@ def test_train_stop_resume_and_hand_over(dialog, qtbot, tmp_path):
     viewer, widget = dialog
     review = ReviewWidget(viewer)
     viewer.window.add_dock_widget(review, name="MADGAN review")
-    widget.steps_spin.setValue(4)
+    widget.form.steps.value = 4
     assert widget.start()
-    assert widget.runner.running
-    qtbot.waitUntil(lambda: widget.metrics.last is not None, timeout=60_000)
+    assert widget.controller.running
+    metrics = widget.controller.metrics
+    qtbot.waitUntil(lambda: metrics.last is not None, timeout=60_000)
     # the status line was updated with the metrics line just read, and the run's total
-    step = widget.metrics.last["step"]
-    assert widget.status_label.text().startswith(f"Step {step} / 4, "), widget.status_label.text()
+    step = metrics.last["step"]
+    assert widget.status_text.startswith(f"Step {step} / 4, "), widget.status_text
     widget.stop()
-    qtbot.waitUntil(lambda: not widget.runner.running, timeout=60_000)
-    assert "Stopped" in widget.status_label.text()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
+    assert "Stopped" in widget.status_text
     out = tmp_path / "run"
     assert list((out / "checkpoints").glob("*.pt")), "stop must save a checkpoint"
-    stopped_at = widget.metrics.last["step"]
+    stopped_at = metrics.last["step"]
     assert stopped_at < 4
-    assert widget.resume_btn.isEnabled()
+    assert widget.form.resume_button.enabled
 
-    widget.resume_btn.click()
-    qtbot.waitUntil(lambda: not widget.runner.running, timeout=90_000)
-    assert "Finished" in widget.status_label.text(), widget.log_view.toPlainText()[-2000:]
+    widget.form.resume_button.native.click()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=90_000)
+    assert "Finished" in widget.status_text, widget.log_view.toPlainText()[-2000:]
     model = out / "model.pt"
     assert model.is_file()
     # curves, preview and time left were shown
-    assert widget.metrics.last["step"] == 4
+    assert widget.controller.metrics.last["step"] == 4
     assert widget.curves.lines["loss_l1"].get_xdata()[-1] == 4
     assert widget.preview_label.pixmap() is not None and not widget.preview_label.pixmap().isNull()
     # the model is offered to the review widget and remembered
@@ -154,10 +213,10 @@ def test_train_stop_resume_and_hand_over(dialog, qtbot, tmp_path):
 
 def test_closing_napari_stops_training(dialog, qtbot, tmp_path):
     viewer, widget = dialog
-    widget.steps_spin.setValue(1000)
+    widget.form.steps.value = 1000
     assert widget.start()
-    pid = int(widget.runner.process.processId())
-    qtbot.waitUntil(lambda: widget.metrics.last is not None, timeout=60_000)
+    pid = int(widget.controller.runner.process.processId())
+    qtbot.waitUntil(lambda: widget.controller.metrics.last is not None, timeout=60_000)
     viewer.close()
     assert not _alive(pid)
     assert list((tmp_path / "run" / "checkpoints").glob("*.pt")), "closing must save a checkpoint"
