@@ -67,6 +67,21 @@ def find_regions(
 ) -> list[Finding]:
     """The connected regions of ``zmap`` above ``threshold``, strongest evidence first.
 
+    See :func:`label_regions` for the arguments; this keeps the findings only.
+    """
+    return label_regions(zmap, affine, threshold, min_volume_ml, max_regions)[0]
+
+
+def label_regions(
+    zmap: np.ndarray,
+    affine: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
+    max_regions: int = DEFAULT_MAX_REGIONS,
+) -> tuple[list[Finding], np.ndarray]:
+    """The findings and a label volume: voxel value ``r`` belongs to the finding ranked ``r``
+    (0: none).
+
     Args:
         zmap: RAS+ volume of z-scores; NaN (outside the brain, unscored slices) never counts.
         affine: the volume's voxel-to-world (RAS+, mm) affine.
@@ -81,14 +96,15 @@ def find_regions(
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     above = np.nan_to_num(zmap, nan=-np.inf) > threshold
     labels, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
+    ranked = np.zeros(zmap.shape, np.int32)
     if n == 0:
-        return []
+        return [], ranked
     index = np.arange(1, n + 1)
     values = np.where(above, zmap, 0.0)
     counts = ndimage.sum_labels(above, labels, index)
     keep = counts * voxel_ml >= min_volume_ml
     if not keep.any():
-        return []
+        return [], ranked
     index, counts = index[keep], counts[keep]
     sums = ndimage.sum_labels(values, labels, index)
     peaks = ndimage.maximum(values, labels, index)
@@ -103,7 +119,9 @@ def find_regions(
         return tuple(round(float(v), 2) for v in point[:3])
 
     findings = []
+    relabel = np.zeros(n + 1, np.int32)
     for rank, i in enumerate(order, start=1):
+        relabel[index[i]] = rank
         extent = extents[index[i] - 1]
         findings.append(
             Finding(
@@ -118,7 +136,7 @@ def find_regions(
                 slices=(int(extent[2].start), int(extent[2].stop - 1)),
             )
         )
-    return findings
+    return findings, relabel[labels]
 
 
 def describe_findings(findings: list[Finding], brain_wide: bool = False, limit: int = 3) -> str:

@@ -92,3 +92,24 @@ def _save_figure(fig, path: Path) -> Path:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_froc(summaries, path: Path) -> Path:
+    """Lesions detected against false-positive regions per healthy scan, one curve a group."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in summaries:
+        if not s.curve:
+            continue
+        fp = [point[1] for point in s.curve]
+        found = [point[2] for point in s.curve]
+        ax.step(fp, found, where="post", label=f"{s.group} ({s.sequence}, {s.n_lesions} lesions)")
+    for rate in (1.0, 5.0):
+        ax.axvline(rate, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("false-positive regions per healthy scan")
+    ax.set_ylabel("lesions detected")
+    ax.set_ylim(0.0, 1.02)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save_figure(fig, path)

@@ -91,7 +91,7 @@ def test_score_and_calibrate_take_score_settings(tmp_path, tiny_model_file, caps
     argv = ["score", str(model), str(scan), "--out", str(tmp_path / "out"), "--device", "cpu"]
     assert main([*argv, "--set", "score.mode=ratio", "--window-batch", "4"]) == 0
     assert "scan: ratio score" in capsys.readouterr().out
-    assert load_model(model, "cpu").config.score.mode == "mean"  # score leaves the file alone
+    assert load_model(model, "cpu").config.score.mode == "auto"  # score leaves the file alone
 
     rows = [
         ManifestRow(

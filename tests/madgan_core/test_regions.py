@@ -1,0 +1,55 @@
+"""Region-level evaluation: FROC operating points and the top region's Dice."""
+
+from __future__ import annotations
+
+import pytest
+
+from madgan_core.evaluation.regions import (
+    ScanRegions,
+    froc,
+    regions_markdown,
+    sensitivity_at,
+    summarise,
+)
+
+
+def _healthy(*evidence: float) -> ScanRegions:
+    return ScanRegions("h", "healthy", 0, "T1c", list(evidence), [[] for _ in evidence])
+
+
+def _lesioned(evidence, hits, n_lesions, dice=None) -> ScanRegions:
+    return ScanRegions(
+        "m", "mets", 1, "T1c", list(evidence), hits, n_lesions, [1.0] * n_lesions, dice
+    )
+
+
+HEALTHY = [_healthy(2.0), _healthy(0.5, 0.2), _healthy()]
+LESIONED = [
+    _lesioned([5.0, 1.0], [[0], []], 1, 0.6),
+    _lesioned([3.0], [[0, 1]], 2, 0.4),  # one region over two lesions
+    _lesioned([0.3], [[]], 1, 0.0),  # a finding beside the lesion
+]
+
+
+def test_froc_counts_lesions_and_false_positives_per_healthy_scan():
+    curve = froc(HEALTHY, LESIONED)
+    assert curve[0] == (float("inf"), 0.0, 0.0)
+    by_threshold = {t: (fp, sens) for t, fp, sens in curve}
+    assert by_threshold[5.0] == (0.0, 0.25)
+    assert by_threshold[3.0] == (0.0, 0.75)  # both lesions under the one region count
+    assert by_threshold[2.0] == (pytest.approx(1 / 3), 0.75)
+    assert by_threshold[0.2] == (1.0, 0.75)  # the third lesion is never overlapped
+    assert sensitivity_at(curve, 0.0) == 0.75
+    assert sensitivity_at(curve, 5.0) == 0.75
+    assert sensitivity_at([], 1.0) is None
+
+
+def test_summary_takes_the_healthy_scans_of_the_same_sequence():
+    other = ScanRegions("h1", "healthy", 0, "T1", [9.0, 9.0], [[], []])
+    [summary] = summarise([*HEALTHY, *LESIONED, other])
+    assert (summary.group, summary.sequence) == ("mets", "T1c")
+    assert (summary.n_scans, summary.n_lesions, summary.n_healthy) == (3, 4, 3)
+    assert summary.detected == {"0": 0.75, "1": 0.75, "5": 0.75}
+    assert summary.median_top_dice == pytest.approx(0.4)
+    table = "\n".join(regions_markdown([summary]))
+    assert "| mets | T1c | 3 | 4 | 3 | 75 % | 75 % | 75 % | 0.40 |" in table
