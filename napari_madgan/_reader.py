@@ -9,6 +9,7 @@ napari shows that message to the user, which says more than "no reader found".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from madgan_core.io import is_scan_path, load_scan
@@ -37,9 +38,18 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
     dicom = get_dicom_reader(paths)
     if dicom is not None:
         return dicom
-    if not all(str(p).lower().endswith(READER_SUFFIXES) and is_scan_path(p) for p in paths):
+    if not all(_is_scan_file(p) for p in paths):
         return None
     return read_scans
+
+
+def _is_scan_file(path: str) -> bool:
+    """A NIfTI/MGZ name that is not a folder (a folder named ``x.nii`` is someone else's)."""
+    return (
+        str(path).lower().endswith(READER_SUFFIXES)
+        and is_scan_path(path)
+        and not os.path.isdir(path)
+    )
 
 
 def read_scans(path: str | Sequence[str]) -> list[tuple]:
