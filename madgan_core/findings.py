@@ -58,18 +58,12 @@ class Finding:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
 
-def find_regions(
-    zmap: np.ndarray,
-    affine: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
-    min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
-    max_regions: int = DEFAULT_MAX_REGIONS,
-) -> list[Finding]:
-    """The connected regions of ``zmap`` above ``threshold``, strongest evidence first.
+def find_regions(zmap: np.ndarray, affine: np.ndarray, *args, **kwargs) -> list[Finding]:
+    """The connected regions of ``zmap`` above a threshold, strongest evidence first.
 
-    See :func:`label_regions` for the arguments; this keeps the findings only.
+    Takes the arguments of :func:`label_regions` and keeps the findings only.
     """
-    return label_regions(zmap, affine, threshold, min_volume_ml, max_regions)[0]
+    return label_regions(zmap, affine, *args, **kwargs)[0]
 
 
 def label_regions(

@@ -70,14 +70,23 @@ def plot_distributions(records: Sequence[dict[str, object]], column: str, path: 
 
 def plot_auc_vs_step(curve: dict[str, list[tuple[int, float]]], path: Path) -> Path:
     """AUC against training step across checkpoints, as in the paper's Figs. 8 and 9."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _rate_axes("training step", "AUC (madgan:mean)")
     for label, points in curve.items():
         steps, aucs = zip(*points, strict=True)
         ax.plot(steps, aucs, marker="o", label=label)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("AUC (madgan:mean)")
+    return _finish_rate_plot(fig, ax, path)
+
+
+def _rate_axes(xlabel: str, ylabel: str):
+    """A 6 x 4 in figure for a quantity in [0, 1] against ``xlabel``."""
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0.0, 1.02)
+    return fig, ax
+
+
+def _finish_rate_plot(fig, ax, path: Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save_figure(fig, path)
@@ -96,8 +105,7 @@ def _save_figure(fig, path: Path) -> Path:
 
 def plot_froc(summaries, path: Path) -> Path:
     """Lesions detected against false-positive regions per healthy scan, one curve a group."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _rate_axes("false-positive regions per healthy scan", "lesions detected")
     for s in summaries:
         if not s.curve:
             continue
@@ -107,9 +115,4 @@ def plot_froc(summaries, path: Path) -> Path:
     for rate in (1.0, 5.0):
         ax.axvline(rate, color="grey", lw=0.8, ls=":")
     ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("false-positive regions per healthy scan")
-    ax.set_ylabel("lesions detected")
-    ax.set_ylim(0.0, 1.02)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save_figure(fig, path)
+    return _finish_rate_plot(fig, ax, path)

@@ -63,20 +63,16 @@ class ResultExports:
         return written.folder
 
     def ask_heatmap(self) -> None:
-        default = default_export(self.widget.controller.shown, "_l2_heatmap.nii.gz")
-        path, _ = QFileDialog.getSaveFileName(
-            self.widget, "Export heatmap", default, "NIfTI (*.nii.gz *.nii)"
-        )
-        if path:
-            show_info(f"Heatmap saved to {self.heatmap(path)}")
+        self._ask_file("heatmap", "_l2_heatmap.nii.gz", "NIfTI (*.nii.gz *.nii)", self.heatmap)
 
     def ask_report(self) -> None:
-        default = default_export(self.widget.controller.shown, "_madgan_report.pdf")
-        path, _ = QFileDialog.getSaveFileName(
-            self.widget, "Export report", default, "PDF (*.pdf);;PNG (*.png)"
-        )
+        self._ask_file("report", "_madgan_report.pdf", "PDF (*.pdf);;PNG (*.png)", self.report)
+
+    def _ask_file(self, what: str, suffix: str, filters: str, export) -> None:
+        default = default_export(self.widget.controller.shown, suffix)
+        path, _ = QFileDialog.getSaveFileName(self.widget, f"Export {what}", default, filters)
         if path:
-            show_info(f"Report saved to {self.report(path)}")
+            show_info(f"{what.capitalize()} saved to {export(path)}")
 
     def ask_dicom(self) -> None:
         start = str(Path(default_export(self.widget.controller.shown, "")).parent)
