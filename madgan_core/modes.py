@@ -75,7 +75,7 @@ SCORE_MODES += (
     ScoreMode(
         "anomaly",
         "Anomaly score (calibrated)",
-        "largest of the z-map scores, each in robust SDs above the healthy controls; "
+        "largest of the z-map scores, each in SDs above the healthy controls' mean; "
         "its percentile is against the controls' own (the calibrated headline)",
         needs_calibration=True,
         overlay="zmap",

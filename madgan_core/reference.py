@@ -27,17 +27,18 @@ HIGHLY_UNUSUAL_PERCENTILE = 99.0
 ANOMALY = "anomaly"
 ANOMALY_PARTS = ("ztail", "zvolume", "zmean")
 MIN_CONTROLS_FOR_ANOMALY = 6
-_MAD_TO_SD = 1.4826
 
 
-def robust_standardise(values: np.ndarray, score: float) -> float:
-    """``score`` in robust standard deviations above the median of ``values`` (NaN ignored)."""
+def standardise(values: np.ndarray, score: float) -> float:
+    """``score`` in standard deviations above the mean of ``values`` (NaN ignored).
+
+    The plain mean and standard deviation, not a median and MAD: ``zvolume`` is near 0
+    for most healthy scans with a long upper tail, so its MAD is a small fraction of
+    its spread and would let ``zvolume`` decide every anomaly score.
+    """
     values = values[np.isfinite(values)]
-    centre = float(np.median(values))
-    scale = _MAD_TO_SD * float(np.median(np.abs(values - centre)))
-    if not scale > 0:
-        scale = float(np.std(values)) or 1.0
-    return (score - centre) / scale
+    scale = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return (score - float(np.mean(values))) / (scale if scale > 0 else 1.0)
 
 
 class MalformedReference(ValueError):
@@ -112,8 +113,8 @@ class HealthyReference:
         ]
 
     def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
-        """The calibrated headline: the largest of the scan's z-map scores, each in robust
-        standard deviations above the controls of its sequence (None: too few controls).
+        """The calibrated headline: the largest of the scan's z-map scores, each in standard
+        deviations above the controls of its sequence (None: too few controls).
 
         Taking the largest of several is corrected for by ranking it among the controls'
         own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
@@ -122,7 +123,7 @@ class HealthyReference:
         if not parts:
             return None
         return max(
-            robust_standardise(self._control_scores(part, sequence), float(scores[part]))
+            standardise(self._control_scores(part, sequence), float(scores[part]))
             for part in parts
         )
 
@@ -133,7 +134,7 @@ class HealthyReference:
             return None
         return max(
             parts,
-            key=lambda p: robust_standardise(self._control_scores(p, sequence), float(scores[p])),
+            key=lambda p: standardise(self._control_scores(p, sequence), float(scores[p])),
         )
 
     def control_anomaly_scores(self, sequence: str | None) -> np.ndarray:
@@ -153,7 +154,7 @@ class HealthyReference:
         for j in range(len(chosen)):
             others = np.delete(table, j, axis=1)
             values = [
-                robust_standardise(others[k], table[k, j])
+                standardise(others[k], table[k, j])
                 for k in range(len(parts))
                 if np.isfinite(table[k, j])
             ]

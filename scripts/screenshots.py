@@ -6,10 +6,12 @@ Usage::
 
 Without a display it re-runs itself under ``xvfb-run``. It makes:
 
-* ``review.png``: a metastasis phantom (2 mm) scored by the model: ℓ2 heatmap over
-  the scan at the most anomalous slice, the score panel and the per-slice plot;
-* ``review_zmap.png``: the same scan with the ``zvolume`` headline score and the
-  healthy-normalised z-map overlay (needs a calibrated model);
+* ``review.png``: a metastasis phantom (2 mm) opened from File → Open Sample and scored
+  from Plugins → MADGAN review: the anomaly headline, the z-map overlay, the findings
+  table with its first row clicked, and the per-slice plot (needs a calibrated model);
+* ``review_ad.png``: the AD stage-3 phantom the same way;
+* ``review_mean.png``: the metastasis phantom with the paper's mean ℓ2 headline and
+  the ℓ2 heatmap;
 * ``training.png``: the training dialog in the middle of a tiny run (two healthy
   phantoms, a tiny config), with live curves and the latest preview;
 * ``dicom_review.png`` and ``dicom_series_dialog.png``: a metastasis phantom written
@@ -57,26 +59,33 @@ def settle(seconds: float = 0.5) -> None:
         time.sleep(0.02)
 
 
-def review_shot(model: Path, out: Path, mode: str = "mean", name: str = "review.png") -> Path:
-    """The user's path: File → Open Sample → metastasis, Plugins → MADGAN review, Run."""
+SAMPLES = {"mets": "phantom metastasis", "ad": "phantom AD stage 3"}
+
+
+def review_shot(
+    model: Path, out: Path, mode: str = "auto", name: str = "review.png", sample: str = "mets"
+) -> Path:
+    """The user's path: File → Open Sample, Plugins → MADGAN review, Run; then the first
+    finding (or the most anomalous slice) is clicked."""
     import napari
 
     viewer = napari.Viewer(title="napari-madgan: review")
     viewer.window.resize(*WINDOW)
-    viewer.open_sample("napari-madgan", "mets")
+    viewer.open_sample("napari-madgan", sample)
     _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
     widget.reader_offer.setVisible(False)  # the one-time offer is not part of the review
-    widget.set_scan_layer("phantom metastasis")
+    widget.set_scan_layer(SAMPLES[sample])
     widget.set_model_path(model, remember=False)
     widget.set_score_mode(mode)
     widget.form.run_button.native.click()
     wait_for(lambda: not widget.controller.running, 300, "scoring")
     if widget.result is None:
         raise RuntimeError(f"scoring failed: {widget.status_text}")
-    z = widget.results.top_list.item(0).data(0x0100) if widget.results.top_list.count() else None
-    if z is not None:
-        widget.go_to_slice(int(z))
     viewer.reset_view()
+    if widget.results.findings_table.rowCount() and widget.headline() != "mean":
+        widget.results.findings_table.cellClicked.emit(0, 0)
+    elif widget.results.top_list.count():
+        widget.go_to_slice(int(widget.results.top_list.item(0).data(0x0100)))
     settle(1.0)
     path = out / name
     viewer.screenshot(str(path), canvas_only=False, flash=False)
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
     parser.add_argument(
-        "--only", choices=("dicom",), default=None, help="make only these screenshots"
+        "--only", choices=("dicom", "review"), default=None, help="make only these screenshots"
     )
     args = parser.parse_args(argv)
     if (
@@ -237,8 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "dicom":
         print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
         return 0
+    if args.only == "review":
+        print(review_shot(args.model.resolve(), args.out))
+        print(review_shot(args.model.resolve(), args.out, "auto", "review_ad.png", sample="ad"))
+        print(review_shot(args.model.resolve(), args.out, "mean", "review_mean.png"))
+        return 0
     print(review_shot(args.model.resolve(), args.out))
-    print(review_shot(args.model.resolve(), args.out, "zvolume", "review_zmap.png"))
+    print(review_shot(args.model.resolve(), args.out, "auto", "review_ad.png", sample="ad"))
+    print(review_shot(args.model.resolve(), args.out, "mean", "review_mean.png"))
     print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
     if not args.skip_training:
         print(training_shot(args.out))

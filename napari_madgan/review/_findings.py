@@ -70,10 +70,18 @@ def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dic
     kwargs = {
         "name": name,
         "size": np.asarray(sizes, dtype=float),
-        "symbol": "ring",
-        "face_color": "white",
-        "border_width": 0.0,
-        "text": {"string": [str(f.rank) for f in findings], "color": "white", "size": 10},
+        # a thin circle the size of the region around its peak: the overlay inside stays visible
+        "symbol": "disc",
+        "face_color": "transparent",
+        "border_color": "white",
+        "border_width": 0.06,
+        "border_width_is_relative": True,
+        "text": {
+            "string": [str(f.rank) for f in findings],
+            "color": "white",
+            "size": 10,
+            "anchor": "upper_left",
+        },
         "axis_labels": AXIS_LABELS,
         "units": (UNITS,) * 3,
         "out_of_slice_display": True,

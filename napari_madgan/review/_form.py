@@ -66,6 +66,7 @@ class ReviewForm(Container):
         buttons.margins = (0, 0, 0, 0)
         self.status = Label(value="Choose a scan layer and a model, then Run.")
         self.status.native.setWordWrap(True)
+        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().lineSpacing())
         super().__init__(
             widgets=[
                 self.scan_layer,

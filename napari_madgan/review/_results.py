@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +47,7 @@ class ResultView(QWidget):
         self.score_label.setWordWrap(True)
         self.score_label.setTextFormat(Qt.TextFormat.RichText)
         self.score_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.score_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         score_box = QGroupBox("Scan score")
         QVBoxLayout(score_box).addWidget(self.score_label)
 

@@ -14,10 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
-from qtpy.QtWidgets import (
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from madgan_core.config import HEATMAP_RANGE, SEQUENCES
 from madgan_core.errors import MadganError
@@ -85,7 +82,12 @@ class ReviewWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.reader_offer)
         layout.addWidget(self.form.native)
-        layout.addWidget(self.results, 1)
+        # The results scroll rather than squeeze: the score panel keeps every line.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.results)
+        layout.addWidget(scroll, 1)
 
     def _connect(self) -> None:
         form = self.form
