@@ -14,15 +14,14 @@ from madgan_core.evaluation.stats import auc, roc_inputs
 from madgan_core.manifest import read_manifest
 from madgan_core.reconstruct import generator_predictor
 from madgan_core.zmap import ZStatsBuilder, brain_features
-from tests.madgan_core.test_bad_inputs import tiny_model
 from tests.madgan_core.test_interrupted import tiny_cohort
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_model_file):
     folder = tmp_path_factory.mktemp("evaluation")
     manifest = tiny_cohort(folder)
-    model = ckpt.load_model(tiny_model(folder / "model.pt"), "cpu")
+    model = ckpt.load_model(tiny_model_file(folder / "model.pt"), "cpu")
     return model, manifest, read_manifest(manifest)
 
 
