@@ -70,16 +70,7 @@ def timed(fn: Callable[[], object], device: torch.device, reps: int, warmup: int
 
     The minimum, not the median: on a shared machine other jobs only ever add time.
     """
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return float(min(times))
+    return float(min(repeat(fn, device, reps, warmup)))
 
 
 def repeat(

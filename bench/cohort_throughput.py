@@ -26,6 +26,7 @@ is the paper's network.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -241,12 +242,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpu-json", type=Path, help="bench/gpu_check.py output to project from")
     parser.add_argument("--gpu-precision", default="bf16", help="precision read from --gpu-json")
     # One process of a run (started by this script itself).
-    parser.add_argument("--worker", action="store_true", help=argparse_hidden())
-    parser.add_argument("--files", help=argparse_hidden())
-    parser.add_argument("--out-dir", help=argparse_hidden())
-    parser.add_argument("--threads", type=int, default=1, help=argparse_hidden())
-    parser.add_argument("--prefetch", type=int, default=0, help=argparse_hidden())
-    parser.add_argument("--cache-dir", default=None, help=argparse_hidden())
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--files", help=argparse.SUPPRESS)
+    parser.add_argument("--out-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--prefetch", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
@@ -295,12 +296,6 @@ def main(argv: list[str] | None = None) -> dict:
         result["projection_gpu_needs"] = "--gpu-json: the output of bench/gpu_check.py on a GPU"
     emit(result, args.out)
     return result
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
