@@ -232,6 +232,7 @@ def _ddp_worker(_index: int, device_name: str, sizes: dict, port: int, out: str)
     device = resolve(device_name)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
+        device = torch.device("cuda", device.index or 0)
         torch.cuda.set_device(device)
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
@@ -257,7 +258,10 @@ def _ddp_worker(_index: int, device_name: str, sizes: dict, port: int, out: str)
             "wrapped": type(trainer.generator).__name__,
         }
         if device.type == "cuda":
-            result["nccl"] = ".".join(str(v) for v in torch.cuda.nccl.version())
+            version = torch.cuda.nccl.version()
+            result["nccl"] = (
+                ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
+            )
         Path(out).write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
