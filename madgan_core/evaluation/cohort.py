@@ -149,14 +149,20 @@ def score_cohort(
 def _write_table(
     path: Path, columns: list[str], records: list[dict[str, object]], fingerprint: dict
 ) -> None:
-    """``scores.csv`` and its model record, each written atomically."""
+    """``scores.csv``, then its model record, each written atomically.
+
+    The old record goes first: a stop in between leaves a table without a record, which
+    the next run does not trust (its parts are still there), never an old table under
+    a new record.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(records)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(_meta_path(path), json.dumps(fingerprint))
+    _meta_path(path).unlink(missing_ok=True)
     atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(_meta_path(path), json.dumps(fingerprint))
 
 
 def read_scores(path: Path) -> list[dict[str, object]]:
