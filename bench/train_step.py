@@ -3,7 +3,9 @@
 Each (variant, precision) runs in its own subprocess so the CPU peak memory
 (``ru_maxrss``) belongs to that configuration alone.
 
-    python bench/train_step.py --device cpu --variants none sa3 sa7 --precisions fp32 bf16 --steps 3
+    python bench/train_step.py --device cpu --variants none sa3 sa7 --precisions fp32 bf16 --steps 5
+
+The output holds each case's median and best step time and the matmul peaks of the run.
 """
 
 from __future__ import annotations
@@ -116,12 +118,15 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--variants", nargs="+", default=["none", "sa3", "sa7"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    p.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps (after warm-up)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--width", type=int, default=176)
     p.add_argument("--base", type=int, default=64, help="base channels (paper: 64)")
+    p.add_argument(
+        "--peak-reps", type=int, default=5, help="repetitions of each peak matmul (0: no peaks)"
+    )
     p.add_argument("--single", nargs=2, metavar=("VARIANT", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.single:
@@ -151,7 +156,13 @@ def main() -> None:
             else:
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"results": results}, indent=2))
+    out: dict = {"results": results}
+    if args.peak_reps > 0:
+        from bench._common import peaks, precisions_for, resolve
+
+        device = resolve(args.device)
+        out["peaks"] = peaks(device, tuple(precisions_for(device)), reps=args.peak_reps)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
