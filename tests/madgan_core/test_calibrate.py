@@ -154,3 +154,36 @@ def test_calibration_spills_maps_to_a_temporary_folder_and_removes_it(
     build_reference(model, rows, progress=lambda *_: seen.extend(spill.glob("*/*.npz")))
     assert len({p.name for p in seen}) == 3  # one file of maps per control while scoring
     assert list(spill.iterdir()) == []  # and nothing left afterwards
+
+
+def test_a_calibration_stopped_half_way_continues_from_its_parts(reference, tmp_path, monkeypatch):
+    """Controls scored before the stop keep their part (scores and maps); a re-run scores
+    only the others and stores the reference of an uninterrupted run, to the last digit."""
+    import madgan_core.slabs as slabs
+    from tests.madgan_core.test_cohort_distributed import assert_identical
+
+    model, _ref = reference
+    rows = []
+    for i in range(6):
+        path = tmp_path / f"c{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(1.0 + i, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    expected = build_reference(model, rows).to_dict()
+    loaded, real = [], slabs.load_scan
+
+    def load(path, stop_at=3):
+        if len(loaded) == stop_at:
+            raise KeyboardInterrupt
+        loaded.append(path)
+        return real(path)
+
+    monkeypatch.setattr(slabs, "load_scan", load)
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        build_reference(model, rows, work_dir=work)
+    assert len(list(work.glob("*.npz"))) == 3
+    loaded.clear()
+    monkeypatch.setattr(slabs, "load_scan", lambda path: load(path, stop_at=-1))
+    again = build_reference(model, rows, work_dir=work)
+    assert loaded == [r.path for r in rows[3:]]
+    assert_identical(again.to_dict(), expected)
