@@ -6,7 +6,6 @@ import dataclasses
 import json
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -165,14 +164,9 @@ class _Spills(PartFolder):
         meta = json.dumps({"key": key, "fingerprint": self.fingerprint, "record": rest})
         np.savez(tmp, meta=np.array(meta), **{k: record[k] for k in self.ARRAYS})
 
-    def _stamp(self, key: str) -> dict | None:
-        try:
-            with np.load(self.path(key), allow_pickle=False) as data:
-                return json.loads(str(data["meta"]))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return None
+    def _load(self, path: Path) -> dict:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))
 
     def arrays(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """A control's stored ℓ2 maps (float16) and brain mask."""

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import shutil
+import zipfile
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ class PartFolder:
 
     A part whose fingerprint or key differs, or that cannot be read, counts as missing
     and is written again. Subclasses store other payloads (calibration's ℓ2 maps, as
-    ``.npz``) by overriding :meth:`_dump`, :meth:`_stamp` and :meth:`read`.
+    ``.npz``) by overriding :meth:`_dump` and :meth:`_load`.
     """
 
     suffix = ".json"
@@ -84,14 +85,17 @@ class PartFolder:
         return stored.get("key") == key and stored.get("fingerprint") == self.fingerprint
 
     def _stamp(self, key: str) -> dict | None:
-        """What ``key``'s part file holds: at least its key and fingerprint (None if none)."""
+        """What ``key``'s part file holds: its key, fingerprint and record (None if none)."""
         try:
-            return json.loads(self.path(key).read_text())
+            return self._load(self.path(key))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("%s: unreadable part (%s); computing it again", self.path(key), exc)
             return None
+
+    def _load(self, path: Path) -> dict:
+        return json.loads(path.read_text())
 
     def _dump(self, tmp: Path, key: str, record: Any) -> None:
         payload = {"key": key, "fingerprint": self.fingerprint, "record": record}
