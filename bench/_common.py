@@ -2,6 +2,11 @@
 
 Every script prints one JSON object on stdout and takes ``--device cpu|cuda|auto``,
 so the same command runs on a laptop, this 2-core CPU box or a GPU node.
+
+The measurement protocol (docs/performance.md): nothing else running; the machine's
+matmul peaks measured in the same run (:func:`peaks`, in every timing benchmark's
+JSON as ``peaks``); at least 5 repetitions, the best and the median reported
+(:func:`repeat` and :func:`spread`).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -25,12 +31,21 @@ if str(REPO) not in sys.path:
 from madgan_core.config import DEVICES  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The protocol's peaks: square matmuls of these sizes, best of PEAK_REPS each.
+PEAK_SIZES = (1024, 2048, 4096)
+PEAK_REPS = 5
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--peak-reps",
+        type=int,
+        default=PEAK_REPS,
+        help=f"repetitions of each peak matmul (default {PEAK_REPS}; 0: no peaks, for quick checks)",
+    )
     return parser
 
 
@@ -55,6 +70,13 @@ def timed(fn: Callable[[], object], device: torch.device, reps: int, warmup: int
 
     The minimum, not the median: on a shared machine other jobs only ever add time.
     """
+    return float(min(repeat(fn, device, reps, warmup)))
+
+
+def repeat(
+    fn: Callable[[], object], device: torch.device, reps: int, warmup: int = 1
+) -> list[float]:
+    """Seconds of each of ``reps`` runs of ``fn()``, after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
     sync(device)
@@ -64,22 +86,62 @@ def timed(fn: Callable[[], object], device: torch.device, reps: int, warmup: int
         fn()
         sync(device)
         times.append(time.perf_counter() - t0)
-    return float(min(times))
+    return times
 
 
-def matmul_peak(device: torch.device, precision: str, reps: int = 0) -> float:
-    """Best achieved GFLOP/s of large square matmuls in ``precision``: the practical peak."""
-    sizes = (4096, 8192) if device.type == "cuda" else (2048, 4096)
-    reps = reps or (20 if device.type == "cuda" else 4)
-    dtype = DTYPES[precision]
-    best = 0.0
-    for n in sizes:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        with torch.inference_mode():
-            seconds = timed(lambda a=a, b=b: a @ b, device, reps, warmup=1)
-        best = max(best, 2.0 * n**3 / seconds / 1e9)
-    return best
+def spread(times: list[float]) -> dict[str, float | int]:
+    """The protocol's summary of repeated timings: best, median and how many."""
+    return {
+        "best_s": rounded(min(times)),
+        "median_s": rounded(statistics.median(times)),
+        "reps": len(times),
+    }
+
+
+def matmul_peak(device: torch.device, precision: str, reps: int = PEAK_REPS) -> float:
+    """Best achieved GFLOP/s of square matmuls in ``precision``: the practical peak."""
+    return peaks(device, (precision,), reps=reps)[precision]["best_gflops"]
+
+
+def peaks(
+    device: torch.device,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    sizes: tuple[int, ...] = PEAK_SIZES,
+    reps: int = PEAK_REPS,
+) -> dict[str, dict]:
+    """The machine's practical peaks in this run: GFLOP/s of square matmuls per precision.
+
+    For each size, the best and the median of ``reps`` timed products after one warm-up;
+    per precision, the size with the best: ``best_gflops``, ``median_gflops`` (same size)
+    and every size's figures in ``by_size``. On GPUs larger sizes are added (8192), since
+    4096 does not fill one.
+    """
+    if device.type == "cuda":
+        sizes = (*sizes, 8192)
+    out: dict[str, dict] = {}
+    for precision in precisions:
+        by_size = {}
+        for n in sizes:
+            a = torch.randn(n, n, device=device).to(DTYPES[precision])
+            b = torch.randn(n, n, device=device).to(DTYPES[precision])
+            with torch.inference_mode():
+                times = repeat(lambda a=a, b=b: a @ b, device, reps)
+            flop = 2.0 * n**3
+            by_size[str(n)] = {
+                "best_gflops": rounded(flop / min(times) / 1e9),
+                "median_gflops": rounded(flop / statistics.median(times) / 1e9),
+            }
+        top = max(by_size.values(), key=lambda v: v["best_gflops"])
+        out[precision] = {**top, "reps": reps, "by_size": by_size}
+    return out
+
+
+def header(name: str, device: torch.device, peak_reps: int = PEAK_REPS) -> dict:
+    """The start of a benchmark's JSON: its name, the machine and the peaks of this run."""
+    result: dict = {"bench": name, "machine": machine(device)}
+    if peak_reps > 0:
+        result["peaks"] = peaks(device, tuple(precisions_for(device)), reps=peak_reps)
+    return result
 
 
 def machine(device: torch.device) -> dict[str, object]:
@@ -117,8 +179,16 @@ def _lscpu_model() -> str:
     return _lscpu_field("Model name") or platform.processor()
 
 
-def random_model(variant: str = "none", device: torch.device | None = None, seed: int = 0):
-    """A paper-preset :class:`LoadedModel` with random weights, ready for scoring."""
+def random_model(
+    variant: str = "none",
+    device: torch.device | None = None,
+    seed: int = 0,
+    size: tuple[int, int, int] | None = None,
+):
+    """A paper-preset :class:`LoadedModel` with random weights, ready for scoring.
+
+    ``size`` = ``(height, width, base_channels)`` replaces the paper's 256 x 176 x 64.
+    """
     from madgan_core.checkpoint import LoadedModel
     from madgan_core.config import paper_preset
     from madgan_core.device import to_channels_last
@@ -127,6 +197,9 @@ def random_model(variant: str = "none", device: torch.device | None = None, seed
     device = device or torch.device("cpu")
     cfg = paper_preset()
     cfg.model.variant = variant
+    if size is not None:
+        cfg.preprocess.height, cfg.preprocess.width, cfg.model.base_channels = size
+        cfg.model.critic_channels = size[2]
     torch.manual_seed(seed)
     generator = to_channels_last(build_generator(cfg.model).to(device)).eval()
     return LoadedModel(generator, cfg, 0, Path("random.pt"), None, device)

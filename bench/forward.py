@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     base_parser,
     emit,
-    machine,
-    matmul_peak,
+    header,
     precisions_for,
+    repeat,
     resolve,
     rounded,
-    timed,
+    spread,
 )
 
 
@@ -57,8 +57,14 @@ def run_case(generator, x, device, precision, reps, compiled=False) -> dict:
         with inference_context(device, precision):
             return model(x)
 
-    seconds = timed(step, device, reps, warmup=1)
-    case = {"seconds_per_batch": rounded(seconds), "windows_per_s": rounded(len(x) / seconds)}
+    times = spread(repeat(step, device, reps, warmup=1))
+    seconds = times["best_s"]
+    case = {
+        "seconds_per_batch": rounded(seconds),
+        "median_seconds_per_batch": times["median_s"],
+        "reps": times["reps"],
+        "windows_per_s": rounded(len(x) / seconds),
+    }
     if compile_s is not None:
         case["compile_s"] = rounded(compile_s)
     return case
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=176)
     parser.add_argument(
-        "--reps", type=int, default=0, help="timed batches (0: 3 on CPU, 20 on GPU)"
+        "--reps", type=int, default=0, help="timed batches (0: 5 on CPU, 20 on GPU)"
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args(argv)
@@ -81,15 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     device = resolve(args.device)
     precisions = args.precisions or precisions_for(device)
-    reps = args.reps or (20 if device.type == "cuda" else 3)
-    result: dict = {
-        "bench": "forward",
-        "machine": machine(device),
-        "batch": args.batch,
-        "shape": [args.height, args.width],
-        "peak_gflops": {p: rounded(matmul_peak(device, p)) for p in precisions},
-        "cases": [],
-    }
+    reps = args.reps or (20 if device.type == "cuda" else 5)
+    result: dict = header("forward", device, args.peak_reps)
+    result.update({"batch": args.batch, "shape": [args.height, args.width], "cases": []})
+    peak = {p: v["best_gflops"] for p, v in result.get("peaks", {}).items()}
     x = torch.randn(args.batch, 3, args.height, args.width, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     per_variant: dict[str, dict[str, float]] = {}
@@ -107,7 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "gflop_per_window": rounded(flops / args.batch / 1e9),
                     **case,
                     "gflops": rounded(gflops),
-                    "fraction_of_peak": rounded(gflops / result["peak_gflops"][precision], 3),
+                    "fraction_of_peak": rounded(gflops / peak[precision], 3)
+                    if precision in peak
+                    else None,
                 }
                 result["cases"].append(case)
                 if not compiled:
@@ -122,9 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["bf16_speedup"] = {
             v: rounded(t["fp32"] / t["bf16"], 3) for v, t in per_variant.items()
         }
-        result["bf16_peak_ratio"] = rounded(
-            result["peak_gflops"]["bf16"] / result["peak_gflops"]["fp32"], 3
-        )
+        if peak:
+            result["bf16_peak_ratio"] = rounded(peak["bf16"] / peak["fp32"], 3)
     emit(result, args.out)
     return result
 

@@ -4,13 +4,15 @@ The default phantom scan (``make_subject("healthy", voxel_mm=1.0)``) is written 
 and scored with a random-weight paper-preset generator, in fp32 eager and in bf16.
 The stages are timed with the same public functions :func:`score_scan` calls
 (``load_scan``, ``preprocess``, a ``slab_scorer`` pass, ``scan_result``), and the
-whole path is also timed as one ``load_scan`` + ``score_scan`` call.
+whole path is also timed as one ``load_scan`` + ``score_scan`` call. Each precision
+reports its best pass (``seconds``) and the median of each stage over the passes.
 
-    python bench/score_scan.py --device auto [--reps 2] [--out f.json]
+    python bench/score_scan.py --device auto [--reps 5] [--out f.json]
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     base_parser,
     emit,
-    machine,
+    header,
     phantom_file,
     random_model,
     resolve,
@@ -90,21 +92,28 @@ def best_of(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=2, help="scoring passes per precision")
+    parser.add_argument("--reps", type=int, default=5, help="scoring passes per precision")
     parser.add_argument("--variant", default="none")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     args = parser.parse_args(argv)
 
     device = resolve(args.device)
     model = random_model(args.variant, device)
-    result: dict = {"bench": "score_scan", "machine": machine(device), "variant": args.variant}
+    result: dict = header("score_scan", device, args.peak_reps)
+    result["variant"] = args.variant
     with tempfile.TemporaryDirectory() as tmp:
         path = phantom_file(Path(tmp))
         result["scan"] = {"file": path.name, "bytes": path.stat().st_size}
         runs: dict[str, dict] = {}
         for precision in args.precisions:
             staged(model, path, precision)  # warm-up: oneDNN primitives, page cache
-            best = best_of([staged(model, path, precision) for _ in range(args.reps)])
+            passes = [staged(model, path, precision) for _ in range(args.reps)]
+            best = best_of(passes)
+            best["reps"] = len(passes)
+            best["median_seconds"] = {
+                k: rounded(statistics.median(p["seconds"][k] for p in passes))
+                for k in best["seconds"]
+            }
             secs = best["seconds"]
             non_forward = secs["total"] - secs["inference"]
             best["non_inference_fraction"] = rounded(non_forward / secs["total"], 3)

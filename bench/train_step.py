@@ -3,7 +3,9 @@
 Each (variant, precision) runs in its own subprocess so the CPU peak memory
 (``ru_maxrss``) belongs to that configuration alone.
 
-    python bench/train_step.py --device cpu --variants none sa3 sa7 --precisions fp32 bf16 --steps 3
+    python bench/train_step.py --device cpu --variants none sa3 sa7 --precisions fp32 bf16 --steps 5
+
+The output holds each case's median and best step time and the matmul peaks of the run.
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+# This checkout's package, not an installed one.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
+def make_trainer(args: argparse.Namespace, variant: str, precision: str, out_dir, prepare=None):
+    """A :class:`Trainer` on random batches at ``args``' sizes; ``prepare(g, c)`` may wrap the
+    networks (DDP, ``torch.compile``) before the trainer gets them."""
     import torch
 
     from madgan_core.config import MadganConfig
@@ -39,6 +47,8 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
     g = to_channels_last(build_generator(cfg.model).to(device))
     c = to_channels_last(build_critic(cfg.model).to(device))
     og, oc = make_optimizers(g, c, cfg)
+    if prepare is not None:
+        g, c = prepare(g, c)
     shape = (args.batch_size, 3, args.height, args.width)
 
     def batches():
@@ -46,21 +56,38 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
         while True:
             yield x, y
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(g, c, og, oc, batches(), cfg, tmp, device, precision)
+    return Trainer(g, c, og, oc, batches(), cfg, out_dir, device, precision)
+
+
+def time_steps(trainer, warmup: int, steps: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of each of ``steps`` training steps after ``warmup`` steps;
+    CUDA's peak memory counts from the first timed step."""
+    import torch
+
+    device = trainer.device
+    times, cpu_times = [], []
+    for i in range(warmup + steps):
         if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        times, cpu_times = [], []
-        for i in range(args.warmup + args.steps):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start, cpu_start = time.perf_counter(), time.process_time()
-            trainer.train_step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i >= args.warmup:
-                times.append(time.perf_counter() - start)
-                cpu_times.append(time.process_time() - cpu_start)
+            torch.cuda.synchronize(device)
+            if i == warmup:
+                torch.cuda.reset_peak_memory_stats(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.train_step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    return times, cpu_times
+
+
+def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = make_trainer(args, variant, precision, tmp)
+        times, cpu_times = time_steps(trainer, args.warmup, args.steps)
+    device, precision = trainer.device, trainer.precision
     step = statistics.median(times)
     result = {
         "variant": variant,
@@ -72,6 +99,7 @@ def measure(args: argparse.Namespace, variant: str, precision: str) -> dict:
         "threads": torch.get_num_threads(),
         "step_time_s": round(step, 4),
         "step_time_min_s": round(min(times), 4),
+        "steps": len(times),
         "samples_per_s": round(args.batch_size / step, 3),
         # CPU seconds per step / threads: the wall time on otherwise idle cores
         "cpu_time_per_thread_s": round(statistics.median(cpu_times) / torch.get_num_threads(), 4),
@@ -90,12 +118,15 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--variants", nargs="+", default=["none", "sa3", "sa7"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    p.add_argument("--steps", type=int, default=3, help="timed steps (after warm-up)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps (after warm-up)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--height", type=int, default=256)
     p.add_argument("--width", type=int, default=176)
     p.add_argument("--base", type=int, default=64, help="base channels (paper: 64)")
+    p.add_argument(
+        "--peak-reps", type=int, default=5, help="repetitions of each peak matmul (0: no peaks)"
+    )
     p.add_argument("--single", nargs=2, metavar=("VARIANT", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.single:
@@ -125,7 +156,13 @@ def main() -> None:
             else:
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(json.dumps({"results": results}, indent=2))
+    out: dict = {"results": results}
+    if args.peak_reps > 0:
+        from bench._common import peaks, precisions_for, resolve
+
+        device = resolve(args.device)
+        out["peaks"] = peaks(device, tuple(precisions_for(device)), reps=args.peak_reps)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

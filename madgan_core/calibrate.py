@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -12,6 +15,8 @@ import numpy as np
 from madgan_core.errors import MadganError
 from madgan_core.reference import HealthyReference
 from madgan_core.score import slab_scorer
+from madgan_core.sharding import PartFolder, SharedRun, run_share
+from madgan_core.slabs import Prepared, SlabLoader
 from madgan_core.zmap import (
     FOREGROUND_LEVEL,
     NOISE_ADJUSTED,
@@ -24,6 +29,7 @@ from madgan_core.zmap import (
 
 if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
+    from madgan_core.distributed import DistInfo
     from madgan_core.manifest import ManifestRow
 
 Features = Callable[[np.ndarray, np.ndarray], dict[str, float]]
@@ -40,72 +46,146 @@ def build_reference(
     progress: Callable[[int, int], None] | None = None,
     precision: str = "auto",
     batch_size: int = 0,
-) -> HealthyReference:
+    *,
+    work_dir: Path | None = None,
+    loader: SlabLoader | None = None,
+    info: DistInfo | None = None,
+) -> HealthyReference | None:
     """Score healthy scans and collect their score distribution and z-map statistics.
 
-    Each control's ℓ2 maps are needed twice: for the z-statistics, and again to score
-    the control against the statistics without it. In between they wait in a temporary
-    folder (float16), so memory does not grow with the number of controls.
+    Two passes. The first scores each control and stores its scores and ℓ2 maps
+    (float16) in a part file of its own (:mod:`madgan_core.sharding`), so memory does
+    not grow with the number of controls; under torchrun the ranks share this pass, and
+    a re-run continues from the parts. The second, on rank 0, adds the stored maps in
+    the rows' order into the z-statistics and scores each control against the
+    statistics without it: the arithmetic of one process, in its order, so the same
+    reference to the last digit.
+
+    Args:
+        model: the loaded model.
+        rows: the healthy controls (``path`` and ``sequence``).
+        progress: ``progress(done, total)`` as controls are scored (each rank its own).
+        precision: inference precision.
+        batch_size: windows per inference batch (0: chosen per device).
+        work_dir: where the parts wait; the caller removes it once the reference is
+            safe (default: a temporary folder, removed at the end; one process only).
+        loader: how scans are read (default: one ahead, no cache).
+        info: this rank under torchrun (default: one process).
+
+    Returns:
+        The reference; None on ranks other than 0.
     """
-    from madgan_core.io import load_scan
-    from madgan_core.preprocess import preprocess
+    from madgan_core.checkpoint import model_fingerprint
+    from madgan_core.distributed import DistInfo
 
     if not rows:
         raise MadganError("no healthy scans to calibrate on")
+    info = info or DistInfo()
+    if work_dir is None:
+        if info.enabled:
+            raise ValueError("calibration under torchrun needs a work_dir every rank sees")
+        with tempfile.TemporaryDirectory(prefix="madgan-calib-") as tmp:
+            return build_reference(
+                model, rows, progress, precision, batch_size, work_dir=Path(tmp), loader=loader
+            )
+    score = slab_scorer(model, precision, batch_size)
+    fingerprint = {
+        **model_fingerprint(model),
+        "score": dataclasses.asdict(model.config.score),
+        "precision": score.precision,
+        "window_batch": score.batch_size,
+    }
+    run = SharedRun([str(r.path) for r in rows], _Spills(work_dir, fingerprint), info, model.device)
+    todo = run.todo()
+
+    def spill(_i: int, prepared: Prepared) -> dict:
+        errors, scores, _ = score(prepared.slab, maps=True)
+        return {
+            "name": prepared.name,
+            "scores": scores,
+            "log_noise": log_noise(prepared.slab.slices),
+            "errors": errors.slice_maps()[0].astype(np.float16),
+            "brain": prepared.slab.slices > FOREGROUND_LEVEL,
+        }
+
+    slabs = (loader or SlabLoader()).load([rows[i].path for i in todo], model.config.preprocess)
+    tick = None if progress is None else lambda k: progress(k, len(todo))
+    run_share(run, todo, slabs, spill, tick)
+    if not run.finish():
+        return None
+    return _reference_from_spills(model, rows, run)
+
+
+def _reference_from_spills(
+    model: LoadedModel, rows: Sequence[ManifestRow], run: SharedRun
+) -> HealthyReference:
+    """The second pass: statistics from every control's stored maps, in the rows' order."""
     cfg = model.config
     shape = (cfg.preprocess.height, cfg.preprocess.width)
-    score = slab_scorer(model, precision, batch_size)
-    names: list[str] = []
-    sequences: list[str] = []
     collected: dict[str, list[float]] = {}
     controls: dict[str, list[_Control]] = {}
     builders: dict[str, ZStatsBuilder] = {}
-    with tempfile.TemporaryDirectory(prefix="madgan-calib-") as spill:
-        for i, row in enumerate(rows):
-            scan = load_scan(row.path)
-            slab = preprocess(scan, cfg.preprocess)
-            errors, scores, _ = score(slab, maps=True)
-            names.append(scan.name)
-            sequences.append(row.sequence)
-            for mode, value in scores.items():
-                collected.setdefault(mode, []).append(value)
-            control = _Control(Path(spill) / f"{i}.npz", log_noise(slab.slices), i)
-            stored = control.save(errors.slice_maps()[0], slab.slices > FOREGROUND_LEVEL)
-            builders.setdefault(row.sequence, ZStatsBuilder(shape, cfg.score)).add(stored)
-            controls.setdefault(row.sequence, []).append(control)
-            if progress is not None:
-                progress(i + 1, len(rows))
-        reference = HealthyReference(
-            {m: np.asarray(v) for m, v in collected.items()}, names, sequences
-        )
-        zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
-        for sequence, items in controls.items():
-            if len(items) < MIN_ZSTATS_CONTROLS:
-                continue
-            reference.zstats[sequence] = _sequence_zstats(items, builders[sequence], zscores)
+    names = []
+    for i, (row, key) in enumerate(zip(rows, run.keys, strict=True)):
+        stored = run.parts.read(key)
+        if stored is None:
+            raise RuntimeError(f"{run.parts.path(key)}: no scores for {key}")
+        names.append(stored["name"])
+        for mode, value in stored["scores"].items():
+            collected.setdefault(mode, []).append(value)
+        control = _Control(run.parts, key, stored["log_noise"], i)
+        builders.setdefault(row.sequence, ZStatsBuilder(shape, cfg.score)).add(control.load()[0])
+        controls.setdefault(row.sequence, []).append(control)
+    reference = HealthyReference(
+        {m: np.asarray(v) for m, v in collected.items()}, names, [r.sequence for r in rows]
+    )
+    zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
+    for sequence, items in controls.items():
+        if len(items) < MIN_ZSTATS_CONTROLS:
+            continue
+        reference.zstats[sequence] = _sequence_zstats(items, builders[sequence], zscores)
     for mode, values in zscores.items():
         if np.isfinite(values).any():  # NaN for sequences with too few controls
             reference.scores[mode] = values
     return reference
 
 
+class _Spills(PartFolder):
+    """Calibration parts: a control's scores, log-noise, ℓ2 maps (float16) and brain mask.
+
+    Stored as ``.npz`` without pickle: the arrays as they are, the rest as JSON text.
+    """
+
+    suffix = ".npz"
+    ARRAYS = ("errors", "brain")
+
+    def _dump(self, tmp: Path, key: str, record: dict) -> None:
+        rest = {k: v for k, v in record.items() if k not in self.ARRAYS}
+        meta = json.dumps({"key": key, "fingerprint": self.fingerprint, "record": rest})
+        np.savez(tmp, meta=np.array(meta), **{k: record[k] for k in self.ARRAYS})
+
+    def _load(self, path: Path) -> dict:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))
+
+    def arrays(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """A control's stored ℓ2 maps (float16) and brain mask."""
+        with np.load(self.path(key), allow_pickle=False) as data:
+            return data["errors"], data["brain"]
+
+
 class _Control(NamedTuple):
     """One calib scan in the leave-one-out pass: its ℓ2 maps and brain mask wait on disk."""
 
-    path: Path
+    spills: _Spills
+    key: str
     log_noise: float
     index: int  # position among all controls
 
-    def save(self, errors: np.ndarray, brain: np.ndarray) -> np.ndarray:
-        """Store the maps (float16) and the mask; returns the maps as stored, as float32."""
-        stored = errors.astype(np.float16)
-        np.savez(self.path, errors=stored, brain=brain)
-        return stored.astype(np.float32)
-
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """The (n, H, W) ℓ2 maps as stored (float16 values, as float32) and the brain mask."""
-        with np.load(self.path) as data:
-            return data["errors"].astype(np.float32), data["brain"]
+        errors, brain = self.spills.arrays(self.key)
+        return errors.astype(np.float32), brain
 
 
 def _sequence_zstats(
@@ -170,24 +250,37 @@ def calibrate_model(
     precision: str = "auto",
     batch_size: int = 0,
     score: dict | None = None,
-) -> HealthyReference:
+    loader: SlabLoader | None = None,
+) -> HealthyReference | None:
     """Score the manifest's healthy ``calib`` scans and store the reference in the model file.
 
     ``score`` changes the model's score settings (e.g. ``{"top_windows": 5}``) before its
     controls are scored, and is stored with the model, so later scans are scored alike.
+    The controls' parts wait in ``<model file>.calibration/`` until the reference is
+    stored, so a stopped run continues; under torchrun the ranks share the controls and
+    rank 0 stores the reference (the other ranks return None).
     """
-    from dataclasses import replace
-
     from madgan_core.checkpoint import load_model, update_checkpoint
+    from madgan_core.distributed import cohort_group
 
     chosen = calibration_rows(rows)
     if not chosen:
         raise MadganError("the manifest has no healthy scans in the 'calib' split", model_path)
-    model = load_model(model_path, device=device)
-    stored = {}
-    if score:
-        model = replace(model, config=model.config.updated({"score": score}, source=""))
-        stored["config"] = model.config.to_dict()
-    reference = build_reference(model, chosen, progress, precision, batch_size)
-    update_checkpoint(model_path, healthy_reference=reference.to_dict(), **stored)
+    model_path = Path(model_path)
+    with cohort_group(device) as (info, dev):
+        model = load_model(model_path, device=dev)
+        stored = {}
+        if score:
+            model = dataclasses.replace(
+                model, config=model.config.updated({"score": score}, source="")
+            )
+            stored["config"] = model.config.to_dict()
+        work_dir = model_path.with_name(model_path.name + ".calibration")
+        reference = build_reference(
+            model, chosen, progress, precision, batch_size,
+            work_dir=work_dir, loader=loader, info=info,
+        )  # fmt: skip
+    if reference is not None:
+        update_checkpoint(model_path, healthy_reference=reference.to_dict(), **stored)
+        shutil.rmtree(work_dir, ignore_errors=True)
     return reference

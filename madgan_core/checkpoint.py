@@ -265,6 +265,22 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev)
 
 
+def model_fingerprint(model: LoadedModel) -> dict[str, object]:
+    """What identifies a model's results: its file, step and the file's size and time.
+
+    Stored with resumable cohort results, so results of another model (or of an older
+    state of the same file) are never mixed in.
+    """
+    path = Path(model.path)
+    stat = path.stat() if path.exists() else None
+    return {
+        "model": str(path.resolve()),
+        "step": int(model.step),
+        "size": None if stat is None else stat.st_size,
+        "mtime_ns": None if stat is None else stat.st_mtime_ns,
+    }
+
+
 def reference_of(record: dict, cfg: MadganConfig, path: str | Path) -> HealthyReference | None:
     """The checkpoint's healthy reference, parsed and checked against its configuration."""
     stored = record.get("healthy_reference")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from madgan_core import __version__
@@ -49,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from madgan_core.commands._common import progress_bars
 
+    # Under torchrun only rank 0 draws bars; the others' would interleave with its.
+    bars = not getattr(args, "no_progress", False) and os.environ.get("RANK", "0") == "0"
     try:
-        with progress_bars(not getattr(args, "no_progress", False)):
+        with progress_bars(bars):
             return int(args.func(args) or 0)
     except MadganError as exc:
         print(f"madgan {args.command}: error: {exc}", file=sys.stderr)

@@ -1,9 +1,11 @@
-"""Multi-process training under ``torchrun``: environment detection, DDP wrapping, helpers.
+"""Multi-process work under ``torchrun``: environment detection, DDP wrapping, helpers.
 
 Without ``RANK``/``WORLD_SIZE`` in the environment everything here is a no-op for one
 process. Under ``torchrun --nproc_per_node=N madgan train ...`` each process joins a
 process group (NCCL on CUDA, gloo on CPU), takes its own share of the windows and
 wraps both networks in DistributedDataParallel. Only rank 0 logs, previews and saves.
+Cohort work (``madgan score``, ``calibrate``, ``evaluate``) joins the same way through
+:func:`cohort_group` and shares its scans with :mod:`madgan_core.sharding`.
 
 The gradient penalty is computed on the *unwrapped* critic: the critic's loss then has
 one DDP forward (real and fake in one batch) and one backward, and the penalty's
@@ -16,13 +18,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+# Cohort ranks wait for each other only where their shares end; a share's scans differ
+# in size, so allow for a long wait there (a dead rank is noticed by torchrun, not here).
+COHORT_TIMEOUT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,13 @@ def env_info() -> DistInfo:
     )
 
 
-def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
-    """Join the process group if launched by torchrun; returns the info and this rank's device."""
+def init_distributed(
+    device: torch.device, timeout: timedelta | None = None
+) -> tuple[DistInfo, torch.device]:
+    """Join the process group if launched by torchrun; returns the info and this rank's device.
+
+    ``timeout`` bounds every collective (default: torch's, 10-30 minutes by backend).
+    """
     info = env_info()
     if not info.enabled:
         return info, device
@@ -61,9 +75,40 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        extra = {} if timeout is None else {"timeout": timeout}
+        dist.init_process_group(backend=backend, **extra)
         log.info("rank %d/%d joined the %s process group", info.rank, info.world_size, backend)
     return info, device
+
+
+@contextmanager
+def cohort_group(
+    device: str | torch.device = "auto",
+) -> Iterator[tuple[DistInfo, torch.device]]:
+    """Join torchrun's process group for cohort work, if launched by it, and leave it after.
+
+    Yields this rank's :class:`DistInfo` and device (``cuda:LOCAL_RANK`` on GPUs). A group
+    joined already (by a caller) is left to that caller; without torchrun this only
+    resolves the device.
+    """
+    from madgan_core.device import resolve_device
+
+    joined = dist.is_available() and dist.is_initialized()
+    info, dev = init_distributed(resolve_device(device), COHORT_TIMEOUT)
+    try:
+        yield info, dev
+    finally:
+        if not joined:
+            cleanup(info)
+
+
+def broadcast_flags(flags: Sequence[bool], info: DistInfo, device: torch.device) -> list[bool]:
+    """Rank 0's ``flags`` on every rank (the other ranks pass any list of the same length)."""
+    if not info.enabled:
+        return [bool(f) for f in flags]
+    t = torch.tensor([bool(f) for f in flags], dtype=torch.uint8, device=device)
+    dist.broadcast(t, src=0)
+    return [bool(v) for v in t.tolist()]
 
 
 def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
@@ -104,8 +149,13 @@ def sync_buffers(module: nn.Module, info: DistInfo) -> None:
         dist.broadcast(buf, src=0)
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
+def barrier(info: DistInfo, device: torch.device | None = None) -> None:
+    """Wait for every rank (NCCL is told this rank's GPU, so it need not guess)."""
+    if not info.enabled:
+        return
+    if device is not None and device.type == "cuda" and dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[device.index or 0])
+    else:
         dist.barrier()
 
 

@@ -123,8 +123,7 @@ class HealthyReference:
         if not parts:
             return None
         return max(
-            standardise(self._control_scores(part, sequence), float(scores[part]))
-            for part in parts
+            standardise(self._control_scores(part, sequence), float(scores[part])) for part in parts
         )
 
     def anomaly_driver(self, scores: Mapping[str, float], sequence: str | None) -> str | None:

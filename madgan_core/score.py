@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from madgan_core.config import MadganConfig, ScoreConfig
     from madgan_core.reference import HealthyReference
     from madgan_core.zmap import ZStats
+
+
+class ScanSource(Protocol):
+    """What a score needs of its scan when the slab is given: a name and a path."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> Path | None: ...
 
 
 @dataclass
@@ -240,8 +250,9 @@ def slab_scorer(
 
 def score_scan(
     model: LoadedModel,
-    scan: Scan,
+    scan: Scan | ScanSource,
     *,
+    slab: Slab | None = None,
     maps: bool = True,
     batch_size: int = 0,
     precision: str = "auto",
@@ -257,7 +268,11 @@ def score_scan(
 
     Args:
         model: a loaded model bundle (:func:`madgan_core.checkpoint.load_model`).
-        scan: the scan, as loaded by :func:`madgan_core.io.load_scan`.
+        scan: the scan, as loaded by :func:`madgan_core.io.load_scan`; with ``slab``,
+            anything with the scan's ``name`` and ``path`` (such as
+            :class:`madgan_core.slabs.Prepared`).
+        slab: the scan already preprocessed with the model's settings (by a loader
+            that works ahead, or from a cache); None preprocesses ``scan`` here.
         maps: also build the native-grid heatmap and reconstruction volumes.
         batch_size: windows per batch (0: chosen per device).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` inference precision.
@@ -269,7 +284,8 @@ def score_scan(
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
     """
-    slab = preprocess(scan, model.config.preprocess)
+    if slab is None:
+        slab = preprocess(scan, model.config.preprocess)
     reference = model.reference
     zstats = None
     if reference is not None and predictor is None:
@@ -282,7 +298,7 @@ def score_scan(
 
 
 def scan_result(
-    scan: Scan,
+    scan: Scan | ScanSource,
     slab: Slab,
     errors: SlabErrors,
     scores: dict[str, float],
@@ -293,7 +309,10 @@ def scan_result(
     *,
     maps: bool = True,
 ) -> ScanScore:
-    """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles."""
+    """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles.
+
+    Only ``scan``'s name and path are read: the maps are placed by ``slab``'s geometry.
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan

@@ -7,7 +7,8 @@ in every subcommand:
 - ``--no-progress`` on every long command (see :func:`progress_bars`);
 - ``--window-batch``, the windows per inference batch (``--batch-size`` is the
   training batch, in ``madgan train`` only);
-- ``--set section.key=value``, read by :func:`madgan_core.config.parse_overrides`.
+- ``--set section.key=value``, read by :func:`madgan_core.config.parse_overrides`;
+- ``--prefetch`` and ``--cache-dir`` on every command that reads a cohort of scans.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
@@ -26,6 +28,7 @@ from madgan_core.config import DEVICES, PRECISIONS
 
 if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
+    from madgan_core.slabs import SlabLoader
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,34 @@ def add_window_batch_option(parser: argparse.ArgumentParser, old_spelling: bool 
             replacement="--window-batch",
             help=argparse.SUPPRESS,
         )
+
+
+def add_loader_options(parser: argparse.ArgumentParser) -> None:
+    """``--prefetch`` and ``--cache-dir``: how a cohort's scans are read (:func:`loader_from`)."""
+    parser.add_argument(
+        "--prefetch",
+        type=_non_negative,
+        default=1,
+        metavar="N",
+        help="scans read and preprocessed ahead, in worker threads, while the model scores "
+        "(default: 1; 0: none)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep preprocessed scans in DIR, keyed by file content and preprocessing "
+        "settings, so scoring them again (with any model that preprocesses alike) skips "
+        "reading and preprocessing (default: no cache)",
+    )
+
+
+def loader_from(args: argparse.Namespace) -> SlabLoader:
+    """The :class:`madgan_core.slabs.SlabLoader` that :func:`add_loader_options` describe."""
+    from madgan_core.slabs import SlabLoader
+
+    return SlabLoader(prefetch=args.prefetch, cache_dir=args.cache_dir)
 
 
 def add_set_option(

@@ -9,9 +9,11 @@ from tqdm import tqdm
 
 from madgan_core.commands._common import (
     add_device_options,
+    add_loader_options,
     add_progress_option,
     add_set_option,
     add_window_batch_option,
+    loader_from,
     score_overrides,
     tqdm_callback,
 )
@@ -23,13 +25,15 @@ def add_parser(subparsers) -> None:
         help="score held-out healthy scans and store their distribution with the model",
         description="Score the manifest's healthy scans of the 'calib' split and store their score "
         "distribution in MODEL, so every later score comes with its percentile against healthy "
-        "controls. Score settings given with --set are stored with the model too.",
+        "controls. Score settings given with --set are stored with the model too. Under torchrun "
+        "the processes share the controls; a stopped run continues when run again.",
     )
     p.add_argument("model", type=Path, help="model file to update (model.pt)")
     p.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
     add_device_options(p)
     add_window_batch_option(p)
     add_set_option(p, sections=("score",))
+    add_loader_options(p)
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -49,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             batch_size=args.window_batch,
             score=score,
+            loader=loader_from(args),
         )
+    if reference is None:  # another rank under torchrun: rank 0 stored the reference
+        return 0
     scores = reference.scores["mean"]
     print(
         f"Stored {reference.n} healthy controls in {args.model} "

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
+from madgan_core.commands._common import (
+    add_device_options,
+    add_loader_options,
+    add_progress_option,
+    loader_from,
+    tqdm_callback,
+)
 
 if TYPE_CHECKING:
     from madgan_core.evaluation.run import Evaluation
@@ -23,7 +29,8 @@ def add_parser(subparsers) -> None:
         help="evaluate a model on a cohort: AUC tables, ROC curves, score distributions",
         description="Score the manifest's test scans with MADGAN and the baselines (copy-last-slice, "
         "and the single-slice autoencoder when given) and write report.md with the paper's AUC tables, "
-        "ROC curves, score distributions and, with --checkpoints, AUC against training step.",
+        "ROC curves, score distributions and, with --checkpoints, AUC against training step. "
+        "Under torchrun the processes share the scans; a stopped run continues when run again.",
     )
     p.add_argument("model", type=Path, help="model file (model.pt)")
     p.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
@@ -37,6 +44,7 @@ def add_parser(subparsers) -> None:
         "--autoencoder", type=Path, default=None, help="single-slice autoencoder baseline file"
     )
     add_device_options(p)
+    add_loader_options(p)
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -52,13 +60,16 @@ def run(args: argparse.Namespace) -> int:
         args.autoencoder,
         args.device,
         args.precision,
+        loader=loader_from(args),
     )
+    if result is None:  # another rank under torchrun: rank 0 writes the report
+        return 0
     print(format_table(result.table, result.columns, markdown=False))
     print(f"\nReport: {result.report}")
     return 0
 
 
-def evaluate_with_progress(*args, **kwargs) -> Evaluation:
+def evaluate_with_progress(*args, **kwargs) -> Evaluation | None:
     """:func:`madgan_core.evaluation.run.evaluate` (same arguments) with a bar per stage."""
     from madgan_core.evaluation.run import evaluate
 
@@ -69,7 +80,7 @@ def evaluate_with_progress(*args, **kwargs) -> Evaluation:
 class _StageBars:
     """One tqdm bar at a time: a new stage closes the bar of the one before."""
 
-    UNITS = {"evaluating": "scan", "checkpoints": "ckpt"}
+    UNITS = {"evaluating": "scan", "checkpoints": "ckpt", "regions": "scan"}
 
     def __init__(self) -> None:
         self.stage: str | None = None

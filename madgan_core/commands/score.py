@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
 from pathlib import Path
 
@@ -13,10 +10,13 @@ from tqdm import tqdm
 
 from madgan_core.commands._common import (
     add_device_options,
+    add_loader_options,
     add_progress_option,
     add_set_option,
     add_window_batch_option,
+    loader_from,
     score_overrides,
+    tqdm_callback,
     with_score_overrides,
 )
 from madgan_core.config import SEQUENCES
@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
         help="score scans: anomaly score, percentile against healthy controls, per-slice losses",
         description="Score each scan with a trained model. Writes scores.csv and scores.jsonl "
         "(one row per scan) into --out, and on request the ℓ2 heatmap and reconstruction as NIfTI "
-        "in each input's native space.",
+        "in each input's native space. Under torchrun the processes share the scans; a stopped "
+        "run continues when run again (docs/cluster.md).",
     )
     p.add_argument("model", type=Path, help="model file (model.pt from `madgan train`)")
     p.add_argument(
@@ -80,52 +81,42 @@ def add_parser(subparsers) -> None:
     add_device_options(p)
     add_window_batch_option(p, old_spelling=True)
     add_set_option(p, sections=("score",))
+    add_loader_options(p)
     add_progress_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from madgan_core.checkpoint import load_model
-    from madgan_core.io import atomic_write_text, load_scan, save_like
-    from madgan_core.score import score_scan
+    from madgan_core.distributed import cohort_group
+    from madgan_core.score_files import score_files
 
     overrides = score_overrides(args)  # checked before the model is read
-    model = with_score_overrides(load_model(args.model, device=args.device), overrides)
-    mode = args.mode or model.config.score.mode
-    _require_mode(model, mode, args.sequence, args.model)
-    if args.dicom_out is not None:
-        from madgan_core.dicom.results import require_dicom_inputs, write_dicom_results
-
-        require_dicom_inputs(args.scans)
-    rows = []
-    for path in tqdm(args.scans, desc="scoring", unit="scan"):
-        scan = load_scan(path)
-        result = score_scan(
-            model,
-            scan,
-            maps=args.maps or args.dicom_out is not None,
-            batch_size=args.window_batch,
-            precision=args.precision,
-            sequence=args.sequence,
-        )
-        rows.append(result.to_row())
-        if args.maps:
-            save_like(result.heatmap, scan, args.out / f"{scan.name}_heatmap.nii.gz")
-            save_like(result.reconstruction, scan, args.out / f"{scan.name}_recon.nii.gz")
-            if result.zmap is not None:
-                save_like(result.zmap, scan, args.out / f"{scan.name}_zmap.nii.gz")
+    with cohort_group(args.device) as (info, device):
+        model = with_score_overrides(load_model(args.model, device=device), overrides)
+        mode = args.mode or model.config.score.mode
+        _require_mode(model, mode, args.sequence, args.model)
         if args.dicom_out is not None:
-            write_dicom_results(result, scan, args.dicom_out, args.model.name, args.sequence)
-        tqdm.write(_summary(result, mode))
+            from madgan_core.dicom.results import require_dicom_inputs
 
-    fields = [k for k in rows[0] if k not in ("slice_indices", "slice_losses")]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(args.out / "scores.csv", buffer.getvalue())
-    atomic_write_text(args.out / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
+            require_dicom_inputs(args.scans)
+        with tqdm(desc="scoring", unit="scan") as bar:
+            rows = score_files(
+                model,
+                args.scans,
+                args.out,
+                maps=args.maps,
+                dicom_out=args.dicom_out,
+                sequence=args.sequence,
+                precision=args.precision,
+                batch_size=args.window_batch,
+                loader=loader_from(args),
+                info=info,
+                progress=tqdm_callback(bar),
+                on_result=lambda result: tqdm.write(_summary(result, mode)),
+            )
+    if rows is not None:
+        print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
     return 0
 
 

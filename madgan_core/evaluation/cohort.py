@@ -1,16 +1,17 @@
 """Cohort scoring: every scan of a manifest with MADGAN and its baselines, resumably.
 
-Scores are written to ``scores.csv`` one scan at a time, so an interrupted run
-restarted on the same file skips the scans already done. Research scripts that need
-each scan's ℓ2 maps rather than its scores use :func:`reconstruct_cohort`.
+Each scan's scores are stored as soon as they are known (a part file per scan,
+:mod:`madgan_core.sharding`), so an interrupted run restarted on the same table skips
+the scans already done, and under torchrun the ranks share the scans. Research scripts
+that need each scan's ℓ2 maps rather than its scores use :func:`reconstruct_cohort`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madgan_core.io import atomic_write_text, load_scan
+from madgan_core.checkpoint import model_fingerprint
+from madgan_core.io import atomic_write_text
 from madgan_core.modes import CALIBRATED_MODES
-from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors
 from madgan_core.reference import ANOMALY
 from madgan_core.score import SlabScorer, inference_settings, slab_scorer
+from madgan_core.sharding import PartFolder, SharedRun, run_share
+from madgan_core.slabs import Prepared, SlabLoader
 from madgan_core.zmap import NOISE_ADJUSTED
 
 if TYPE_CHECKING:
     from madgan_core.checkpoint import LoadedModel
+    from madgan_core.distributed import DistInfo
     from madgan_core.manifest import ManifestRow
+    from madgan_core.preprocess import Slab
 
 log = logging.getLogger(__name__)
 
@@ -68,58 +73,102 @@ def score_cohort(
     out_csv: Path,
     progress: Callable[[int, int], None] | None = None,
     precision: str = "auto",
-) -> list[dict[str, object]]:
-    """Score every row with every predictor; resume from ``out_csv`` if it exists."""
+    *,
+    loader: SlabLoader | None = None,
+    info: DistInfo | None = None,
+) -> list[dict[str, object]] | None:
+    """Score every row with every predictor into ``out_csv``, resumably, shared among ranks.
+
+    Each scan's scores go to a part file of its own in ``<out_csv>.parts/`` as soon as
+    they are known (:mod:`madgan_core.sharding`); rank 0 then writes ``out_csv`` in the
+    rows' order and removes the parts. A run stopped half-way, with any number of ranks,
+    continues from its parts; a finished ``out_csv`` of the same model is reused too.
+
+    Args:
+        predictors: the methods to score, by column prefix.
+        model: the loaded model (its preprocessing, device and reference).
+        rows: the scans.
+        out_csv: the table to write.
+        progress: ``progress(done, total)`` as scans are scored (on each rank, its own).
+        precision: inference precision.
+        loader: how scans are read (default: one scan ahead, no cache).
+        info: this rank under torchrun (default: one process).
+
+    Returns:
+        The records in the rows' order, typed; None on ranks other than 0.
+    """
+    from madgan_core.distributed import DistInfo
+
+    info = info or DistInfo()
+    loader = loader or SlabLoader()
     reference = model.reference
     columns = [*META_COLUMNS, *score_columns(list(predictors), calibrated_modes(model))]
-    fingerprint = _model_fingerprint(model)
-    done = _read_done(out_csv, columns, fingerprint)
-    records = [done[str(r.path)] for r in rows if str(r.path) in done]
-    todo = [r for r in rows if str(r.path) not in done]
-    if records:
-        log.info("%s: resuming, %d of %d scans already scored", out_csv, len(records), len(rows))
     cfg = model.config
     precision, batch = inference_settings(model, precision)
+    fingerprint = {**model_fingerprint(model), "precision": precision, "window_batch": batch}
     scorers = {
         method: SlabScorer(cfg, model.device, predictor, precision, batch)
         for method, predictor in predictors.items()
     }
-    new_file = not out_csv.exists() or not done
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    if new_file:
-        atomic_write_text(_meta_path(out_csv), json.dumps(fingerprint))
-    with open(out_csv, "w" if new_file else "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        if new_file:
-            writer.writeheader()
-            for record in records:
-                writer.writerow(record)
-        for row in todo:
-            slab = preprocess(load_scan(row.path), cfg.preprocess)
-            record: dict[str, object] = {
-                "path": str(row.path),
-                "subject": row.subject,
-                "group": row.group,
-                "stage": row.stage,
-                "sequence": row.sequence,
-            }
-            for method, score in scorers.items():
-                zstats = None
-                if reference is not None and method == "madgan":
-                    zstats = reference.zstats_for(row.sequence)
-                _, scores, _ = score(slab, zstats=zstats)
-                if zstats is not None:
-                    scores = reference.with_anomaly(scores, row.sequence)
-                for mode, value in scores.items():
-                    if f"{method}:{mode}" in columns:
-                        record[f"{method}:{mode}"] = value
-            writer.writerow(record)
-            handle.flush()
-            os.fsync(handle.fileno())
-            records.append(record)
-            if progress is not None:
-                progress(len(records), len(rows))
+    run = SharedRun(
+        [str(r.path) for r in rows],
+        PartFolder(out_csv.with_name(out_csv.name + ".parts"), {**fingerprint, "columns": columns}),
+        info,
+        model.device,
+    )
+    # An earlier table of the same model (finished, or an older journal cut short).
+    earlier = _read_done(out_csv, columns, fingerprint) if info.is_main else {}
+    todo = run.todo(earlier)
+    already = len(rows) - len(todo) if info.world_size == 1 else 0
+
+    def score(i: int, prepared: Prepared) -> dict[str, object]:
+        row = rows[i]
+        record: dict[str, object] = {c: getattr(row, c) for c in META_COLUMNS}
+        record["path"] = str(row.path)
+        for method, scorer in scorers.items():
+            zstats = None
+            if reference is not None and method == "madgan":
+                zstats = reference.zstats_for(row.sequence)
+            _, scores, _ = scorer(prepared.slab, zstats=zstats)
+            if zstats is not None:
+                scores = reference.with_anomaly(scores, row.sequence)
+            for mode, value in scores.items():
+                if f"{method}:{mode}" in columns:
+                    record[f"{method}:{mode}"] = value
+        return record
+
+    if progress is not None:
+        progress(already, already + len(todo))
+    paths = loader.load([rows[i].path for i in todo], cfg.preprocess)
+    tick = None if progress is None else lambda k: progress(already + k, already + len(todo))
+    run_share(run, todo, paths, score, tick)
+    if not run.finish():
+        return None
+    records = run.merged(earlier)
+    _write_table(out_csv, columns, records, fingerprint)
+    run.parts.remove()
+    if progress is not None:
+        progress(len(rows), len(rows))
     return [_typed(r) for r in records]
+
+
+def _write_table(
+    path: Path, columns: list[str], records: list[dict[str, object]], fingerprint: dict
+) -> None:
+    """``scores.csv``, then its model record, each written atomically.
+
+    The old record goes first: a stop in between leaves a table without a record, which
+    the next run does not trust (its parts are still there), never an old table under
+    a new record.
+    """
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _meta_path(path).unlink(missing_ok=True)
+    atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(_meta_path(path), json.dumps(fingerprint))
 
 
 def read_scores(path: Path) -> list[dict[str, object]]:
@@ -129,19 +178,21 @@ def read_scores(path: Path) -> list[dict[str, object]]:
 
 
 def _read_done(path: Path, columns: list[str], fingerprint: dict) -> dict[str, dict[str, object]]:
-    """Rows already scored by the same model, after dropping an unfinished last line."""
+    """Rows already scored by the same model, but for an unfinished last line.
+
+    Tables are written whole now; an unfinished line comes from an older version,
+    which appended to ``scores.csv`` as it went.
+    """
     if not path.exists():
         return {}
     meta = _meta_path(path)
     if not meta.exists() or json.loads(meta.read_text() or "{}") != fingerprint:
-        log.info("%s: scored by another model; scoring again", path)
+        log.info("%s: scored by another model or with other settings; scoring again", path)
         return {}
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        # The process stopped while writing a row: drop the partial line.
-        with open(path, "r+b") as handle:
-            handle.truncate(raw.rfind(b"\n") + 1)
-    with open(path, newline="") as handle:
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the process stopped while writing a row
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames != columns:
             log.info("%s: columns differ from this run; scoring again", path)
@@ -155,18 +206,6 @@ def _read_done(path: Path, columns: list[str], fingerprint: dict) -> dict[str, d
 
 def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".model.json")
-
-
-def _model_fingerprint(model: LoadedModel) -> dict[str, object]:
-    """What identifies the scores' model: its file, step and contents' size and time."""
-    path = Path(model.path)
-    stat = path.stat() if path.exists() else None
-    return {
-        "model": str(path.resolve()),
-        "step": int(model.step),
-        "size": None if stat is None else stat.st_size,
-        "mtime_ns": None if stat is None else stat.st_mtime_ns,
-    }
 
 
 def _typed(record: dict[str, object]) -> dict[str, object]:
@@ -203,6 +242,7 @@ def reconstruct_cohort(
     *,
     zmaps: bool = False,
     scorer: SlabScorer | None = None,
+    loader: SlabLoader | None = None,
 ) -> Iterator[Reconstruction]:
     """Preprocess and reconstruct each row's scan, one at a time, ℓ2 maps included.
 
@@ -211,13 +251,14 @@ def reconstruct_cohort(
         rows: the scans, as manifest rows.
         zmaps: also z-map each scan against the model's statistics for its sequence.
         scorer: how to score slabs (default: :func:`madgan_core.score.slab_scorer`).
+        loader: how scans are read (default: the next one read ahead, no cache).
     """
     score = scorer or slab_scorer(model)
     reference = model.reference
-    for row in rows:
-        slab = preprocess(load_scan(row.path), model.config.preprocess)
+    prepared = (loader or SlabLoader()).load([r.path for r in rows], model.config.preprocess)
+    for row, item in zip(rows, prepared, strict=True):
         zstats = None
         if zmaps and reference is not None:
             zstats = reference.zstats_for(row.sequence)
-        errors, scores, z = score(slab, zstats=zstats, maps=True)
-        yield Reconstruction(row, slab, errors, scores, z)
+        errors, scores, z = score(item.slab, zstats=zstats, maps=True)
+        yield Reconstruction(row, item.slab, errors, scores, z)

@@ -191,6 +191,8 @@ def evaluate_regions(
         records.append(scan_regions(model, row))
         if progress is not None:
             progress(i, len(chosen))
+    if progress is not None:
+        progress(len(chosen), len(chosen))
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         out_dir / "regions.jsonl", "".join(json.dumps(asdict(r)) + "\n" for r in records)

@@ -1,8 +1,8 @@
 """The whole evaluation of a model on a cohort, as ``madgan evaluate`` and ``madgan demo`` run it.
 
 Load the model, score the manifest's ``test`` scans with MADGAN and its baselines
-(resuming ``scores.csv``), optionally follow the AUC across saved checkpoints, and
-write ``report.md``. Progress is reported through a plain callback, so the CLI, a
+(resuming ``scores.csv``; shared among the ranks under torchrun), optionally follow the
+AUC across saved checkpoints, and write ``report.md``. Progress is reported through a plain callback, so the CLI, a
 script or a GUI can show it as it likes.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from madgan_core.errors import MadganError
 from madgan_core.evaluation.cohort import calibrated_modes, score_cohort, score_columns
+from madgan_core.evaluation.regions import evaluate_regions, regions_markdown
 from madgan_core.evaluation.report import write_report
 from madgan_core.evaluation.stats import AucResult, comparison_aucs
 from madgan_core.reconstruct import Predictor, copy_predictor, generator_predictor
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     import torch
 
     from madgan_core.checkpoint import LoadedModel
+    from madgan_core.distributed import DistInfo
     from madgan_core.manifest import ManifestRow
+    from madgan_core.slabs import SlabLoader
 
 StageProgress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: ``evaluating`` (scans), ``checkpoints``."""
@@ -57,10 +60,17 @@ def auc_across_checkpoints(
     checkpoints: Sequence[tuple[int, Path]],
     rows: Sequence[ManifestRow],
     out_dir: Path,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     progress: Callable[[int, int], None] | None = None,
+    *,
+    loader: SlabLoader | None = None,
+    info: DistInfo | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
-    """AUC of ``madgan:mean`` for each comparison at each saved checkpoint."""
+    """AUC of ``madgan:mean`` for each comparison at each saved checkpoint.
+
+    Under torchrun every rank scores its share of each checkpoint's cohort; the curve
+    is rank 0's (the other ranks return an empty one).
+    """
     from madgan_core.checkpoint import load_model
 
     curve: dict[str, list[tuple[int, float]]] = {}
@@ -71,8 +81,10 @@ def auc_across_checkpoints(
             model,
             rows,
             out_dir / f"scores_step{step:08d}.csv",
+            loader=loader,
+            info=info,
         )
-        for label, value in comparison_aucs(records, "madgan:mean").items():
+        for label, value in comparison_aucs(records or [], "madgan:mean").items():
             curve.setdefault(label, []).append((step, value))
         if progress is not None:
             progress(i + 1, len(checkpoints))
@@ -89,8 +101,15 @@ def evaluate(
     precision: str = "auto",
     notes: str = "",
     progress: StageProgress | None = None,
-) -> Evaluation:
+    loader: SlabLoader | None = None,
+) -> Evaluation | None:
     """Evaluate a model on a manifest's ``test`` scans and write the report.
+
+    When the manifest gives lesion masks and the model is calibrated, the report also
+    holds the region-level evaluation of the findings (:mod:`.regions`; rank 0 only).
+
+    Under torchrun the ranks share the scans (:func:`score_cohort`) and rank 0 writes
+    the report; the other ranks return None.
 
     Args:
         model_path: the model file.
@@ -102,35 +121,44 @@ def evaluate(
         precision: inference precision.
         notes: markdown appended to the report.
         progress: ``progress(stage, done, total)``.
+        loader: how scans are read: prefetch and slab cache (default: one ahead, no cache).
     """
     from madgan_core.checkpoint import list_checkpoints, load_model
+    from madgan_core.distributed import cohort_group
     from madgan_core.manifest import read_manifest
 
-    model = load_model(model_path, device=device)
     out = Path(out) if out is not None else Path(model_path).parent / "evaluation"
     rows = [r for r in read_manifest(manifest) if r.split == "test"]
     if not rows:
         raise MadganError("the manifest has no scans in the 'test' split", manifest)
-    predictors = evaluation_predictors(
-        model, None if autoencoder is None else Path(autoencoder), model.device
-    )
-    records = score_cohort(
-        predictors,
-        model,
-        rows,
-        out / "scores.csv",
-        _stage(progress, "evaluating", len(rows)),
-        precision,
-    )
-    curve = None
-    if checkpoints is not None:
-        found = list_checkpoints(checkpoints)
-        if not found:
-            raise MadganError("no checkpoints found", checkpoints)
-        curve = auc_across_checkpoints(
-            found, rows, out / "checkpoints", device, _stage(progress, "checkpoints", len(found))
+    found = list_checkpoints(checkpoints) if checkpoints is not None else []
+    if checkpoints is not None and not found:
+        raise MadganError("no checkpoints found", checkpoints)
+    with cohort_group(device) as (info, dev):
+        model = load_model(model_path, device=dev)
+        progress = progress if info.is_main else None
+        predictors = evaluation_predictors(
+            model, None if autoencoder is None else Path(autoencoder), model.device
         )
+        stage = _stage(progress, "evaluating", len(rows))
+        records = score_cohort(
+            predictors, model, rows, out / "scores.csv", stage, precision,
+            loader=loader, info=info,
+        )  # fmt: skip
+        curve = None
+        if found:
+            stage = _stage(progress, "checkpoints", len(found))
+            curve = auc_across_checkpoints(
+                found, rows, out / "checkpoints", dev, stage, loader=loader, info=info
+            )
+    if records is None:
+        return None
     columns = score_columns(list(predictors), calibrated_modes(model))
+    regions = []
+    if any(r.mask is not None for r in rows) and model.reference is not None:
+        stage = _stage(progress, "regions", len(rows))
+        regions = evaluate_regions(model, rows, out, stage)
+    notes = "\n".join([*regions_markdown(regions), notes])
     report, table = write_report(records, columns, out, model, curve, notes)
     return Evaluation(report, table, columns)
 

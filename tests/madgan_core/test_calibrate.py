@@ -39,6 +39,16 @@ def brain(noise: float, seed: int) -> np.ndarray:
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 
 
+def controls(folder, noises, sequences=None) -> list[SimpleNamespace]:
+    """One control per noise level (seeded by its position), written as ``c{i}.nii.gz``."""
+    rows = []
+    for i, noise in enumerate(noises):
+        path = folder / f"c{i}.nii.gz"
+        nib.save(nib.Nifti1Image(brain(noise, seed=i), AFFINE), path)
+        rows.append(SimpleNamespace(path=path, sequence=sequences[i] if sequences else "T1"))
+    return rows
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     folder = tmp_path_factory.mktemp("controls")
@@ -92,11 +102,7 @@ def test_noise_adjustment_separates_disease_from_a_noisy_healthy_scan(reference)
 
 def test_too_few_controls_give_no_noise_adjusted_modes(reference, tmp_path):
     model, _ref = reference
-    rows = []
-    for i in range(4):
-        path = tmp_path / f"c{i}.nii.gz"
-        nib.save(nib.Nifti1Image(brain(2.0 + i, seed=i), AFFINE), path)
-        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    rows = controls(tmp_path, [2.0 + i for i in range(4)])
     ref = build_reference(model, rows)
     assert "ztail" in ref.scores and "zmean" not in ref.scores
     assert ref.zstats["T1"].noise_fits == {}
@@ -104,12 +110,7 @@ def test_too_few_controls_give_no_noise_adjusted_modes(reference, tmp_path):
 
 def test_a_sequence_with_few_controls_keeps_the_others_noise_adjusted(reference, tmp_path):
     model, _ref = reference
-    rows = []
-    for i in range(9):
-        sequence = "T1" if i < 6 else "T1c"
-        path = tmp_path / f"c{i}.nii.gz"
-        nib.save(nib.Nifti1Image(brain(2.0 + i % 6, seed=i), AFFINE), path)
-        rows.append(SimpleNamespace(path=path, sequence=sequence))
+    rows = controls(tmp_path, [2.0 + i % 6 for i in range(9)], ["T1"] * 6 + ["T1c"] * 3)
     ref = build_reference(model, rows)
     assert set(ref.zstats["T1"].noise_fits) == {"zmean", "zvolume"}
     assert ref.zstats["T1c"].noise_fits == {}
@@ -146,11 +147,36 @@ def test_calibration_spills_maps_to_a_temporary_folder_and_removes_it(
     spill.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spill))
     seen = []
-    rows = []
-    for i in range(3):
-        path = tmp_path / f"c{i}.nii.gz"
-        nib.save(nib.Nifti1Image(brain(2.0 + i, seed=i), AFFINE), path)
-        rows.append(SimpleNamespace(path=path, sequence="T1"))
+    rows = controls(tmp_path, [2.0 + i for i in range(3)])
     build_reference(model, rows, progress=lambda *_: seen.extend(spill.glob("*/*.npz")))
     assert len({p.name for p in seen}) == 3  # one file of maps per control while scoring
     assert list(spill.iterdir()) == []  # and nothing left afterwards
+
+
+def test_a_calibration_stopped_half_way_continues_from_its_parts(reference, tmp_path, monkeypatch):
+    """Controls scored before the stop keep their part (scores and maps); a re-run scores
+    only the others and stores the reference of an uninterrupted run, to the last digit."""
+    import madgan_core.slabs as slabs
+    from tests.madgan_core.test_cohort_distributed import assert_identical
+
+    model, _ref = reference
+    rows = controls(tmp_path, [1.0 + i for i in range(6)])
+    expected = build_reference(model, rows).to_dict()
+    loaded, real = [], slabs.load_scan
+
+    def load(path, stop_at=3):
+        if len(loaded) == stop_at:
+            raise KeyboardInterrupt
+        loaded.append(path)
+        return real(path)
+
+    monkeypatch.setattr(slabs, "load_scan", load)
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        build_reference(model, rows, work_dir=work)
+    assert len(list(work.glob("*.npz"))) == 3
+    loaded.clear()
+    monkeypatch.setattr(slabs, "load_scan", lambda path: load(path, stop_at=-1))
+    again = build_reference(model, rows, work_dir=work)
+    assert loaded == [r.path for r in rows[3:]]
+    assert_identical(again.to_dict(), expected)

@@ -8,6 +8,7 @@ cases run as real ``python -m madgan_core.cli`` processes to check what a user s
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -115,7 +116,8 @@ def test_score_refuses_bad_scan(tmp_path, model_file, capsys, kind):
 def test_score_stops_at_the_bad_scan_without_temporary_files(tmp_path, model_file, capsys):
     """A good scan, then a bad one: the run fails; no temporary or half-written files remain.
 
-    The good scan's maps are complete files (each written atomically); scores.csv is not written.
+    The good scan's maps are complete files (each written atomically), and so is its part
+    file, kept for a re-run to continue from; scores.csv is not written.
     """
     good = brain_scan(tmp_path / "good.nii.gz")
     bad = BAD_SCANS["truncated-gz"](tmp_path)
@@ -125,8 +127,11 @@ def test_score_stops_at_the_bad_scan_without_temporary_files(tmp_path, model_fil
     assert_one_error_line(capsys.readouterr().err, "score", bad)
     names = [p.name for p in all_files(out)]
     assert not [n for n in names if n.startswith(".") or ".tmp" in n], names
-    assert set(names) <= {"good_heatmap.nii.gz", "good_recon.nii.gz"}
-    for p in all_files(out):
+    parts = [p for p in all_files(out) if p.parent.name == "scores.parts"]
+    assert len(parts) <= 1 and all(json.loads(p.read_text())["key"] == str(good) for p in parts)
+    maps = [p for p in all_files(out) if p not in parts]
+    assert {p.name for p in maps} <= {"good_heatmap.nii.gz", "good_recon.nii.gz"}
+    for p in maps:
         assert nib.load(p).shape == nib.load(good).shape
 
 
@@ -199,13 +204,16 @@ def test_calibrate_with_a_bad_calib_scan_leaves_the_model_untouched(tmp_path, mo
     before = all_files(tmp_path)
     assert main(["calibrate", str(model), "--manifest", str(tmp_path / "m.csv")]) == 2
     assert_one_error_line(capsys.readouterr().err, "calibrate", rows[1].path)
-    assert all_files(tmp_path) == before
+    # Only the controls scored before the bad one are kept, whole, for a re-run.
+    parts = tmp_path / "model.pt.calibration"
+    assert [p for p in all_files(tmp_path) if p.parent != parts] == before
+    assert [p.suffix for p in all_files(parts)] == [".npz"]
     assert model.read_bytes() == model_file.read_bytes()
 
 
 def test_evaluate_with_a_bad_test_scan_keeps_only_whole_rows(tmp_path, model_file, capsys):
-    """The scores journal keeps the rows already done (to resume) and the model they came from;
-    no report, no temporary files."""
+    """The part files keep the rows already done (to resume), each with the model it came
+    from; no report, no table, no temporary files."""
     rows = _cohort(tmp_path)
     BAD_SCANS["truncated-gz"](tmp_path)
     (tmp_path / "bad.nii.gz").replace(rows[3].path)
@@ -214,9 +222,9 @@ def test_evaluate_with_a_bad_test_scan_keeps_only_whole_rows(tmp_path, model_fil
     argv = ["evaluate", str(model_file), "--manifest", str(tmp_path / "m.csv"), "--out", str(out)]
     assert main([*argv, "--device", "cpu"]) == 2
     assert_one_error_line(capsys.readouterr().err, "evaluate", rows[3].path)
-    assert sorted(p.name for p in all_files(out)) == ["scores.csv", "scores.csv.model.json"]
-    lines = (out / "scores.csv").read_text().splitlines()
-    assert len(lines) == 2 and lines[1].startswith(str(rows[2].path))
+    parts = all_files(out)
+    assert [p.parent.name for p in parts] == ["scores.csv.parts"]
+    assert json.loads(parts[0].read_text())["record"]["path"] == str(rows[2].path)
 
 
 # ------------------------------------------------------------------ real processes

@@ -69,9 +69,7 @@ def _reference(n: int = 40, seed: int = 0) -> HealthyReference:
 def test_the_anomaly_score_is_the_largest_standardised_zmap_score():
     reference = _reference()
     scan = {"mean": 0.05, "ztail": 3.0, "zvolume": 0.0, "zmean": 1.0}
-    expected = max(
-        standardise(reference.scores[p], scan[p]) for p in ("ztail", "zvolume", "zmean")
-    )
+    expected = max(standardise(reference.scores[p], scan[p]) for p in ("ztail", "zvolume", "zmean"))
     assert reference.anomaly_score(scan, "T1") == pytest.approx(expected)
     assert reference.anomaly_driver(scan, "T1") == "zmean"
     scored = reference.with_anomaly(scan, "T1")

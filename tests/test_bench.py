@@ -1,0 +1,68 @@
+"""The cohort and GPU benchmarks run end to end at tiny sizes on the CPU and print their JSON.
+
+``bench/gpu_check.py --smoke`` runs every section of the GPU check (forward, scan, training
+step, DDP, schedule) with the same code as on a GPU node, so the check is known to work
+before a GPU is spent on it; ``bench/cohort_throughput.py`` then projects from its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench(script: str, *args: str, timeout: int = 180) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    cmd = [sys.executable, str(REPO / "bench" / script), "--device", "cpu", "--peak-reps", "0"]
+    proc = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def gpu_check(tmp_path_factory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("gpu_check") / "gpu_check.json"
+    return bench("gpu_check.py", "--smoke", "--variants", "none", "sa7", "--out", str(out)), out
+
+
+def test_the_gpu_check_runs_every_section_at_smoke_size(gpu_check):
+    result, out = gpu_check
+    assert json.loads(out.read_text()) == result
+    assert result["errors"] == [] and result["skipped"] == []
+    assert result["settings"]["smoke"] and "not a CUDA device" in result["note"]
+    cases = {(c["variant"], c["precision"]) for c in result["forward"]}
+    assert cases == {(v, p) for v in ("none", "sa7") for p in ("fp32", "bf16")}
+    assert all(c["seconds_per_batch"] > 0 and c["gflop_per_window"] > 0 for c in result["forward"])
+    stages = result["scan"]["sa7"]["bf16"]["seconds"]
+    assert set(stages) == {"load", "preprocess", "inference", "post", "total"}
+    for case in result["train"]:
+        assert case["median_s"] >= case["best_s"] > 0 and case["grad_scaler"] is False
+    assert result["schedule"]["steps"] == 1_800_000 and result["schedule"]["none_bf16"]["hours"] > 0
+    ddp = result["ddp"]
+    assert ddp["backend"] == "gloo" and ddp["wrapped"] == "DistributedDataParallel"
+
+
+def test_cohort_throughput_measures_prefetch_and_projects_from_measurements(gpu_check):
+    _result, gpu_json = gpu_check
+    args = ["--scans", "2", "--configs", "1x1", "--voxel-mm", "4", "--height", "32"]
+    args += ["--width", "32", "--base-channels", "4", "--gpu-json", str(gpu_json)]
+    result = bench("cohort_throughput.py", *args)
+    runs = result["runs"]
+    assert [(r["prefetch"], r["warm_cache"]) for r in runs] == [(0, False), (1, False), (1, True)]
+    for run in runs:
+        assert run["scans"] == 2 and run["scans_per_s"] > 0 and 0 < run["model_share"] <= 1
+    mine = result["projection_this_machine"]
+    assert mine["costs"]["network_s"] == runs[0]["per_scan_s"]["network"]
+    hours = mine["hours"]["40000_scans_64_workers"]
+    assert hours["hours_prefetch_on"] <= hours["hours_prefetch_off"]
+    gpu = result["projection_gpu"]
+    assert str(gpu_json) in gpu["costs"]["source"] and set(gpu["hours"]) == set(mine["hours"])
