@@ -297,6 +297,14 @@ def score_scan(
     )
 
 
+def _world_affine(scan) -> np.ndarray | None:
+    """The RAS+ voxel-to-world affine of a scan, or of the scan a prepared slab kept."""
+    affine = getattr(scan, "affine", None)
+    if affine is None and getattr(scan, "scan", None) is not None:
+        affine = scan.scan.affine
+    return affine
+
+
 def scan_result(
     scan: Scan | ScanSource,
     slab: Slab,
@@ -342,12 +350,11 @@ def scan_result(
             driver = reference.anomaly_driver(scores, sequence)
         percentiles = reference.percentiles(scores, sequence)
     findings = None
-    if zmap is not None:
-        findings = find_regions(
-            zmap, scan.affine, settings.finding_threshold, settings.finding_min_ml
-        )
-        if not maps:
-            zmap = None
+    affine = _world_affine(scan)
+    if zmap is not None and affine is not None:
+        findings = find_regions(zmap, affine, settings.finding_threshold, settings.finding_min_ml)
+    if not maps:
+        zmap = None
     return ScanScore(
         name=scan.name,
         path=scan.path,

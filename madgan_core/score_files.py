@@ -108,7 +108,10 @@ def score_files(
         return result.to_row()
 
     slabs = (loader or SlabLoader()).load(
-        [paths[i] for i in todo], model.config.preprocess, keep_scan=maps or dicom_out is not None
+        [paths[i] for i in todo],
+        model.config.preprocess,
+        # the scan's header places the maps, and its affine the findings
+        keep_scan=maps or dicom_out is not None or model.reference is not None,
     )
     tick = None if progress is None else lambda k: progress(k, len(todo))
     run_share(run, todo, slabs, score, tick)

@@ -102,6 +102,10 @@ def test_calibrate_then_score_with_maps(trained):
     row = json.loads((root / "scores" / "scores.jsonl").read_text().splitlines()[0])
     assert row["score_mean"] > 0 and 0 <= row["percentile_mean"] <= 100 and row["n_controls"] >= 1
     assert "score_ztail" in row
+    # the z-map's findings go to the console line and to scores.jsonl
+    assert "findings: " in out.stdout
+    assert isinstance(row["regions"], list) and row["findings"]
+    assert all(r["volume_ml"] >= 0.2 for r in row["regions"])
     stem = scan.name.replace(".nii.gz", "")
     heat = nib.load(root / "scores" / f"{stem}_heatmap.nii.gz")
     native = nib.load(scan)
