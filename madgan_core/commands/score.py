@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 loader=loader_from(args),
                 info=info,
                 progress=tqdm_callback(bar),
-                on_result=lambda result: tqdm.write(_summary(result, mode)),
+                on_result=lambda result: _print_line(_summary(result, mode)),
             )
     if rows is not None:
         print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
@@ -144,6 +145,13 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
             f"or had too few controls for: re-run `madgan calibrate`",
             path,
         )
+
+
+def _print_line(text: str) -> None:
+    """One write per scan, so the lines of torchrun ranks sharing a console never interleave."""
+    with tqdm.external_write_mode():
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _summary(result, mode: str) -> str:

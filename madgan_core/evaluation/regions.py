@@ -11,7 +11,8 @@ over its mask:
 Sweeping a minimum evidence over the findings gives the FROC curve: the share of
 lesions detected against the false-positive regions per healthy scan of the same
 sequence. The report gives the detection rate at 0, 1 and 5 false positives per
-healthy scan, and the Dice of each lesioned scan's top region with its mask.
+healthy scan, and the Dice of each lesioned scan's top region with the lesion it
+overlaps most.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class ScanRegions:
         lesions_hit: per finding, the indices of the true lesions its region overlaps.
         n_lesions: the number of true lesions (0 for a healthy scan).
         lesion_ml: each true lesion's volume in mL.
-        top_dice: Dice of the top finding's region with the whole mask (None: no lesion
-            or no finding).
+        top_dice: Dice of the top finding's region with the true lesion it overlaps most
+            (0 when it overlaps none; None: no lesion or no finding).
     """
 
     path: str
@@ -96,8 +97,14 @@ def scan_regions(model: LoadedModel, row: ManifestRow) -> ScanRegions:
         hit = np.unique(lesions[labels == finding.rank])
         out.lesions_hit.append([int(v) - 1 for v in hit if v > 0])
     if findings:
+        # Dice with the lesion the top region overlaps most (0 if it misses them all)
         top = labels == 1
-        out.top_dice = float(2.0 * (top & mask).sum() / (top.sum() + mask.sum()))
+        overlaps = ndimage.sum_labels(top, lesions, range(1, n + 1))
+        if overlaps.max() > 0:
+            lesion = lesions == int(np.argmax(overlaps)) + 1
+            out.top_dice = float(2.0 * (top & lesion).sum() / (top.sum() + lesion.sum()))
+        else:
+            out.top_dice = 0.0
     return out
 
 
