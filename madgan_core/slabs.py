@@ -49,6 +49,8 @@ class Prepared:
         scan: the scan itself, when asked for (writing maps needs its header).
         seconds: time spent reading and preprocessing it (or loading it from the cache).
         cached: whether the slab came from the cache.
+        name: the scan's name (:attr:`Scan.name`: a DICOM series by its description and
+            an opaque key, never by patient identifiers).
     """
 
     path: Path
@@ -56,10 +58,7 @@ class Prepared:
     scan: Scan | None
     seconds: float
     cached: bool
-
-    @property
-    def name(self) -> str:
-        return scan_stem(self.path)
+    name: str = ""
 
 
 class SlabCache:
@@ -148,9 +147,19 @@ def prepare(
         slab = preprocess(scan, cfg)
         if key is not None:
             cache.save(key, slab)
+    name = scan.name if scan is not None else scan_name(path)
     return Prepared(
-        Path(path), slab, scan if keep_scan else None, time.perf_counter() - start, cached
+        Path(path), slab, scan if keep_scan else None, time.perf_counter() - start, cached, name
     )
+
+
+def scan_name(path: str | Path) -> str:
+    """The name :func:`load_scan` would give the scan, without reading its pixels."""
+    from madgan_core.dicom import is_dicom_path, series_name_of
+
+    if is_dicom_path(path, look_inside=False):
+        return series_name_of(path)
+    return scan_stem(path)
 
 
 @dataclass(frozen=True)

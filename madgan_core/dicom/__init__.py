@@ -13,7 +13,13 @@ List the series of a folder with ``python -m madgan_core.dicom FOLDER``.
 
 from madgan_core.dicom.files import has_dicom, is_dicom_file, is_dicom_path, split_selector
 from madgan_core.dicom.naming import series_name
-from madgan_core.dicom.read import DicomSource, SliceRef, load_series, read_series
+from madgan_core.dicom.read import (
+    DicomSource,
+    SliceRef,
+    load_series,
+    read_series,
+    series_name_of,
+)
 from madgan_core.dicom.series import SeriesInfo, default_choice, find_series, pick_series
 
 __all__ = [
@@ -29,5 +35,6 @@ __all__ = [
     "pick_series",
     "read_series",
     "series_name",
+    "series_name_of",
     "split_selector",
 ]

@@ -91,6 +91,12 @@ def load_series(
     return read_series(pick_series(series, select, where), given)
 
 
+def series_name_of(source: str | os.PathLike) -> str:
+    """The name :func:`load_series` gives ``source``'s series, read from headers alone."""
+    folder, select = split_selector(source)
+    return pick_series(find_series(folder), select, folder).name
+
+
 @without_quoted_values
 def read_series(info: SeriesInfo, where: str | os.PathLike | None = None) -> Scan:
     """Read the pixels of a described series into a :class:`Scan` (``path`` is ``where``)."""
