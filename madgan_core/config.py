@@ -43,6 +43,8 @@ SEQUENCES = ("T1", "T1c")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
+# The z-map's display range (z), in napari and in the DICOM overlays alike.
+ZMAP_RANGE = (0.0, 6.0)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from pydicom.uid import (
 
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
-from madgan_core.config import HEATMAP_RANGE
+from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
 from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.dicom.naming import without_quoted_values
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from madgan_core.scan import Scan
     from madgan_core.score import ScanScore
 
-ZMAP_RANGE = (0.0, 6.0)  # the review widget draws the z-map over the same range
 OVERLAY_OPACITY = 0.55
 MANUFACTURER = "napari-madgan"
 SERIES_NUMBERS = {"heatmap": 9901, "zmap": 9902, "overlay": 9903, "report": 9904}

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madgan_core.config import HEATMAP_RANGE
-from madgan_core.dicom.export import ZMAP_RANGE, overlay_rgb
+from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
+from madgan_core.dicom.export import overlay_rgb
 
 if TYPE_CHECKING:
     from madgan_core.scan import Scan

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from madgan_core.config import ZMAP_RANGE
 from napari_madgan._geometry import to_display
 from napari_madgan._layers import SCAN_KEY, geometry_kwargs, robust_contrast
 
@@ -32,7 +33,6 @@ HEATMAP_NAME = "ℓ2 heatmap"
 ZMAP_NAME = "z-map (vs healthy)"
 RECONSTRUCTION_NAME = "reconstruction"
 LAYER_NAMES = {HEATMAP: HEATMAP_NAME, ZMAP: ZMAP_NAME, RECONSTRUCTION: RECONSTRUCTION_NAME}
-ZMAP_RANGE = (0.0, 6.0)
 HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
 

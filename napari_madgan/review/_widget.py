@@ -16,7 +16,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
-from madgan_core.config import HEATMAP_RANGE, SEQUENCES
+from madgan_core.config import HEATMAP_RANGE, SEQUENCES, ZMAP_RANGE
 from madgan_core.errors import MadganError
 from madgan_core.modes import AUTO, headline_mode, score_mode
 from napari_madgan import _settings
@@ -32,7 +32,7 @@ from napari_madgan.review._controller import (
 from napari_madgan.review._exports import ResultExports
 from napari_madgan.review._findings import FINDINGS_NAME, show_findings
 from napari_madgan.review._form import ReviewForm
-from napari_madgan.review._layers import HEATMAP, ZMAP, ZMAP_RANGE
+from napari_madgan.review._layers import HEATMAP, ZMAP
 from napari_madgan.review._panel import NO_REFERENCE
 from napari_madgan.review._reader_offer import ReaderOffer
 from napari_madgan.review._results import ResultView
