@@ -101,40 +101,35 @@ class HealthyReference:
             if len(self._control_scores(mode, sequence))
         }
 
-    def anomaly_parts(self, scores: Mapping[str, float], sequence: str | None) -> list[str]:
-        """The z-map modes the anomaly score combines for this scan: those it has, with
-        enough controls of its sequence."""
-        return [
-            part
-            for part in ANOMALY_PARTS
-            if part in scores
-            and np.isfinite(scores[part])
-            and len(self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
-        ]
-
-    def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
-        """The calibrated headline: the largest of the scan's z-map scores, each in standard
-        deviations above the controls of its sequence (None: too few controls).
+    def anomaly(
+        self, scores: Mapping[str, float], sequence: str | None
+    ) -> tuple[float, str] | None:
+        """The calibrated headline and the z-map score that sets it: the largest of the
+        scan's z-map scores, each in standard deviations above the controls of its
+        sequence (None: no z-map score with enough controls).
 
         Taking the largest of several is corrected for by ranking it among the controls'
         own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
         """
-        parts = self.anomaly_parts(scores, sequence)
-        if not parts:
+        standardised = {
+            part: standardise(controls, float(scores[part]))
+            for part in ANOMALY_PARTS
+            if part in scores
+            and np.isfinite(scores[part])
+            and len(controls := self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
+        }
+        if not standardised:
             return None
-        return max(
-            standardise(self._control_scores(part, sequence), float(scores[part])) for part in parts
-        )
+        driver = max(standardised, key=standardised.__getitem__)
+        return standardised[driver], driver
+
+    def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
+        found = self.anomaly(scores, sequence)
+        return None if found is None else found[0]
 
     def anomaly_driver(self, scores: Mapping[str, float], sequence: str | None) -> str | None:
-        """The z-map score whose standardised value is the anomaly score (None without one)."""
-        parts = self.anomaly_parts(scores, sequence)
-        if not parts:
-            return None
-        return max(
-            parts,
-            key=lambda p: standardise(self._control_scores(p, sequence), float(scores[p])),
-        )
+        found = self.anomaly(scores, sequence)
+        return None if found is None else found[1]
 
     def control_anomaly_scores(self, sequence: str | None) -> np.ndarray:
         """Each control's anomaly score, standardised against the other controls

@@ -19,7 +19,7 @@ from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
-from madgan_core.reference import UNUSUAL_PERCENTILE
+from madgan_core.reference import ANOMALY, UNUSUAL_PERCENTILE
 from madgan_core.zmap import FOREGROUND_LEVEL, slice_volumes
 
 if TYPE_CHECKING:
@@ -319,42 +319,39 @@ def scan_result(
 ) -> ScanScore:
     """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles.
 
-    Only ``scan``'s name and path are read: the maps are placed by ``slab``'s geometry.
+    ``scan``'s name and path name the result, and its affine places the findings; the
+    maps are placed by ``slab``'s geometry.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
         )
     heatmap = reconstruction = zmap = foreground = None
+    if maps or z is not None:  # the z-map is made without maps too: the findings need it
+        seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
+        foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
     if maps:
         err_maps, pred_maps = errors.slice_maps()
         heatmap = slab.to_volume(err_maps)
         reconstruction = slab.to_volume(slab.to_intensity(pred_maps))
-        seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
-        foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
     if z is not None:
-        # The z-map is also made without maps: the findings need it on the native grid.
-        if foreground is None:
-            seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
-            foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
         zmap = slab.to_volume(z)
         zmap[~foreground] = np.nan
-        if not maps:
-            foreground = None
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles: dict[str, float] = {}
     driver = None
     if reference is not None:
-        if z is not None:
-            scores = reference.with_anomaly(scores, sequence)
-            driver = reference.anomaly_driver(scores, sequence)
+        found = reference.anomaly(scores, sequence) if z is not None else None
+        if found is not None:
+            scores = {**scores, ANOMALY: float(found[0])}
+            driver = found[1]
         percentiles = reference.percentiles(scores, sequence)
     findings = None
     affine = _world_affine(scan)
     if zmap is not None and affine is not None:
         findings = find_regions(zmap, affine, settings.finding_threshold, settings.finding_min_ml)
     if not maps:
-        zmap = None
+        zmap = foreground = None
     return ScanScore(
         name=scan.name,
         path=scan.path,

@@ -37,3 +37,14 @@ def scan_layer_tuple(scan: Scan, name: str | None = None, info: dict | None = No
         **geometry_kwargs(scan),
     }
     return (data, kwargs, "image")
+
+
+def real_layer(layer):
+    """The layer itself, also when napari handed us a public-only proxy of it."""
+    return getattr(layer, "__wrapped__", layer)
+
+
+def in_viewer(viewer, layer) -> bool:
+    """Whether ``layer`` (or the layer behind a proxy of it) is still in ``viewer``."""
+    target = real_layer(layer)
+    return any(real_layer(other) is target for other in viewer.layers)

@@ -18,6 +18,7 @@ overlaps most.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -187,12 +188,12 @@ def evaluate_regions(
     """Score the rows' scans, write ``regions.jsonl``, ``regions.csv`` and ``froc.png``
     into ``out_dir``, and return the summaries (empty when no row has a lesion mask)."""
     groups = {r.group for r in rows if r.mask is not None}
+    if not groups or model.reference is None:
+        return []
     sequences = {r.sequence for r in rows if r.mask is not None}
     chosen = [
         r for r in rows if r.group in groups or (r.group == "healthy" and r.sequence in sequences)
     ]
-    if not groups or model.reference is None:
-        return []
     records = []
     for i, row in enumerate(chosen, start=1):
         records.append(scan_regions(model, row))
@@ -222,8 +223,6 @@ def write_summary_csv(summaries: Sequence[RegionSummary], path: Path) -> Path:
         row.update({f"detected_at_{k}_fp": v for k, v in s.detected.items()})
         row["median_top_dice"] = s.median_top_dice
         rows.append(row)
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()

@@ -19,7 +19,7 @@ from napari.utils import progress
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from madgan_core.errors import MadganError
-from napari_madgan._layers import SCAN_KEY
+from napari_madgan._layers import SCAN_KEY, in_viewer, real_layer
 from napari_madgan._tasks import WindowTask
 from napari_madgan.review._layers import HEATMAP, ZMAP, LayerSpec, apply_layer, result_layer_specs
 from napari_madgan.review._model_cache import ModelCache
@@ -100,16 +100,6 @@ def score_request(
     prefix = f"{request.layer_name} " if request.layer_name else ""
     specs = result_layer_specs(request.scan, result, request.heatmap_range, prefix)
     return ReviewOutcome(request, result, Path(model.path).name, tuple(specs))
-
-
-def real_layer(layer):
-    """The layer itself, also when napari handed us a public-only proxy of it."""
-    return getattr(layer, "__wrapped__", layer)
-
-
-def in_viewer(viewer, layer) -> bool:
-    target = real_layer(layer)
-    return any(real_layer(other) is target for other in viewer.layers)
 
 
 class _ProgressRelay(QObject):

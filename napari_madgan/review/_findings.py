@@ -13,6 +13,7 @@ import numpy as np
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from napari_madgan._geometry import AXIS_LABELS, UNITS, world_of_ras
+from napari_madgan._layers import in_viewer, real_layer
 
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
@@ -93,8 +94,6 @@ def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dic
 def show_findings(viewer, findings: list[Finding], name: str, previous=None):
     """Mark ``findings`` with a Points layer, replacing ``previous`` (the layer made for the
     last result); returns the new layer, or None when there is nothing to mark."""
-    from napari_madgan.review._controller import in_viewer, real_layer
-
     if previous is not None and in_viewer(viewer, previous):
         viewer.layers.remove(previous)
     if not findings:
