@@ -1,0 +1,78 @@
+"""Brain extraction by template registration, and a test for scans already skull-stripped.
+
+The MNI152 template is registered (affine) to the scan and its brain mask carried onto the
+scan's grid. docs/real-scans.md compares this with a BET port and gives the measured
+Dice and times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from madgan_core.anatomy.register import mni_template, register_to_template
+from madgan_core.errors import ScanError
+from madgan_core.scan import Scan
+
+METHODS = ("template",)
+# Plausible brain (intracranial) volume of the extracted mask, in mL. nilearn's MNI152
+# brain mask holds 1883 mL; adult brains with their CSF span roughly 1000-2000 mL, and an
+# affine fit of a small or large head scales the template within this range.
+BRAIN_ML = (800.0, 2500.0)
+# looks_skull_stripped: bright voxels (over BRIGHT_FRACTION of the 99th percentile) are
+# counted outside the registered brain mask grown by OUTSIDE_MARGIN_MM; a skull-stripped
+# scan has almost none there, a head (scalp fat, marrow, eyes, neck) many.
+BRIGHT_FRACTION = 0.25
+OUTSIDE_MARGIN_MM = 10.0
+STRIPPED_MAX_OUTSIDE = 0.05
+
+
+def _template_mask_on_scan(scan: Scan, kind: str) -> np.ndarray:
+    _, mask, _ = mni_template()
+    alignment = register_to_template(scan, kind)
+    warped = alignment.to_scan(mask.astype(np.float32), scan.affine, scan.data.shape, order=1)
+    return warped > 0.5
+
+
+def extract_brain(scan: Scan, method: str = "template") -> np.ndarray:
+    """The brain mask of ``scan`` on ``scan.data``'s grid (bool).
+
+    Args:
+        scan: a RAS+ scan of a head (skull on).
+        method: ``"template"``: affine registration of the MNI152 template and its mask.
+
+    Raises:
+        ScanError: the registration diverged, or the mask is empty or of an implausible
+            volume (outside ``BRAIN_ML``), or it leaves the field of view.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    mask = _template_mask_on_scan(scan, "affine")
+    voxel_ml = float(np.prod(scan.zooms)) / 1000.0
+    volume_ml = float(mask.sum()) * voxel_ml
+    if volume_ml == 0:
+        raise ScanError("brain extraction found no brain (the mask is empty)", scan.path)
+    if not BRAIN_ML[0] <= volume_ml <= BRAIN_ML[1]:
+        raise ScanError(
+            f"brain extraction gave {volume_ml:.0f} mL, outside the plausible "
+            f"{BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} mL of an adult brain; is this a brain scan?",
+            scan.path,
+        )
+    return mask
+
+
+def looks_skull_stripped(scan: Scan) -> bool:
+    """Whether ``scan`` shows a brain alone (no skull, scalp or neck)."""
+    return outside_brain_fraction(scan) < STRIPPED_MAX_OUTSIDE
+
+
+def outside_brain_fraction(scan: Scan) -> float:
+    """The fraction of bright voxels lying well outside the registered template brain."""
+    data = scan.data
+    positive = data[data > 0]
+    if positive.size == 0:
+        raise ScanError("has no positive voxels; is it a magnitude image?", scan.path)
+    bright = data > BRIGHT_FRACTION * np.percentile(positive, 99)
+    brain = _template_mask_on_scan(scan, "rigid")
+    outside = ndimage.distance_transform_edt(~brain, sampling=scan.zooms) > OUTSIDE_MARGIN_MM
+    return float(np.count_nonzero(bright & outside)) / max(1, int(np.count_nonzero(bright)))
