@@ -13,6 +13,8 @@ template registration) and, when the ``brainextractor`` package (a Python BET po
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from scipy import ndimage
 from madgan_core.anatomy import extract_brain, looks_skull_stripped, register_to_template
 from madgan_core.anatomy.brain import outside_brain_fraction
 from madgan_core.anatomy.register import mni_template
+from madgan_core.phantom import make_subject
 from madgan_core.scan import Scan
 
 
@@ -89,7 +92,8 @@ def bet_mask(scan: Scan) -> np.ndarray:
 
     img = nib.Nifti1Image(scan.data, scan.affine)
     bet = BrainExtractor(img=img)
-    bet.run()
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints every iteration
+        bet.run()
     return np.asarray(bet.compute_mask(), dtype=bool)
 
 
@@ -134,6 +138,16 @@ def main() -> None:
         rows.append(measure(f"composite head {seed}", scan, truth, methods))
     t1, mask, affine = mni_template()
     rows.append(measure("MNI152 (skull-stripped)", Scan.from_array(t1, affine), mask, methods))
+    for group, sequence in (("healthy", "T1"), ("mets", "T1c")):
+        volume, affine, _ = make_subject(group, sequence=sequence, seed=1, voxel_mm=1.0)
+        phantom = Scan.from_array(volume, affine)
+        rows.append(
+            {
+                "scan": f"phantom {group} {sequence} (skull-stripped)",
+                "looks_skull_stripped": looks_skull_stripped(phantom),
+                "outside_fraction": round(outside_brain_fraction(phantom), 4),
+            }
+        )
     start = time.perf_counter()
     verdict = looks_skull_stripped(head)
     rows.append(

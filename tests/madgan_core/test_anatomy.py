@@ -18,6 +18,7 @@ from madgan_core.anatomy import (
 )
 from madgan_core.anatomy.register import mni_template, template_grid
 from madgan_core.errors import ScanError
+from madgan_core.phantom import make_subject
 from madgan_core.scan import Scan
 
 VOXEL_MM = 3.0
@@ -117,6 +118,11 @@ def test_extract_brain_on_a_skull_on_head():
 def test_a_skull_stripped_brain_is_recognised():
     data, _, grid = moved_template(rigid(5.0, (3.0, 0.0, -4.0)), pad_mm=15.0)
     assert looks_skull_stripped(Scan.from_array(data, grid))
+
+
+def test_a_phantom_brain_is_recognised_as_skull_stripped():
+    volume, affine, _ = make_subject("mets", sequence="T1c", seed=2, voxel_mm=VOXEL_MM)
+    assert looks_skull_stripped(Scan.from_array(volume, affine))
 
 
 def test_n4_removes_a_synthetic_bias():
