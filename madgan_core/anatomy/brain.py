@@ -7,6 +7,8 @@ Dice and times.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
@@ -25,6 +27,13 @@ BRAIN_ML = (800.0, 2500.0)
 BRIGHT_FRACTION = 0.25
 OUTSIDE_MARGIN_MM = 10.0
 STRIPPED_MAX_OUTSIDE = 0.05
+
+
+@functools.lru_cache(maxsize=1)
+def _outside_distance_mm() -> np.ndarray:
+    """Distance (mm) from the template's brain mask, on the template's 1 mm grid."""
+    _, mask, _ = mni_template()
+    return ndimage.distance_transform_edt(~mask).astype(np.float32)
 
 
 def _template_mask_on_scan(scan: Scan, kind: str) -> np.ndarray:
@@ -73,6 +82,8 @@ def outside_brain_fraction(scan: Scan) -> float:
     if positive.size == 0:
         raise ScanError("has no positive voxels; is it a magnitude image?", scan.path)
     bright = data > BRIGHT_FRACTION * np.percentile(positive, 99)
-    brain = _template_mask_on_scan(scan, "rigid")
-    outside = ndimage.distance_transform_edt(~brain, sampling=scan.zooms) > OUTSIDE_MARGIN_MM
+    alignment = register_to_template(scan, "rigid")  # rigid: template distances hold on the scan
+    far = OUTSIDE_MARGIN_MM + 1.0  # beyond the template's field of view
+    distance = alignment.to_scan(_outside_distance_mm(), scan.affine, scan.data.shape, cval=far)
+    outside = distance > OUTSIDE_MARGIN_MM
     return float(np.count_nonzero(bright & outside)) / max(1, int(np.count_nonzero(bright)))
