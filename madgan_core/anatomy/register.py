@@ -1,11 +1,11 @@
 """Registration of the MNI152 template to a scan (SimpleITK), and resampling between grids.
 
 The template (nilearn's skull-stripped MNI152 1 mm T1) is the moving image and the scan the
-fixed one. The template's brain mask is the moving metric mask, so only points that land in
-the template's brain are compared: a skull, scalp or neck on the scan does not pull the fit.
-Both images are smoothed and resampled to a coarse grid first (``REGISTRATION_MM``), and a
-two-level pyramid runs on that grid, so a 1 mm head registers in a few seconds.
-"""
+fixed one. The metric (Mattes mutual information) only samples the template's brain and a
+margin around it (the moving metric mask), so the scan's scalp or neck does not pull the
+fit, while the dark margin keeps the template from shrinking or growing inside the head.
+Both images are smoothed and resampled to ``REGISTRATION_MM`` first; the fit runs at twice
+that, then on that grid, so a 1 mm head registers in seconds."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def test_extract_brain_on_a_skull_on_head():
     assert not looks_skull_stripped(scan)
     mask = extract_brain(scan)
     assert mask.shape == scan.data.shape and mask.dtype == bool
-    assert dice(mask, truth) > 0.93  # measured 0.97 on this 3 mm head
+    assert dice(mask, truth) > 0.93  # measured 0.988 on this 3 mm head
 
 
 def test_a_skull_stripped_brain_is_recognised():
