@@ -12,7 +12,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from madgan_core.anatomy.register import mni_template, register_to_template
+from madgan_core.anatomy.register import Alignment, mni_template, register_to_template
 from madgan_core.errors import ScanError
 from madgan_core.scan import Scan
 
@@ -36,19 +36,23 @@ def _outside_distance_mm() -> np.ndarray:
     return ndimage.distance_transform_edt(~mask).astype(np.float32)
 
 
-def _template_mask_on_scan(scan: Scan, kind: str) -> np.ndarray:
+def _template_mask_on_scan(scan: Scan, alignment: Alignment | None) -> np.ndarray:
     _, mask, _ = mni_template()
-    alignment = register_to_template(scan, kind)
+    if alignment is None:
+        alignment = register_to_template(scan, "affine")
     warped = alignment.to_scan(mask.astype(np.float32), scan.affine, scan.data.shape, order=1)
     return warped > 0.5
 
 
-def extract_brain(scan: Scan, method: str = "template") -> np.ndarray:
+def extract_brain(
+    scan: Scan, method: str = "template", *, alignment: Alignment | None = None
+) -> np.ndarray:
     """The brain mask of ``scan`` on ``scan.data``'s grid (bool).
 
     Args:
         scan: a RAS+ scan of a head (skull on).
         method: ``"template"``: affine registration of the MNI152 template and its mask.
+        alignment: an affine fit of the template to ``scan`` already made, to reuse.
 
     Raises:
         ScanError: the registration diverged, or the mask is empty or of an implausible
@@ -56,7 +60,7 @@ def extract_brain(scan: Scan, method: str = "template") -> np.ndarray:
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    mask = _template_mask_on_scan(scan, "affine")
+    mask = _template_mask_on_scan(scan, alignment)
     voxel_ml = float(np.prod(scan.zooms)) / 1000.0
     volume_ml = float(mask.sum()) * voxel_ml
     if volume_ml == 0:
@@ -70,19 +74,24 @@ def extract_brain(scan: Scan, method: str = "template") -> np.ndarray:
     return mask
 
 
-def looks_skull_stripped(scan: Scan) -> bool:
-    """Whether ``scan`` shows a brain alone (no skull, scalp or neck)."""
-    return outside_brain_fraction(scan) < STRIPPED_MAX_OUTSIDE
+def looks_skull_stripped(scan: Scan, *, alignment: Alignment | None = None) -> bool:
+    """Whether ``scan`` shows a brain alone (no skull, scalp or neck).
+
+    ``alignment``: a fit of the template to ``scan`` already made, to reuse (else rigid).
+    """
+    return outside_brain_fraction(scan, alignment) < STRIPPED_MAX_OUTSIDE
 
 
-def outside_brain_fraction(scan: Scan) -> float:
+def outside_brain_fraction(scan: Scan, alignment: Alignment | None = None) -> float:
     """The fraction of bright voxels lying well outside the registered template brain."""
     data = scan.data
     positive = data[data > 0]
     if positive.size == 0:
         raise ScanError("has no positive voxels; is it a magnitude image?", scan.path)
     bright = data > BRIGHT_FRACTION * np.percentile(positive, 99)
-    alignment = register_to_template(scan, "rigid")  # rigid: template distances hold on the scan
+    # Rigid by default: the template's distances then hold on the scan.
+    if alignment is None:
+        alignment = register_to_template(scan, "rigid")
     far = OUTSIDE_MARGIN_MM + 1.0  # beyond the template's field of view
     distance = alignment.to_scan(_outside_distance_mm(), scan.affine, scan.data.shape, cval=far)
     outside = distance > OUTSIDE_MARGIN_MM
