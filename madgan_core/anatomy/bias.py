@@ -10,7 +10,7 @@ from madgan_core.anatomy.register import sitk_image
 from madgan_core.errors import ScanError
 from madgan_core.scan import Scan
 
-SHRINK = 3  # N4 runs on a grid this many times coarser; the smooth field loses nothing
+SHRINK = 4  # N4 runs on a grid this many times coarser (at most); the smooth field loses nothing
 ITERATIONS = (50, 40, 30)  # per fitting level (control-point grid doubles each level)
 
 
