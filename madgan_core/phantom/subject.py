@@ -99,6 +99,7 @@ def make_subject(
     stage, subtype = _check(group, stage, sequence, subtype)
     if anatomy not in ANATOMIES:
         raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
+    template_name = anatomy  # the name is reused below for the subject's anatomical parameters
     template = (load_template if anatomy == "mni" else head_template)(float(voxel_mm))
     grid = ControlGrid(template.shape, template.voxel_mm)
     anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
@@ -142,7 +143,7 @@ def make_subject(
         "sequence": sequence,
         "subtype": subtype,
         "seed": int(seed),
-        "template": anatomy,
+        "template": template_name,
         "voxel_mm": template.voxel_mm,
         "anatomy": {
             k: (np.round(v, 4).tolist() if isinstance(v, np.ndarray) else round(float(v), 4))
