@@ -21,7 +21,8 @@ from madgan_core.phantom.template import _mni_1mm
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 RIM_MM = 5
-# Start translations (mm, head LPS) added to the geometric centring: the brain sits high in the head (LPS: -z is down... see below).
+# Start translations (mm, LPS) added to the geometric centring of the two images: the
+# head's centre lies below its brain's, so the starts move the template along z.
 STARTS_MM = ([0, 0, -30], [0, -20, -30], [0, 0, -15])
 
 
@@ -60,7 +61,9 @@ def register(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image, shift_mm) 
 
 def mni_to_head(transform) -> np.ndarray:
     """The SimpleITK transform (fixed LPS -> moving LPS) as MNI RAS mm -> head RAS mm."""
-    affine = sitk.AffineTransform(transform.GetNthTransform(0) if hasattr(transform, "GetNthTransform") else transform)
+    affine = sitk.AffineTransform(
+        transform.GetNthTransform(0) if hasattr(transform, "GetNthTransform") else transform
+    )
     a = np.asarray(affine.GetMatrix()).reshape(3, 3)
     c = np.asarray(affine.GetCenter())
     t = np.asarray(affine.GetTranslation())
