@@ -360,7 +360,7 @@ def scan_result(
         copy_losses=errors.copy_losses,
         slice_losses=slice_losses,
         slice_coverage=errors.coverage,
-        slice_indices=slab.slice_indices,
+        slice_indices=slab.native_slice_indices,
         heatmap=heatmap,
         reconstruction=reconstruction,
         zmap=zmap,
