@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
+from madgan_core.domain import DomainProfile, scan_profile
 from madgan_core.errors import ConfigError, ScanError
 from madgan_core.io import Scan
 from madgan_core.prepare import GridMap, prepare_scan
@@ -46,6 +47,7 @@ class Slab:
             in linear model units; model values are the scan's mapped onto the standard.
         grid: the map between the scan's RAS+ grid and the working grid, when they differ.
         steps: what the prepare stage did to the scan, in words.
+        profile: the scan's domain profile (:mod:`madgan_core.domain`).
         prepared: the prepared scan (kept in memory only; a cached slab has none).
     """
 
@@ -58,6 +60,7 @@ class Slab:
     landmarks: tuple[np.ndarray, np.ndarray] | None = None
     grid: GridMap | None = None
     steps: tuple[str, ...] = ()
+    profile: DomainProfile | None = None
     # The prepared scan, kept in memory only (not a field: a cached slab has none).
     prepared = None
 
@@ -269,9 +272,9 @@ def select_slices(fg: np.ndarray, cfg: PreprocessConfig, scan: Scan | None = Non
 
 def band_intensities(
     scan: Scan, cfg: PreprocessConfig
-) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray, np.ndarray]:
     """The slice band's foreground intensities, their clip percentiles (low, high), the
-    band's axial indices and its foreground mask."""
+    band's axial indices, its foreground mask and the whole volume's."""
     fg = foreground_mask(scan.data, cfg)
     indices = select_slices(fg, cfg, scan)
     band_fg = fg[:, :, indices]
@@ -279,7 +282,7 @@ def band_intensities(
     low, high = (float(v) for v in np.percentile(values, cfg.clip_percentiles))
     if not high > low:
         raise ScanError("foreground intensities are constant; cannot normalise", scan.path)
-    return values, low, high, indices, band_fg
+    return values, low, high, indices, band_fg, fg
 
 
 def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None = None) -> Slab:
@@ -289,9 +292,14 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
     ``brain_mask`` (on ``scan``'s grid) is handed to the prepare stage.
     """
     prepared = prepare_scan(scan, cfg, brain_mask)
+    native_zooms = scan.zooms
     scan = prepared.scan
     data = scan.data
-    values, low, high, indices, band_fg = band_intensities(scan, cfg)
+    values, low, high, indices, band_fg, fg = band_intensities(scan, cfg)
+    scan_marks = scan_landmarks(values, low, high)
+    profile = scan_profile(
+        native_zooms, fg, float(scan.zooms[2]), scan_marks, prepared.steps, prepared.skull
+    )
 
     xs, ys = np.nonzero(band_fg.any(axis=2))
     center = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
@@ -318,6 +326,7 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
         intensity_range=(low, high),
         grid=prepared.grid,
         steps=tuple(prepared.steps),
+        profile=profile,
     )
     slab.prepared = prepared
     # Normalise and resample only the selected slices, not the whole volume.
@@ -330,7 +339,6 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
                 "preprocess.intensity is 'landmarks' but no landmarks were learned; "
                 "train the model (it learns them from its training scans) or use 'linear'"
             )
-        scan_marks = scan_landmarks(values, low, high)
         standard = np.asarray(cfg.landmarks, dtype=np.float64)
         slab.slices = np.interp(slab.slices, _with_ends(scan_marks), _with_ends(standard)).astype(
             np.float32

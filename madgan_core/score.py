@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from madgan_core.domain import DomainCheck, guard, percentile_reading
 from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
@@ -67,6 +68,10 @@ class ScanScore:
             strongest first (:mod:`madgan_core.findings`); None without a z-map.
         driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
             change), or None.
+        domain: whether the scan lies inside the model's domain, and why not
+            (:mod:`madgan_core.domain`); None for a model without stored profiles.
+        controls: the controls the percentiles compare against, in words (e.g.
+            ``"T1 controls at 1.0 mm"``); empty when unknown.
     """
 
     name: str
@@ -87,6 +92,21 @@ class ScanScore:
     headline: str = "mean"
     findings: list[Finding] | None = None
     driver: str | None = None
+    domain: DomainCheck | None = None
+    controls: str = ""
+
+    @property
+    def in_domain(self) -> bool | None:
+        return None if self.domain is None else self.domain.in_domain
+
+    def percentile_text(self, mode: str) -> str | None:
+        """``mode``'s percentile and its reading, e.g. ``"97th percentile among 40 T1
+        controls at 1.0 mm: highly unusual"``; for a scan outside the model's domain the
+        warning instead of a reading; None without a percentile."""
+        pct = self.percentiles.get(mode)
+        if pct is None or self.n_controls == 0:
+            return None
+        return percentile_reading(pct, self.n_controls, self.controls or None, self.domain)
 
     @property
     def brain_wide(self) -> bool:
@@ -128,6 +148,8 @@ class ScanScore:
             row[f"percentile_{mode}"] = None if pct is None else float(pct)
         row["n_controls"] = self.n_controls
         row["headline"] = self.headline
+        row["in_domain"] = self.in_domain
+        row["domain_reasons"] = "" if self.domain is None else "; ".join(self.domain.reasons)
         if self.findings is not None:
             row["findings"] = self.findings_text()
             row["brain_wide"] = self.brain_wide
@@ -352,6 +374,7 @@ def scan_result(
         findings = find_regions(zmap, affine, settings.finding_threshold, settings.finding_min_ml)
     if not maps:
         zmap = foreground = None
+    domain, controls = guard(slab.profile, reference, sequence)
     return ScanScore(
         name=scan.name,
         path=scan.path,
@@ -371,4 +394,6 @@ def scan_result(
         headline=headline_mode(settings.mode, scores),
         findings=findings,
         driver=driver,
+        domain=domain,
+        controls=controls,
     )

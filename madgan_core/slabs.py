@@ -30,6 +30,7 @@ import numpy as np
 
 from madgan_core import __version__
 from madgan_core.config import PreprocessConfig
+from madgan_core.domain import DomainProfile
 from madgan_core.io import Scan, atomic_write_with, load_scan, scan_stem
 from madgan_core.prepare import GridMap
 from madgan_core.preprocess import Slab, preprocess
@@ -116,6 +117,8 @@ def _slab_arrays(slab: Slab) -> dict[str, np.ndarray]:
     if slab.grid is not None:
         arrays.update(slab.grid.arrays())
     arrays["steps"] = np.asarray(slab.steps, dtype=str)
+    if slab.profile is not None:
+        arrays["profile"] = np.asarray(json.dumps(slab.profile.to_dict()))
     return arrays
 
 
@@ -134,6 +137,9 @@ def _slab_from(data) -> Slab:
         landmarks=landmarks,
         grid=GridMap.from_arrays(data),
         steps=tuple(str(s) for s in data["steps"]) if "steps" in data else (),
+        profile=(
+            DomainProfile.from_dict(json.loads(str(data["profile"]))) if "profile" in data else None
+        ),
     )
 
 
