@@ -220,13 +220,13 @@ def guard(
     profile: DomainProfile | None, reference, sequence: str | None
 ) -> tuple[DomainCheck | None, str]:
     """A scored scan's domain check and the words naming the controls it is compared
-    with (e.g. ``"T1 controls at 1.0 mm"``); ``(None, "")`` without stored profiles."""
+    with (e.g. ``"healthy controls (T1, 1.0 mm)"``); ``(None, "")`` without stored profiles."""
     summary = controls_profile(reference)
     if summary is None:
         return None, ""
     check = None if profile is None else compare(profile, summary)
     named = sequence if sequence in (getattr(reference, "sequences", None) or ()) else None
-    return check, f"{named + ' ' if named else ''}controls at {summary.resolution}"
+    return check, f"healthy controls ({named + ', ' if named else ''}{summary.resolution})"
 
 
 def percentile_reading(pct: float, n: int, controls: str | None, check: DomainCheck | None) -> str:
@@ -238,3 +238,10 @@ def percentile_reading(pct: float, n: int, controls: str | None, check: DomainCh
     if check is not None and not check.in_domain:
         return f"{where}: {check.warning}"
     return f"{where}: {percentile_band(pct)}"
+
+
+def domain_columns(check: DomainCheck | None) -> dict[str, object]:
+    """The ``in_domain`` and ``domain_reasons`` columns of a score row (empty: no check)."""
+    if check is None:
+        return {"in_domain": None, "domain_reasons": ""}
+    return {"in_domain": check.in_domain, "domain_reasons": "; ".join(check.reasons)}

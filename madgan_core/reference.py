@@ -262,8 +262,8 @@ def ordinal(n: int) -> str:
 def describe_percentile(p: float, n: int, controls: str | None = None) -> str:
     """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly.
 
-    ``controls`` names them, e.g. ``"T1 controls at 1.0 mm"``: then
-    ``"97th percentile among 40 T1 controls at 1.0 mm"``.
+    ``controls`` names them, e.g. ``"healthy controls (T1, 1.0 mm)"``: then
+    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``.
     """
     if controls is None:
         controls = "healthy control" if n == 1 else "healthy controls"

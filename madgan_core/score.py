@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from madgan_core.domain import DomainCheck, guard, percentile_reading
+from madgan_core.domain import DomainCheck, domain_columns, guard, percentile_reading
 from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
@@ -68,10 +68,8 @@ class ScanScore:
             strongest first (:mod:`madgan_core.findings`); None without a z-map.
         driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
             change), or None.
-        domain: whether the scan lies inside the model's domain, and why not
-            (:mod:`madgan_core.domain`); None for a model without stored profiles.
-        controls: the controls the percentiles compare against, in words (e.g.
-            ``"T1 controls at 1.0 mm"``); empty when unknown.
+        domain: the domain check (:mod:`madgan_core.domain`); None without profiles.
+        controls: the controls in words (``"healthy controls (T1, 1.0 mm)"``), or empty.
     """
 
     name: str
@@ -95,14 +93,8 @@ class ScanScore:
     domain: DomainCheck | None = None
     controls: str = ""
 
-    @property
-    def in_domain(self) -> bool | None:
-        return None if self.domain is None else self.domain.in_domain
-
     def percentile_text(self, mode: str) -> str | None:
-        """``mode``'s percentile and its reading, e.g. ``"97th percentile among 40 T1
-        controls at 1.0 mm: highly unusual"``; for a scan outside the model's domain the
-        warning instead of a reading; None without a percentile."""
+        """``mode``'s percentile and its reading (:func:`~madgan_core.domain.percentile_reading`)."""
         pct = self.percentiles.get(mode)
         if pct is None or self.n_controls == 0:
             return None
@@ -148,8 +140,7 @@ class ScanScore:
             row[f"percentile_{mode}"] = None if pct is None else float(pct)
         row["n_controls"] = self.n_controls
         row["headline"] = self.headline
-        row["in_domain"] = self.in_domain
-        row["domain_reasons"] = "" if self.domain is None else "; ".join(self.domain.reasons)
+        row.update(domain_columns(self.domain))
         if self.findings is not None:
             row["findings"] = self.findings_text()
             row["brain_wide"] = self.brain_wide

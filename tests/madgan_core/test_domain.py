@@ -67,9 +67,9 @@ def test_calibration_stores_the_controls_profile(model):
 def test_an_in_domain_scan_has_no_reasons(model):
     result = score_scan(model, Scan.from_array(head(7), AFFINE), sequence="T1", maps=False)
     assert result.domain == DomainCheck(True, [])
-    assert result.controls == "T1 controls at 1.0 mm"
+    assert result.controls == "healthy controls (T1, 1.0 mm)"
     text = result.percentile_text("mean")
-    assert "among 4 T1 controls at 1.0 mm" in text and "outside" not in text
+    assert "among 4 healthy controls (T1, 1.0 mm)" in text and "outside" not in text
     row = result.to_row()
     assert row["in_domain"] is True and row["domain_reasons"] == ""
 

@@ -68,10 +68,10 @@ def test_an_out_of_domain_scan_shows_the_warning_and_no_reading():
     r = replace(
         result({"mean": 99.9, "ztail": 99.5}, n=40),
         domain=check,
-        controls="T1 controls at 1.0 mm",
+        controls="healthy controls (T1, 1.0 mm)",
     )
     html = score_html(r, headline="mean")
     assert "⚠ outside the model's domain: 5.0 mm slices" in html
     assert html.index("outside the model's domain") < html.index("Mean ℓ2")
     assert "unusual" not in html and "healthy range" not in html
-    assert "99th percentile among 40 T1 controls at 1.0 mm" in score_lines(r, "mean")[0]
+    assert "99th percentile among 40 healthy controls (T1, 1.0 mm)" in score_lines(r, "mean")[0]
