@@ -262,6 +262,12 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     load_state(generator, record["generator"], "generator", path)
     generator = to_channels_last(generator.to(dev)).eval()
     reference = reference_of(record, cfg, path)
+    if reference is not None and reference.domain is None:
+        log.info(
+            "%s: calibrated before domain profiles were stored; scans are not checked "
+            "against its controls' domain (re-run `madgan calibrate` to add the check)",
+            path,
+        )
     return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev)
 
 

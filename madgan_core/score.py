@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from madgan_core.domain import DomainCheck, domain_columns, guard, percentile_reading
 from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
@@ -67,6 +68,8 @@ class ScanScore:
             strongest first (:mod:`madgan_core.findings`); None without a z-map.
         driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
             change), or None.
+        domain: the domain check (:mod:`madgan_core.domain`); None without profiles.
+        controls: the controls in words (``"healthy controls (T1, 1.0 mm)"``), or empty.
     """
 
     name: str
@@ -87,6 +90,15 @@ class ScanScore:
     headline: str = "mean"
     findings: list[Finding] | None = None
     driver: str | None = None
+    domain: DomainCheck | None = None
+    controls: str = ""
+
+    def percentile_text(self, mode: str) -> str | None:
+        """``mode``'s percentile and its reading (:func:`~madgan_core.domain.percentile_reading`)."""
+        pct = self.percentiles.get(mode)
+        if pct is None or self.n_controls == 0:
+            return None
+        return percentile_reading(pct, self.n_controls, self.controls or None, self.domain)
 
     @property
     def brain_wide(self) -> bool:
@@ -128,6 +140,7 @@ class ScanScore:
             row[f"percentile_{mode}"] = None if pct is None else float(pct)
         row["n_controls"] = self.n_controls
         row["headline"] = self.headline
+        row.update(domain_columns(self.domain))
         if self.findings is not None:
             row["findings"] = self.findings_text()
             row["brain_wide"] = self.brain_wide
@@ -358,6 +371,7 @@ def scan_result(
         )
     if not maps:
         zmap = foreground = None
+    domain, controls = guard(slab.profile, reference, sequence)
     return ScanScore(
         name=scan.name,
         path=scan.path,
@@ -366,7 +380,7 @@ def scan_result(
         copy_losses=errors.copy_losses,
         slice_losses=slice_losses,
         slice_coverage=errors.coverage,
-        slice_indices=slab.slice_indices,
+        slice_indices=slab.native_slice_indices,
         heatmap=heatmap,
         reconstruction=reconstruction,
         zmap=zmap,
@@ -377,4 +391,6 @@ def scan_result(
         headline=headline_mode(settings.mode, scores),
         findings=findings,
         driver=driver,
+        domain=domain,
+        controls=controls,
     )
