@@ -462,7 +462,7 @@ def demo_preset() -> MadganConfig:
     """
     cfg = MadganConfig()
     cfg.preprocess = PreprocessConfig(
-        height=128, width=96, pixel_mm=2.0, band=(0.0, 1.0), slice_mm=1.0
+        height=128, width=96, pixel_mm=2.0, band=(0.0, 1.0), slice_mm=2.0
     )
     cfg.model = ModelConfig(base_channels=32, critic_channels=32)
     cfg.train = TrainConfig(
