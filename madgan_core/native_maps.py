@@ -37,6 +37,18 @@ class NativeGrid:
     z_first: int
     nearest: np.ndarray
 
+    @property
+    def band(self) -> slice:
+        """The axial voxel slices the slab covers."""
+        return slice(self.z_first, self.z_first + len(self.nearest))
+
+    def columns(self, first: int) -> slice | np.ndarray:
+        """Columns of a stack that starts at column ``first``, one per axial slice of the band."""
+        steps = np.diff(self.nearest)
+        if len(self.nearest) and np.all(steps == 1):  # one slab slice per voxel slice
+            return slice(first + int(self.nearest[0]), first + int(self.nearest[-1]) + 1)
+        return first + self.nearest
+
     @classmethod
     def of(cls, slab: Slab) -> NativeGrid:
         """The grid of ``slab``, with the arithmetic of ``Slab.to_volume``."""
@@ -73,30 +85,53 @@ def to_volumes(slab: Slab, *maps: np.ndarray, grid: NativeGrid | None = None) ->
     NaN outside the field of view, outside the slab's band and on slices whose slab slice
     is all NaN (never predicted).
     """
-    expected = (slab.n_slices, *slab.shape)
-    for m in maps:
-        if m.shape != expected:
-            raise ValueError(f"maps shape {m.shape} does not match slab {expected}")
     grid = grid or NativeGrid.of(slab)
+    values, predicted = _band_values(slab, maps, grid)
     n = slab.n_slices
-    stack = np.concatenate([np.asarray(m, dtype=np.float32) for m in maps]).reshape(
-        len(maps) * n, -1
-    )
-    predicted = ~np.all(np.isnan(stack), axis=1)
-    if not np.isfinite(stack).all():
-        stack = np.nan_to_num(stack)
-    # Voxels x slices, the slice axis innermost like the volume's: each of the four
-    # gathers picks whole rows, and each voxel's band is written as one run.
-    values = _interpolate(np.ascontiguousarray(stack.T), grid)
-    values[:, ~predicted] = np.nan
-    band = slice(grid.z_first, grid.z_first + len(grid.nearest))
     volumes = []
     for i in range(len(maps)):
         volume = np.full(slab.volume_shape, np.nan, dtype=np.float32)
         if predicted[i * n : (i + 1) * n].any():
-            volume[:, :, band][grid.inside] = values[:, i * n + grid.nearest]
+            volume[:, :, grid.band][grid.inside] = values[:, grid.columns(i * n)]
         volumes.append(volume)
     return volumes
+
+
+def to_mask(
+    slab: Slab, maps: np.ndarray, level: float = 0.5, grid: NativeGrid | None = None
+) -> np.ndarray:
+    """``slab.to_volume(maps) > level`` without the float volume (NaN counts as below)."""
+    grid = grid or NativeGrid.of(slab)
+    values, _ = _band_values(slab, (maps,), grid)
+    mask = np.zeros(slab.volume_shape, dtype=bool)
+    mask[:, :, grid.band][grid.inside] = values[:, grid.columns(0)] > level
+    return mask
+
+
+def _band_values(
+    slab: Slab, maps: tuple[np.ndarray, ...], grid: NativeGrid
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolated values ``(inside voxels, len(maps) * n)`` and which slab slices have any.
+
+    Slices that are all NaN (never predicted) come out NaN; other NaN count as 0 and
+    infinities as the largest float, as ``np.nan_to_num`` makes them for ``to_volume``.
+    """
+    n = slab.n_slices
+    expected = (n, *slab.shape)
+    # Pixels x slices, the slice axis innermost like the volume's: each of the four
+    # gathers picks whole rows, and each voxel's band is written as one run.
+    by_pixel = np.empty((expected[1] * expected[2], len(maps) * n), dtype=np.float32)
+    for i, m in enumerate(maps):
+        if m.shape != expected:
+            raise ValueError(f"maps shape {m.shape} does not match slab {expected}")
+        by_pixel[:, i * n : (i + 1) * n] = np.asarray(m, dtype=np.float32).reshape(n, -1).T
+    predicted = ~np.isnan(by_pixel).all(axis=0)
+    by_pixel[:, ~predicted] = 0.0
+    if not np.isfinite(by_pixel).all():
+        np.nan_to_num(by_pixel, copy=False)
+    values = _interpolate(by_pixel, grid)
+    values[:, ~predicted] = np.nan
+    return values, predicted
 
 
 def _interpolate(by_pixel: np.ndarray, grid: NativeGrid, chunk: int = 2048) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
-from madgan_core.native_maps import to_volumes
+from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
 from madgan_core.reference import ANOMALY, UNUSUAL_PERCENTILE
@@ -333,17 +333,19 @@ def scan_result(
         )
     heatmap = reconstruction = zmap = foreground = None
     if maps or z is not None:  # the z-map is made without maps too: the findings need it
-        # Every stack through one stencil (native_maps): the foreground, then the maps.
-        stacks = [(slab.slices > FOREGROUND_LEVEL).astype(np.float32)]
+        # Every map through one bilinear stencil (native_maps), computed once.
+        grid = NativeGrid.of(slab)
+        seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
+        foreground = to_mask(slab, seen, 0.5, grid)
+        stacks = []
         if maps:
             err_maps, pred_maps = errors.slice_maps()
             stacks += [err_maps, slab.to_intensity(pred_maps)]
         if z is not None:
             stacks.append(z)
-        volumes = to_volumes(slab, *stacks)
-        foreground = volumes[0] > 0.5  # NaN (no slab slice, outside the view) is not seen
+        volumes = to_volumes(slab, *stacks, grid=grid)
         if maps:
-            heatmap, reconstruction = volumes[1:3]
+            heatmap, reconstruction = volumes[:2]
         if z is not None:
             zmap = volumes[-1]
             zmap[~foreground] = np.nan

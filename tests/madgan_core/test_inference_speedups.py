@@ -16,7 +16,7 @@ from madgan_core.findings import label_regions
 from madgan_core.io import Scan
 from madgan_core.models import build_generator
 from madgan_core.models.fold import fold_batchnorm
-from madgan_core.native_maps import to_volumes
+from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.score import score_scan
 from tests.madgan_core.synthetic import synthetic_brain
@@ -154,6 +154,19 @@ def test_to_volumes_equals_to_volume(step, vpp, centre):
         assert volume.dtype == expected.dtype and volume.shape == expected.shape
         np.testing.assert_array_equal(volume, expected)
     assert np.isfinite(got[0]).any() and np.isnan(got[2]).all()
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_to_mask_equals_thresholded_to_volume(step):
+    slab = random_slab(7, step)
+    seen = (slab.slices > 0.2).astype(np.float32)
+    seen[0] = np.nan  # a slice that has no values
+    grid = NativeGrid.of(slab)
+    mask = to_mask(slab, seen, 0.5, grid)
+    expected = np.nan_to_num(slab.to_volume(seen)) > 0.5
+    assert mask.dtype == bool and 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(to_volumes(slab, seen, grid=grid)[0], slab.to_volume(seen))
 
 
 def test_to_volumes_refuses_a_wrong_shape():
