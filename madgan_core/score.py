@@ -243,12 +243,13 @@ def slab_scorer(
     """Score slabs with ``model``'s generator (or ``predictor``, a baseline in its harness).
 
     Precision and batch size are resolved once (:func:`inference_settings`). The
-    generator runs with its BatchNorms folded (``model.inference_generator()``); ``fold``
-    False runs it as trained, which gives the same scores up to rounding.
+    generator runs with its BatchNorms folded (``model.inference_generator()``, where the
+    model has it); ``fold`` False runs it as trained, the same scores up to rounding.
     """
     precision, batch = inference_settings(model, precision, batch_size)
     if predictor is None:
-        generator = model.inference_generator() if fold else model.generator
+        folded = getattr(model, "inference_generator", None)  # absent on stand-in models
+        generator = folded() if fold and folded is not None else model.generator
         predictor = generator_predictor(generator)
     return SlabScorer(model.config, model.device, predictor, precision, batch)
 
