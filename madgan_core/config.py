@@ -270,6 +270,8 @@ class ScoreConfig:
         finding_threshold: the z above which a voxel belongs to a finding, a connected
             region of the z-map (:mod:`madgan_core.findings`).
         finding_min_ml: smaller regions (mL) are not reported as findings.
+        finding_extent: a lower z to which each finding grows (hysteresis), so its
+            outline follows the lesion rather than its core; ``None``: no growth.
     """
 
     mode: str = "auto"
@@ -281,6 +283,7 @@ class ScoreConfig:
     position_bins: int = 24
     finding_threshold: float = 4.0
     finding_min_ml: float = 0.2
+    finding_extent: float | None = None
 
     def validate(self) -> None:
         if self.mode not in (AUTO, *MODE_NAMES):
@@ -305,6 +308,10 @@ class ScoreConfig:
             )
         if not self.finding_min_ml >= 0:
             raise ConfigError(f"score.finding_min_ml must be >= 0, got {self.finding_min_ml}")
+        if self.finding_extent is not None and not np.isfinite(self.finding_extent):
+            raise ConfigError(
+                f"score.finding_extent must be a finite number or null, got {self.finding_extent}"
+            )
 
 
 @dataclass

@@ -362,7 +362,13 @@ def scan_result(
     findings = None
     affine = _world_affine(scan)
     if zmap is not None and affine is not None:
-        findings = find_regions(zmap, affine, settings.finding_threshold, settings.finding_min_ml)
+        findings = find_regions(
+            zmap,
+            affine,
+            settings.finding_threshold,
+            settings.finding_min_ml,
+            extent_threshold=settings.finding_extent,
+        )
     if not maps:
         zmap = foreground = None
     return ScanScore(
