@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from madgan_core.models import build_generator
 from madgan_core.models.fold import fold_batchnorm
 from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.preprocess import Slab, preprocess
-from madgan_core.score import score_scan
+from madgan_core.score import score_scan, slab_scorer
 from tests.madgan_core.synthetic import synthetic_brain
 
 
@@ -110,8 +111,6 @@ def test_scores_with_and_without_folding_match():
     model = loaded(cfg, trained_like(cfg.model))
     scan = Scan.from_array(synthetic_brain(), np.diag([2.0, 2.0, 2.0, 1.0]))
     slab = preprocess(scan, cfg.preprocess)
-    from madgan_core.score import slab_scorer
-
     folded = slab_scorer(model, "fp32")(slab, maps=True)
     plain = slab_scorer(model, "fp32", fold=False)(slab, maps=True)
     assert np.allclose(folded[0].window_losses, plain[0].window_losses, rtol=1e-4, atol=1e-7)
@@ -211,8 +210,6 @@ def test_maps_of_a_scored_scan_agree_with_slab_to_volume():
     cfg.preprocess = PreprocessConfig(height=48, width=48, pixel_mm=2.0)
     cfg.validate()
     scan = Scan.from_array(synthetic_brain(), np.diag([2.0, 2.0, 2.0, 1.0]))
-    from types import SimpleNamespace
-
     model = SimpleNamespace(config=cfg, device=torch.device("cpu"), reference=None)
     noisy = lambda _x, t: t + 0.1 * torch.sin(t * 7)  # noqa: E731
     result = score_scan(model, scan, predictor=noisy, precision="fp32")
