@@ -96,10 +96,19 @@ def label_regions(
         raise ValueError(f"a z-map is 3-D, got shape {zmap.shape}")
     affine = np.asarray(affine, dtype=np.float64)
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    ranked = np.zeros(zmap.shape, np.int32)
+    grow = extent_threshold is not None and extent_threshold < threshold
+    if not np.any(zmap > threshold):  # NaN compares False
+        return [], ranked
+    # Label inside the box around every voxel that may join a region: the same regions,
+    # labelled in the same order, as over the whole volume; positions are shifted back
+    # by the box's corner.
+    box = _bounding_box(zmap > (extent_threshold if grow else threshold))
+    corner = np.array([b.start for b in box], dtype=np.intp)
+    zmap = zmap[box]
     finite = np.nan_to_num(zmap, nan=-np.inf)
     above = finite > threshold
     connectivity = np.ones((3, 3, 3), bool)
-    grow = extent_threshold is not None and extent_threshold < threshold
     if grow:
         # Components of the lower threshold that hold at least one voxel above the strict one.
         extent = finite > extent_threshold
@@ -112,7 +121,6 @@ def label_regions(
     else:
         labels, n = ndimage.label(above, structure=connectivity)
         region = above
-    ranked = np.zeros(zmap.shape, np.int32)
     if n == 0:
         return [], ranked
     index = np.arange(1, n + 1)
@@ -134,7 +142,7 @@ def label_regions(
     order = np.argsort(-evidence, kind="stable")[:max_regions]
 
     def world(voxel) -> tuple[float, float, float]:
-        point = affine @ np.append(np.asarray(voxel, dtype=np.float64), 1.0)
+        point = affine @ np.append(np.asarray(voxel, dtype=np.float64) + corner, 1.0)
         return tuple(round(float(v), 2) for v in point[:3])
 
     findings = []
@@ -151,11 +159,22 @@ def label_regions(
                 evidence=round(float(evidence[i]), 4),
                 centre_mm=world(centres[i]),
                 peak_mm=world(peak_at[i]),
-                peak_voxel=tuple(int(v) for v in peak_at[i]),
-                slices=(int(extent[2].start), int(extent[2].stop - 1)),
+                peak_voxel=tuple(int(v) for v in np.add(peak_at[i], corner)),
+                slices=(int(extent[2].start + corner[2]), int(extent[2].stop + corner[2] - 1)),
             )
         )
-    return findings, relabel[labels]
+    ranked[box] = relabel[labels]
+    return findings, ranked
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every True voxel of ``mask`` (which has at least one)."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=others))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
 
 
 def describe_findings(findings: list[Finding], brain_wide: bool = False, limit: int = 3) -> str:

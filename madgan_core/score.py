@@ -18,6 +18,7 @@ from madgan_core.domain import DomainCheck, domain_columns, guard, percentile_re
 from madgan_core.findings import Finding, describe_findings, find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
+from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
 from madgan_core.reference import ANOMALY, UNUSUAL_PERCENTILE
@@ -250,14 +251,19 @@ def slab_scorer(
     precision: str = "auto",
     batch_size: int = 0,
     predictor: Predictor | None = None,
+    fold: bool = True,
 ) -> SlabScorer:
     """Score slabs with ``model``'s generator (or ``predictor``, a baseline in its harness).
 
-    Precision and batch size are resolved once (:func:`inference_settings`).
+    Precision and batch size are resolved once (:func:`inference_settings`). The
+    generator runs with its BatchNorms folded (``model.inference_generator()``, where the
+    model has it); ``fold`` False runs it as trained, the same scores up to rounding.
     """
     precision, batch = inference_settings(model, precision, batch_size)
     if predictor is None:
-        predictor = generator_predictor(model.generator)
+        folded = getattr(model, "inference_generator", None)  # absent on stand-in models
+        generator = folded() if fold and folded is not None else model.generator
+        predictor = generator_predictor(generator)
     return SlabScorer(model.config, model.device, predictor, precision, batch)
 
 
@@ -341,15 +347,22 @@ def scan_result(
         )
     heatmap = reconstruction = zmap = foreground = None
     if maps or z is not None:  # the z-map is made without maps too: the findings need it
+        # Every map through one bilinear stencil (native_maps), computed once.
+        grid = NativeGrid.of(slab)
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
-        foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
-    if maps:
-        err_maps, pred_maps = errors.slice_maps()
-        heatmap = slab.to_volume(err_maps)
-        reconstruction = slab.to_volume(slab.to_intensity(pred_maps))
-    if z is not None:
-        zmap = slab.to_volume(z)
-        zmap[~foreground] = np.nan
+        foreground = to_mask(slab, seen, 0.5, grid)
+        stacks = []
+        if maps:
+            err_maps, pred_maps = errors.slice_maps()
+            stacks += [err_maps, slab.to_intensity(pred_maps)]
+        if z is not None:
+            stacks.append(z)
+        volumes = to_volumes(slab, *stacks, grid=grid)
+        if maps:
+            heatmap, reconstruction = volumes[:2]
+        if z is not None:
+            zmap = volumes[-1]
+            zmap[~foreground] = np.nan
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles: dict[str, float] = {}
     driver = None
