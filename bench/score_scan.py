@@ -35,7 +35,7 @@ from bench._common import (
 )
 
 
-def staged(model, path: Path, precision: str, maps: bool = True) -> dict:
+def staged(model, path: Path, precision: str, maps: bool = True, fold: bool = True) -> dict:
     """One scoring pass with each stage timed; returns seconds per stage and the mean score.
 
     The stages are the very calls :func:`score_scan` makes, in its order.
@@ -54,7 +54,7 @@ def staged(model, path: Path, precision: str, maps: bool = True) -> dict:
     slab = preprocess(scan, cfg.preprocess)
     times["preprocess"] = time.perf_counter() - t0
 
-    score = slab_scorer(model, precision)
+    score = slab_scorer(model, precision, fold=fold)
     t0 = time.perf_counter()
     errors, scores, z = score(slab, maps=maps)
     sync(model.device)
@@ -95,19 +95,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reps", type=int, default=5, help="scoring passes per precision")
     parser.add_argument("--variant", default="none")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument(
+        "--unfolded",
+        action="store_true",
+        help="run the network with its BatchNorms as trained (not folded), for comparison",
+    )
     args = parser.parse_args(argv)
 
     device = resolve(args.device)
     model = random_model(args.variant, device)
     result: dict = header("score_scan", device, args.peak_reps)
     result["variant"] = args.variant
+    result["batchnorm_folded"] = not args.unfolded
     with tempfile.TemporaryDirectory() as tmp:
         path = phantom_file(Path(tmp))
         result["scan"] = {"file": path.name, "bytes": path.stat().st_size}
         runs: dict[str, dict] = {}
         for precision in args.precisions:
-            staged(model, path, precision)  # warm-up: oneDNN primitives, page cache
-            passes = [staged(model, path, precision) for _ in range(args.reps)]
+            fold = not args.unfolded
+            staged(model, path, precision, fold=fold)  # warm-up: oneDNN primitives, page cache
+            passes = [staged(model, path, precision, fold=fold) for _ in range(args.reps)]
             best = best_of(passes)
             best["reps"] = len(passes)
             best["median_seconds"] = {

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from madgan_core.domain import DomainProfile, ProfileSummary
 from madgan_core.errors import MadganError
 from madgan_core.reference import HealthyReference
 from madgan_core.score import slab_scorer
@@ -106,6 +107,7 @@ def build_reference(
             "log_noise": log_noise(prepared.slab.slices),
             "errors": errors.slice_maps()[0].astype(np.float16),
             "brain": prepared.slab.slices > FOREGROUND_LEVEL,
+            "profile": None if prepared.slab.profile is None else prepared.slab.profile.to_dict(),
         }
 
     slabs = (loader or SlabLoader()).load([rows[i].path for i in todo], model.config.preprocess)
@@ -126,11 +128,13 @@ def _reference_from_spills(
     controls: dict[str, list[_Control]] = {}
     builders: dict[str, ZStatsBuilder] = {}
     names = []
+    profiles = []
     for i, (row, key) in enumerate(zip(rows, run.keys, strict=True)):
         stored = run.parts.read(key)
         if stored is None:
             raise RuntimeError(f"{run.parts.path(key)}: no scores for {key}")
         names.append(stored["name"])
+        profiles.append(stored.get("profile"))
         for mode, value in stored["scores"].items():
             collected.setdefault(mode, []).append(value)
         control = _Control(run.parts, key, stored["log_noise"], i)
@@ -139,6 +143,9 @@ def _reference_from_spills(
     reference = HealthyReference(
         {m: np.asarray(v) for m, v in collected.items()}, names, [r.sequence for r in rows]
     )
+    if all(p is not None for p in profiles):
+        summary = ProfileSummary.of([DomainProfile.from_dict(p) for p in profiles])
+        reference.domain = summary.to_dict()
     zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
     for sequence, items in controls.items():
         if len(items) < MIN_ZSTATS_CONTROLS:

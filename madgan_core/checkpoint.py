@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,24 @@ class LoadedModel:
     path: Path
     reference: HealthyReference | None
     device: torch.device
+    _folded: tuple[tuple, nn.Module] | None = field(default=None, init=False, repr=False)
+
+    def inference_generator(self) -> nn.Module:
+        """The network scoring runs: a copy of ``generator`` with its BatchNorms folded.
+
+        Made once (:func:`madgan_core.models.fold.fold_batchnorm`) and made again when
+        the generator or any of its weights changes; a generator in training mode is
+        returned as it is.
+        """
+        from madgan_core.models.fold import fold_batchnorm
+
+        if self.generator.training:
+            return self.generator
+        tensors = [*self.generator.parameters(), *self.generator.buffers()]
+        key = (id(self.generator), *((id(t), t._version) for t in tensors))
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, fold_batchnorm(self.generator))
+        return self._folded[1]
 
 
 # ---------------------------------------------------------------- state helpers
@@ -262,6 +280,12 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
     load_state(generator, record["generator"], "generator", path)
     generator = to_channels_last(generator.to(dev)).eval()
     reference = reference_of(record, cfg, path)
+    if reference is not None and reference.domain is None:
+        log.info(
+            "%s: calibrated before domain profiles were stored; scans are not checked "
+            "against its controls' domain (re-run `madgan calibrate` to add the check)",
+            path,
+        )
     return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev)
 
 

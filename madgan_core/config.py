@@ -40,6 +40,11 @@ UPSAMPLING = ("deconv", "resize")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
+# The prepare stage (madgan_core/prepare.py): brain step and bias step.
+BRAIN_MODES = ("auto", "none")
+BIAS_MODES = ("none",)
+# The grid step: the scan's own grid, or resampled onto axis-aligned slice_mm slices.
+ALIGN_MODES = ("none", "resample")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
@@ -72,6 +77,18 @@ class PreprocessConfig:
             scans whose contrast curves differ (scanner, protocol) line up.
         landmarks: The standard decile positions in [-1, 1], learned by training
             from its scans (their mean); stored with the model.
+        brain: The brain step: ``auto`` (the scan is used as given; skull detection
+            plugs in here) or ``none``.
+        bias: The bias step: ``none`` (intensities as given).
+        align: The grid step: ``resample`` (an axis-aligned RAS+ grid with axial
+            slices ``slice_mm`` apart and the scan's own in-plane spacing; a scan
+            already on such a grid is passed through untouched) or ``none`` (the scan's
+            own axial voxel slices, whatever their thickness). Results are always
+            mapped back onto the scan's own grid.
+        slice_mm: Axial slice spacing of the working grid in mm: set it to the
+            training scans' (the presets: 1 mm, the paper's). ``none``: each scan's own
+            axial spacing (only an oblique scan is resampled), as models saved before
+            this key existed.
     """
 
     height: int = 256
@@ -85,6 +102,10 @@ class PreprocessConfig:
     foreground_fraction: float = 0.1
     intensity: str = "linear"
     landmarks: tuple[float, ...] | None = None
+    brain: str = "auto"
+    bias: str = "none"
+    align: str = "resample"
+    slice_mm: float | None = None
 
     def validate(self) -> None:
         if self.height < 16 or self.width < 16 or self.height % 16 or self.width % 16:
@@ -109,6 +130,13 @@ class PreprocessConfig:
             raise ConfigError(
                 f"preprocess.intensity must be one of {INTENSITY_MODES}, got {self.intensity!r}"
             )
+        for key, allowed in (("brain", BRAIN_MODES), ("bias", BIAS_MODES), ("align", ALIGN_MODES)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(
+                    f"preprocess.{key} must be one of {allowed}, got {getattr(self, key)!r}"
+                )
+        if self.slice_mm is not None and not (np.isfinite(self.slice_mm) and self.slice_mm > 0):
+            raise ConfigError(f"preprocess.slice_mm must be > 0 or none, got {self.slice_mm}")
         if self.landmarks is not None:
             try:
                 marks = np.asarray(self.landmarks, dtype=float)
@@ -270,6 +298,8 @@ class ScoreConfig:
         finding_threshold: the z above which a voxel belongs to a finding, a connected
             region of the z-map (:mod:`madgan_core.findings`).
         finding_min_ml: smaller regions (mL) are not reported as findings.
+        finding_extent: a lower z to which each finding grows (hysteresis), so its
+            outline follows the lesion rather than its core; ``None``: no growth.
     """
 
     mode: str = "auto"
@@ -281,6 +311,7 @@ class ScoreConfig:
     position_bins: int = 24
     finding_threshold: float = 4.0
     finding_min_ml: float = 0.2
+    finding_extent: float | None = None
 
     def validate(self) -> None:
         if self.mode not in (AUTO, *MODE_NAMES):
@@ -305,6 +336,10 @@ class ScoreConfig:
             )
         if not self.finding_min_ml >= 0:
             raise ConfigError(f"score.finding_min_ml must be >= 0, got {self.finding_min_ml}")
+        if self.finding_extent is not None and not np.isfinite(self.finding_extent):
+            raise ConfigError(
+                f"score.finding_extent must be a finite number or null, got {self.finding_extent}"
+            )
 
 
 @dataclass
@@ -410,7 +445,9 @@ def _coerce(current: Any, value: Any, where: str) -> Any:
 
 def paper_preset() -> MadganConfig:
     """The paper's settings: 256 x 176, 64-channel U-Net, 1.8M steps of batch 16."""
-    return MadganConfig().validate()
+    cfg = MadganConfig()
+    cfg.preprocess.slice_mm = 1.0
+    return cfg.validate()
 
 
 def demo_preset() -> MadganConfig:
@@ -424,7 +461,9 @@ def demo_preset() -> MadganConfig:
     atrophy (docs/evaluation.md).
     """
     cfg = MadganConfig()
-    cfg.preprocess = PreprocessConfig(height=128, width=96, pixel_mm=2.0, band=(0.0, 1.0))
+    cfg.preprocess = PreprocessConfig(
+        height=128, width=96, pixel_mm=2.0, band=(0.0, 1.0), slice_mm=2.0
+    )
     cfg.model = ModelConfig(base_channels=32, critic_channels=32)
     cfg.train = TrainConfig(
         steps=2000,

@@ -2,7 +2,10 @@
 
 A finding is a 3-D connected region of the z-map above a threshold (26-connected,
 so a lesion cut obliquely by the slice grid stays one region), at least a minimum
-volume. Each one carries what a reader needs to go and look: its volume in mL,
+volume. With an extent threshold below it, each region then grows over the connected
+voxels above that lower z (hysteresis, as in Canny edges): the strict threshold decides
+*whether* there is a finding, the lower one *how far* it reaches, so the outline follows
+the lesion rather than its most abnormal core. Each one carries what a reader needs to go and look: its volume in mL,
 peak and mean z, its centre and peak in scanner (RAS+ world) coordinates, and the
 axial slices it spans. Regions are ranked by evidence, the sum of their z above the
 threshold, so a large moderate region and a small intense one both rank high.
@@ -72,6 +75,7 @@ def label_regions(
     threshold: float = DEFAULT_THRESHOLD,
     min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
     max_regions: int = DEFAULT_MAX_REGIONS,
+    extent_threshold: float | None = None,
 ) -> tuple[list[Finding], np.ndarray]:
     """The findings and a label volume: voxel value ``r`` belongs to the finding ranked ``r``
     (0: none).
@@ -82,34 +86,63 @@ def label_regions(
         threshold: z above which a voxel belongs to a region.
         min_volume_ml: smaller regions are dropped (noise specks).
         max_regions: at most this many regions are returned.
+        extent_threshold: when below ``threshold``, each region takes in the connected
+            voxels above this z (hysteresis). Which regions exist, their evidence and
+            their rank depend on ``threshold`` alone, except that regions joined by the
+            lower z become one.
     """
     zmap = np.asarray(zmap, dtype=np.float32)
     if zmap.ndim != 3:
         raise ValueError(f"a z-map is 3-D, got shape {zmap.shape}")
     affine = np.asarray(affine, dtype=np.float64)
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    above = np.nan_to_num(zmap, nan=-np.inf) > threshold
-    labels, n = ndimage.label(above, structure=np.ones((3, 3, 3), bool))
     ranked = np.zeros(zmap.shape, np.int32)
+    grow = extent_threshold is not None and extent_threshold < threshold
+    if not np.any(zmap > threshold):  # NaN compares False
+        return [], ranked
+    # Label inside the box around every voxel that may join a region: the same regions,
+    # labelled in the same order, as over the whole volume; positions are shifted back
+    # by the box's corner.
+    box = _bounding_box(zmap > (extent_threshold if grow else threshold))
+    corner = np.array([b.start for b in box], dtype=np.intp)
+    zmap = zmap[box]
+    finite = np.nan_to_num(zmap, nan=-np.inf)
+    above = finite > threshold
+    connectivity = np.ones((3, 3, 3), bool)
+    if grow:
+        # Components of the lower threshold that hold at least one voxel above the strict one.
+        extent = finite > extent_threshold
+        labels, n = ndimage.label(extent, structure=connectivity)
+        seeded = np.zeros(n + 1, bool)
+        seeded[np.unique(labels[above])] = True
+        seeded[0] = False
+        labels = np.where(seeded[labels], labels, 0)
+        region = labels > 0
+    else:
+        labels, n = ndimage.label(above, structure=connectivity)
+        region = above
     if n == 0:
         return [], ranked
     index = np.arange(1, n + 1)
-    values = np.where(above, zmap, 0.0)
-    counts = ndimage.sum_labels(above, labels, index)
-    keep = counts * voxel_ml >= min_volume_ml
+    core = np.where(above, labels, 0)
+    core_counts = ndimage.sum_labels(above, core, index)
+    keep = (core_counts > 0) & (core_counts * voxel_ml >= min_volume_ml)
     if not keep.any():
         return [], ranked
-    index, counts = index[keep], counts[keep]
+    index, core_counts = index[keep], core_counts[keep]
+    values = np.where(region, zmap, 0.0)
+    counts = ndimage.sum_labels(region, labels, index)
     sums = ndimage.sum_labels(values, labels, index)
     peaks = ndimage.maximum(values, labels, index)
     peak_at = ndimage.maximum_position(values, labels, index)
-    centres = ndimage.center_of_mass(above, labels, index)
+    centres = ndimage.center_of_mass(region, labels, index)
     extents = ndimage.find_objects(labels)
-    evidence = (sums - threshold * counts) * voxel_ml
+    core_sums = ndimage.sum_labels(np.where(above, zmap, 0.0), core, index)
+    evidence = (core_sums - threshold * core_counts) * voxel_ml
     order = np.argsort(-evidence, kind="stable")[:max_regions]
 
     def world(voxel) -> tuple[float, float, float]:
-        point = affine @ np.append(np.asarray(voxel, dtype=np.float64), 1.0)
+        point = affine @ np.append(np.asarray(voxel, dtype=np.float64) + corner, 1.0)
         return tuple(round(float(v), 2) for v in point[:3])
 
     findings = []
@@ -126,11 +159,22 @@ def label_regions(
                 evidence=round(float(evidence[i]), 4),
                 centre_mm=world(centres[i]),
                 peak_mm=world(peak_at[i]),
-                peak_voxel=tuple(int(v) for v in peak_at[i]),
-                slices=(int(extent[2].start), int(extent[2].stop - 1)),
+                peak_voxel=tuple(int(v) for v in np.add(peak_at[i], corner)),
+                slices=(int(extent[2].start + corner[2]), int(extent[2].stop + corner[2] - 1)),
             )
         )
-    return findings, relabel[labels]
+    ranked[box] = relabel[labels]
+    return findings, ranked
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding every True voxel of ``mask`` (which has at least one)."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=others))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
 
 
 def describe_findings(findings: list[Finding], brain_wide: bool = False, limit: int = 3) -> str:

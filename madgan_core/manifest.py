@@ -1,8 +1,8 @@
 """The cohort manifest: a CSV listing scans with subject, group, stage, sequence and split.
 
 Columns: ``path,subject,group,stage,sequence,split`` (required), then the
-optional ``subtype`` (lesion sub-type of the ``various`` group) and ``mask``
-(a lesion mask scan). Paths are relative to the manifest's folder (absolute
+optional ``subtype`` (lesion sub-type of the ``various`` group), ``mask``
+(a lesion mask scan) and ``brain_mask`` (the true brain mask of a scan with a skull). Paths are relative to the manifest's folder (absolute
 paths are allowed). Splits are made by subject: a subject never appears in two
 splits.
 """
@@ -21,7 +21,7 @@ from madgan_core.errors import ManifestError
 from madgan_core.io import atomic_write_text, is_scan_path, scan_exists, scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
-OPTIONAL_COLUMNS = ("subtype", "mask")
+OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask")
 GROUPS = ("healthy", "ad", "mets", "various")  # the phantom cohort's groups
 # Real cohorts may name other groups (e.g. "mci", "glioma"); "healthy" is the one the
 # tool treats specially (training, calibration, the negatives of every ROC).
@@ -44,6 +44,7 @@ class ManifestRow:
         split: ``train``, ``calib`` or ``test``.
         subtype: optional lesion sub-type (``various``).
         mask: optional absolute path of a lesion mask.
+        brain_mask: optional absolute path of the scan's true brain mask.
     """
 
     path: Path
@@ -54,6 +55,7 @@ class ManifestRow:
     split: str
     subtype: str = ""
     mask: Path | None = None
+    brain_mask: Path | None = None
 
 
 def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRow]:
@@ -104,6 +106,11 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
         mask = _resolve(base, values["mask"]) if values.get("mask") else None
         if check_paths and mask is not None and not mask.is_file():
             row_problems.append(f"mask not found: {values['mask']} (looked for {mask})")
+        brain_mask = _resolve(base, values["brain_mask"]) if values.get("brain_mask") else None
+        if check_paths and brain_mask is not None and not brain_mask.is_file():
+            row_problems.append(
+                f"brain mask not found: {values['brain_mask']} (looked for {brain_mask})"
+            )
         if not GROUP_NAME.match(values["group"]):
             row_problems.append(
                 f"group {values['group']!r} is not a lower-case name "
@@ -143,6 +150,7 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
                     split=split,
                     subtype=values.get("subtype", ""),
                     mask=mask,
+                    brain_mask=brain_mask,
                 )
             )
     if problems:
@@ -182,6 +190,7 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | Path) -> Path:
             "split": r.split,
             "subtype": r.subtype,
             "mask": _relative(r.mask, base) if r.mask is not None else "",
+            "brain_mask": _relative(r.brain_mask, base) if r.brain_mask is not None else "",
         }
         writer.writerow([values[c] for c in columns])
     return atomic_write_text(path, buf.getvalue())

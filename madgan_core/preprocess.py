@@ -3,6 +3,10 @@
 Model space is a stack of axial slices of ``height x width`` pixels at
 ``pixel_mm`` spacing, centred on the brain. Rows run anterior (top) to
 posterior, columns left to right (the patient's right on the right).
+
+The slices are cut from the prepared scan (:mod:`madgan_core.prepare`: brain, bias and
+grid steps); the slab keeps the map back, so :meth:`Slab.to_volume` and
+:meth:`Slab.sample` speak the original scan's RAS+ grid whatever the steps did.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import numpy as np
 from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
+from madgan_core.domain import DomainProfile, scan_profile
 from madgan_core.errors import ConfigError, ScanError
 from madgan_core.io import Scan
+from madgan_core.prepare import GridMap, prepare_scan
 
 MIN_SLICES = 6
 # A brain narrower than this many model pixels cannot be scored (its voxel size is wrong,
@@ -30,13 +36,19 @@ class Slab:
 
     Attributes:
         slices: ``(n, height, width)`` float32 in [-1, 1]; -1 is background.
-        slice_indices: RAS+ axial voxel index of each slice.
-        center: in-plane (x, y) voxel coordinates of the model-space centre.
-        voxels_per_pixel: (x, y) voxel steps per model pixel.
-        volume_shape: shape of the RAS+ volume the slab came from.
+        slice_indices: axial voxel index of each slice on the working grid (the scan's
+            own RAS+ grid unless the grid step resampled it; see ``native_slice_indices``).
+        center: in-plane (x, y) working-grid voxel coordinates of the model-space centre.
+        voxels_per_pixel: (x, y) working-grid voxel steps per model pixel.
+        volume_shape: shape of the scan's RAS+ volume, which :meth:`to_volume` returns
+            and :meth:`sample` takes.
         intensity_range: the (low, high) intensities mapped to -1 and 1.
         landmarks: with landmark normalisation, ``(scan's, standard)`` decile positions
             in linear model units; model values are the scan's mapped onto the standard.
+        grid: the map between the scan's RAS+ grid and the working grid, when they differ.
+        steps: what the prepare stage did to the scan, in words.
+        profile: the scan's domain profile (:mod:`madgan_core.domain`).
+        prepared: the prepared scan (kept in memory only; a cached slab has none).
     """
 
     slices: np.ndarray
@@ -46,6 +58,23 @@ class Slab:
     volume_shape: tuple[int, int, int]
     intensity_range: tuple[float, float]
     landmarks: tuple[np.ndarray, np.ndarray] | None = None
+    grid: GridMap | None = None
+    steps: tuple[str, ...] = ()
+    profile: DomainProfile | None = None
+    # The prepared scan, kept in memory only (not a field: a cached slab has none).
+    prepared = None
+
+    @property
+    def working_shape(self) -> tuple[int, int, int]:
+        """Shape of the grid the slices were cut from."""
+        return self.volume_shape if self.grid is None else self.grid.working_shape
+
+    @property
+    def native_slice_indices(self) -> np.ndarray:
+        """The scan's own RAS+ axial voxel index nearest to each slice (for display)."""
+        if self.grid is None:
+            return self.slice_indices
+        return self.grid.native_slices(self.slice_indices, self.center)
 
     def to_intensity(self, values: np.ndarray) -> np.ndarray:
         """Model-space values back in the scan's intensity units (undoes the normalisation)."""
@@ -78,6 +107,8 @@ class Slab:
             raise ValueError(
                 f"volume shape {volume.shape} does not match slab source {self.volume_shape}"
             )
+        if self.grid is not None:
+            volume = self.grid.from_native(volume, order=order, cval=cval)
         return self._sample_band(volume[:, :, self.slice_indices], order, cval)
 
     def _sample_band(self, band: np.ndarray, order: int, cval: float) -> np.ndarray:
@@ -114,7 +145,12 @@ class Slab:
             raise ValueError(
                 f"maps shape {maps.shape} does not match slab {(self.n_slices, *self.shape)}"
             )
-        nx, ny, nz = self.volume_shape
+        working = self._working_volume(maps, order)
+        return working if self.grid is None else self.grid.to_native(working, order=order)
+
+    def _working_volume(self, maps: np.ndarray, order: int) -> np.ndarray:
+        """:meth:`to_volume` on the working grid."""
+        nx, ny, nz = self.working_shape
         height, width = self.shape
         xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
         cols = (xs - self.center[0]) / self.voxels_per_pixel[0] + (width - 1) / 2.0
@@ -123,7 +159,7 @@ class Slab:
         rows_c = np.clip(rows, 0, height - 1)
         cols_c = np.clip(cols, 0, width - 1)
 
-        volume = np.full(self.volume_shape, np.nan, dtype=np.float32)
+        volume = np.full(self.working_shape, np.nan, dtype=np.float32)
         predicted = ~np.all(np.isnan(maps.reshape(self.n_slices, -1)), axis=1)
         if not predicted.any():
             return volume
@@ -236,9 +272,9 @@ def select_slices(fg: np.ndarray, cfg: PreprocessConfig, scan: Scan | None = Non
 
 def band_intensities(
     scan: Scan, cfg: PreprocessConfig
-) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, float, float, np.ndarray, np.ndarray, np.ndarray]:
     """The slice band's foreground intensities, their clip percentiles (low, high), the
-    band's axial indices and its foreground mask."""
+    band's axial indices, its foreground mask and the whole volume's."""
     fg = foreground_mask(scan.data, cfg)
     indices = select_slices(fg, cfg, scan)
     band_fg = fg[:, :, indices]
@@ -246,13 +282,24 @@ def band_intensities(
     low, high = (float(v) for v in np.percentile(values, cfg.clip_percentiles))
     if not high > low:
         raise ScanError("foreground intensities are constant; cannot normalise", scan.path)
-    return values, low, high, indices, band_fg
+    return values, low, high, indices, band_fg, fg
 
 
-def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
-    """Select the slice band, normalise intensities to [-1, 1] and resample to model space."""
+def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None = None) -> Slab:
+    """Prepare the scan (:func:`~madgan_core.prepare.prepare_scan`), select the slice band,
+    normalise intensities to [-1, 1] and resample to model space.
+
+    ``brain_mask`` (on ``scan``'s grid) is handed to the prepare stage.
+    """
+    prepared = prepare_scan(scan, cfg, brain_mask)
+    native_zooms = scan.zooms
+    scan = prepared.scan
     data = scan.data
-    values, low, high, indices, band_fg = band_intensities(scan, cfg)
+    values, low, high, indices, band_fg, fg = band_intensities(scan, cfg)
+    scan_marks = scan_landmarks(values, low, high)
+    profile = scan_profile(
+        native_zooms, fg, float(scan.zooms[2]), scan_marks, prepared.steps, prepared.skull
+    )
 
     xs, ys = np.nonzero(band_fg.any(axis=2))
     center = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
@@ -273,9 +320,15 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
         slice_indices=np.asarray(indices, dtype=np.int64),
         center=center,
         voxels_per_pixel=voxels_per_pixel,
-        volume_shape=tuple(int(s) for s in data.shape),
+        volume_shape=tuple(
+            int(s) for s in (data.shape if prepared.grid is None else prepared.grid.native_shape)
+        ),
         intensity_range=(low, high),
+        grid=prepared.grid,
+        steps=tuple(prepared.steps),
+        profile=profile,
     )
+    slab.prepared = prepared
     # Normalise and resample only the selected slices, not the whole volume.
     normalised = normalise_intensity(data[:, :, slab.slice_indices], low, high)
     slab.slices = slab._sample_band(normalised, order=1, cval=-1.0)
@@ -286,7 +339,6 @@ def preprocess(scan: Scan, cfg: PreprocessConfig) -> Slab:
                 "preprocess.intensity is 'landmarks' but no landmarks were learned; "
                 "train the model (it learns them from its training scans) or use 'linear'"
             )
-        scan_marks = scan_landmarks(values, low, high)
         standard = np.asarray(cfg.landmarks, dtype=np.float64)
         slab.slices = np.interp(slab.slices, _with_ends(scan_marks), _with_ends(standard)).astype(
             np.float32
@@ -320,7 +372,7 @@ def learn_landmarks(
     marks = []
     for i, item in enumerate(scans):
         path = Path(getattr(item, "path", item))
-        scan = load_scan(path)
+        scan = prepare_scan(load_scan(path), cfg).scan
         values, low, high = band_intensities(scan, cfg)[:3]
         marks.append(scan_landmarks(values, low, high))
         if progress is not None:

@@ -54,12 +54,15 @@ class HealthyReference:
         names: the controls' scan names, in the same order.
         sequences: the controls' sequences (T1, T1c), in the same order.
         zstats: per sequence, healthy ℓ2 statistics for z-maps (:mod:`madgan_core.zmap`).
+        domain: the controls' domain profile summary (``ProfileSummary.to_dict()`` of
+            :mod:`madgan_core.domain`), or None for a reference made before profiles.
     """
 
     scores: dict[str, np.ndarray]
     names: list[str]
     sequences: list[str] = field(default_factory=list)
     zstats: dict[str, ZStats] = field(default_factory=dict)
+    domain: dict | None = None
 
     @property
     def n(self) -> int:
@@ -183,6 +186,7 @@ class HealthyReference:
             "names": list(self.names),
             "sequences": list(self.sequences),
             "zstats": {seq: stats.to_dict() for seq, stats in self.zstats.items()},
+            **({} if self.domain is None else {"domain": self.domain}),
         }
 
     @classmethod
@@ -232,7 +236,16 @@ class HealthyReference:
                     f"the model's slices {shape[0]}x{shape[1]}"
                 )
             zstats[str(sequence)] = parsed
-        return cls(scores=scores, names=names, sequences=sequences, zstats=zstats)
+        domain = data.get("domain")
+        if domain is not None and not isinstance(domain, Mapping):
+            raise MalformedReference("domain must be a mapping")
+        return cls(
+            scores=scores,
+            names=names,
+            sequences=sequences,
+            zstats=zstats,
+            domain=None if domain is None else dict(domain),
+        )
 
 
 def _listed(values: object, what: str) -> list | tuple:
@@ -246,14 +259,22 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def describe_percentile(p: float, n: int) -> str:
-    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly."""
-    controls = "healthy control" if n == 1 else "healthy controls"
+def describe_percentile(p: float, n: int, controls: str | None = None) -> str:
+    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly.
+
+    ``controls`` names them, e.g. ``"healthy controls (T1, 1.0 mm)"``: then
+    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``.
+    """
+    if controls is None:
+        controls = "healthy control" if n == 1 else "healthy controls"
+        among = "of"
+    else:
+        among = "among"
     if p >= 100.0:
         return f"above all {n} {controls}"
     if p <= 0.0:
         return f"below all {n} {controls}"
-    return f"{ordinal(int(math.floor(p)))} percentile of {n} {controls}"
+    return f"{ordinal(int(math.floor(p)))} percentile {among} {n} {controls}"
 
 
 def percentile_band(p: float) -> str:

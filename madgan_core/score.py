@@ -8,18 +8,20 @@ batches (:mod:`madgan_core.reconstruct`), so memory stays flat on long scans.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madgan_core.findings import Finding, describe_findings, find_regions
+from madgan_core.domain import guard
+from madgan_core.findings import find_regions
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
+from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.preprocess import Slab, preprocess
 from madgan_core.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
-from madgan_core.reference import ANOMALY, UNUSUAL_PERCENTILE
+from madgan_core.reference import ANOMALY
+from madgan_core.scan_score import ScanScore, ScanSource
 from madgan_core.zmap import FOREGROUND_LEVEL, slice_volumes
 
 if TYPE_CHECKING:
@@ -29,112 +31,6 @@ if TYPE_CHECKING:
     from madgan_core.config import MadganConfig, ScoreConfig
     from madgan_core.reference import HealthyReference
     from madgan_core.zmap import ZStats
-
-
-class ScanSource(Protocol):
-    """What a score needs of its scan when the slab is given: a name and a path."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def path(self) -> Path | None: ...
-
-
-@dataclass
-class ScanScore:
-    """Everything scoring one scan produces.
-
-    Attributes:
-        name: scan name (file stem).
-        path: source file, if any.
-        scores: scan score per mode (see :data:`madgan_core.modes.SCORE_MODES`).
-        window_losses: mean ℓ2 of each window, ``(w,)``.
-        copy_losses: the copy-last-slice predictor's ℓ2 on the same windows, ``(w,)``.
-        slice_losses: mean ℓ2 per slab slice over the windows that predict it; NaN if none.
-        slice_coverage: how many windows predicted each slab slice.
-        slice_indices: RAS+ axial voxel index of each slab slice.
-        heatmap: RAS+ volume of per-voxel ℓ2 (mean over windows); NaN where not predicted.
-        reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
-        zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with
-            z-statistics); NaN outside the foreground, where no z-map score looks.
-        foreground: RAS+ mask of the voxels the model sees as brain (or head), with maps.
-        slice_zvolume: per slab slice, the percentage of its brain with z above 4 (with a z-map).
-        percentiles: percentile of each score among the model's healthy controls.
-        n_controls: number of healthy controls behind the percentiles (0: no reference).
-        headline: the mode reports lead with (``score.mode``, ``auto`` resolved).
-        findings: connected regions of the z-map above ``score.finding_threshold``,
-            strongest first (:mod:`madgan_core.findings`); None without a z-map.
-        driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
-            change), or None.
-    """
-
-    name: str
-    path: Path | None
-    scores: dict[str, float]
-    window_losses: np.ndarray
-    copy_losses: np.ndarray
-    slice_losses: np.ndarray
-    slice_coverage: np.ndarray
-    slice_indices: np.ndarray
-    heatmap: np.ndarray | None = None
-    reconstruction: np.ndarray | None = None
-    zmap: np.ndarray | None = None
-    slice_zvolume: np.ndarray | None = None
-    foreground: np.ndarray | None = None
-    percentiles: dict[str, float] = field(default_factory=dict)
-    n_controls: int = 0
-    headline: str = "mean"
-    findings: list[Finding] | None = None
-    driver: str | None = None
-
-    @property
-    def brain_wide(self) -> bool:
-        """Diffuse change carries the scan: the ``zmean`` part drives an unusual headline."""
-        pct = self.percentiles.get(self.headline)
-        return self.driver == "zmean" and pct is not None and pct >= UNUSUAL_PERCENTILE
-
-    def findings_text(self) -> str:
-        """E.g. ``2 regions: 14.2 mL at (31, -12, 18) mm, peak z 9.1; ...``."""
-        if self.findings is None:
-            return "no z-map (calibrate the model for this sequence)"
-        return describe_findings(self.findings, self.brain_wide)
-
-    @property
-    def score_mean(self) -> float:
-        return self.scores["mean"]
-
-    @property
-    def score_top(self) -> float:
-        return self.scores["top10"]
-
-    @property
-    def percentile_mean(self) -> float | None:
-        return self.percentiles.get("mean")
-
-    @property
-    def percentile_top(self) -> float | None:
-        return self.percentiles.get("top10")
-
-    def to_row(self) -> dict[str, object]:
-        """A flat, JSON-friendly summary (no volumes)."""
-        row: dict[str, object] = {
-            "name": self.name,
-            "path": "" if self.path is None else str(self.path),
-        }
-        for mode, value in self.scores.items():
-            row[f"score_{mode}"] = float(value)
-            pct = self.percentiles.get(mode)
-            row[f"percentile_{mode}"] = None if pct is None else float(pct)
-        row["n_controls"] = self.n_controls
-        row["headline"] = self.headline
-        if self.findings is not None:
-            row["findings"] = self.findings_text()
-            row["brain_wide"] = self.brain_wide
-            row["regions"] = [f.to_dict() for f in self.findings]
-        row["slice_indices"] = [int(z) for z in self.slice_indices]
-        row["slice_losses"] = [None if np.isnan(v) else float(v) for v in self.slice_losses]
-        return row
 
 
 def top_contiguous_mean(losses: np.ndarray, k: int = 10) -> float:
@@ -237,14 +133,19 @@ def slab_scorer(
     precision: str = "auto",
     batch_size: int = 0,
     predictor: Predictor | None = None,
+    fold: bool = True,
 ) -> SlabScorer:
     """Score slabs with ``model``'s generator (or ``predictor``, a baseline in its harness).
 
-    Precision and batch size are resolved once (:func:`inference_settings`).
+    Precision and batch size are resolved once (:func:`inference_settings`). The
+    generator runs with its BatchNorms folded (``model.inference_generator()``, where the
+    model has it); ``fold`` False runs it as trained, the same scores up to rounding.
     """
     precision, batch = inference_settings(model, precision, batch_size)
     if predictor is None:
-        predictor = generator_predictor(model.generator)
+        folded = getattr(model, "inference_generator", None)  # absent on stand-in models
+        generator = folded() if fold and folded is not None else model.generator
+        predictor = generator_predictor(generator)
     return SlabScorer(model.config, model.device, predictor, precision, batch)
 
 
@@ -328,15 +229,22 @@ def scan_result(
         )
     heatmap = reconstruction = zmap = foreground = None
     if maps or z is not None:  # the z-map is made without maps too: the findings need it
+        # Every map through one bilinear stencil (native_maps), computed once.
+        grid = NativeGrid.of(slab)
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
-        foreground = np.nan_to_num(slab.to_volume(seen)) > 0.5
-    if maps:
-        err_maps, pred_maps = errors.slice_maps()
-        heatmap = slab.to_volume(err_maps)
-        reconstruction = slab.to_volume(slab.to_intensity(pred_maps))
-    if z is not None:
-        zmap = slab.to_volume(z)
-        zmap[~foreground] = np.nan
+        foreground = to_mask(slab, seen, 0.5, grid)
+        stacks = []
+        if maps:
+            err_maps, pred_maps = errors.slice_maps()
+            stacks += [err_maps, slab.to_intensity(pred_maps)]
+        if z is not None:
+            stacks.append(z)
+        volumes = to_volumes(slab, *stacks, grid=grid)
+        if maps:
+            heatmap, reconstruction = volumes[:2]
+        if z is not None:
+            zmap = volumes[-1]
+            zmap[~foreground] = np.nan
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles: dict[str, float] = {}
     driver = None
@@ -349,9 +257,16 @@ def scan_result(
     findings = None
     affine = _world_affine(scan)
     if zmap is not None and affine is not None:
-        findings = find_regions(zmap, affine, settings.finding_threshold, settings.finding_min_ml)
+        findings = find_regions(
+            zmap,
+            affine,
+            settings.finding_threshold,
+            settings.finding_min_ml,
+            extent_threshold=settings.finding_extent,
+        )
     if not maps:
         zmap = foreground = None
+    domain, controls = guard(slab.profile, reference, sequence)
     return ScanScore(
         name=scan.name,
         path=scan.path,
@@ -360,7 +275,7 @@ def scan_result(
         copy_losses=errors.copy_losses,
         slice_losses=slice_losses,
         slice_coverage=errors.coverage,
-        slice_indices=slab.slice_indices,
+        slice_indices=slab.native_slice_indices,
         heatmap=heatmap,
         reconstruction=reconstruction,
         zmap=zmap,
@@ -371,4 +286,6 @@ def scan_result(
         headline=headline_mode(settings.mode, scores),
         findings=findings,
         driver=driver,
+        domain=domain,
+        controls=controls,
     )

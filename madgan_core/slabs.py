@@ -30,13 +30,15 @@ import numpy as np
 
 from madgan_core import __version__
 from madgan_core.config import PreprocessConfig
+from madgan_core.domain import DomainProfile
 from madgan_core.io import Scan, atomic_write_with, load_scan, scan_stem
+from madgan_core.prepare import GridMap
 from madgan_core.preprocess import Slab, preprocess
 
 log = logging.getLogger(__name__)
 
 # Bump when the cached arrays or the preprocessing they come from change meaning.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -112,6 +114,11 @@ def _slab_arrays(slab: Slab) -> dict[str, np.ndarray]:
     }
     if slab.landmarks is not None:
         arrays["landmarks_scan"], arrays["landmarks_standard"] = slab.landmarks
+    if slab.grid is not None:
+        arrays.update(slab.grid.arrays())
+    arrays["steps"] = np.asarray(slab.steps, dtype=str)
+    if slab.profile is not None:
+        arrays["profile"] = np.asarray(json.dumps(slab.profile.to_dict()))
     return arrays
 
 
@@ -128,6 +135,11 @@ def _slab_from(data) -> Slab:
         volume_shape=tuple(int(s) for s in data["volume_shape"]),
         intensity_range=(low, high),
         landmarks=landmarks,
+        grid=GridMap.from_arrays(data),
+        steps=tuple(str(s) for s in data["steps"]) if "steps" in data else (),
+        profile=(
+            DomainProfile.from_dict(json.loads(str(data["profile"]))) if "profile" in data else None
+        ),
     )
 
 

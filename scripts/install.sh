@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install napari-madgan and everything a fresh Debian/Ubuntu machine lacks:
 # Xvfb and the X/Qt libraries napari needs, a CPU build of torch when none is
-# installed, then the package itself with its Qt binding and test tools.
+# installed, then the package itself with its Qt binding and test tools, and
+# pydeface's average head (data only) for the phantom heads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,6 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
   "$PYTHON" -m pip install -q "torch==2.13.0"
 fi
 "$PYTHON" -m pip install -q -e ".[pyqt6,test]"
+# Only pydeface's data (the average head of the phantom heads) is used: skip its nipype chain.
+"$PYTHON" -m pip install -q --no-deps "pydeface==2.1.0"
 echo "napari-madgan installed."

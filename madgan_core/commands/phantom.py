@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 from madgan_core.commands._common import add_progress_option
+from madgan_core.phantom.acquisition import VARIANT_HELP
+from madgan_core.phantom.subject import ANATOMIES
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--voxel-mm", type=_voxel, default=1.0, help="isotropic voxel size in mm (default: 1.0)"
     )
+    p.add_argument(
+        "--head",
+        action="store_true",
+        help="wrap each brain in an average head (skull, scalp, face, neck; needs pydeface's "
+        "data) and write its true brain mask to OUTDIR/masks/*_brainmask.nii.gz",
+    )
+    p.add_argument(
+        "--anatomy",
+        choices=ANATOMIES,
+        default="mni",
+        help="the brain subjects are warped from: the MNI152 template, or the average head's "
+        "own brain (default: mni)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="NAME",
+        help=f"an acquisition variant applied to every scan, in the order given; repeatable: "
+        f"{VARIANT_HELP} (see docs/data.md)",
+    )
     p.add_argument("--preview", action="store_true", help="also write OUTDIR/preview.png")
     add_progress_option(p)
     p.set_defaults(func=run)
@@ -54,6 +78,16 @@ def _voxel(text: str) -> float:
     return value
 
 
+def _variant(text: str) -> str:
+    from madgan_core.phantom.acquisition import parse_variant
+
+    try:
+        parse_variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def simulate(outdir: Path, args: argparse.Namespace) -> Path:
     """Generate the cohort that ``args`` (healthy, ad, mets, various, seed, voxel_mm) asks for,
     with a progress bar; return its manifest."""
@@ -72,6 +106,9 @@ def simulate(outdir: Path, args: argparse.Namespace) -> Path:
             seed=args.seed,
             voxel_mm=args.voxel_mm,
             progress=tqdm_callback(bar),
+            head=getattr(args, "head", False),
+            anatomy=getattr(args, "anatomy", "mni"),
+            variants=getattr(args, "variant", []),
         )
 
 

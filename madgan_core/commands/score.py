@@ -156,13 +156,13 @@ def _print_line(text: str) -> None:
 
 def _summary(result, mode: str) -> str:
     """One line per scan: the headline score, its percentile and band, then the other modes."""
-    from madgan_core.reference import describe_percentile, percentile_band
-
     mode = headline_mode(mode, result.scores)
     line = f"{result.name}: {mode} score {result.scores[mode]:.5f}"
-    pct = result.percentiles.get(mode)
-    if pct is not None and result.n_controls:
-        line += f", {describe_percentile(pct, result.n_controls)}: {percentile_band(pct)}"
+    reading = result.percentile_text(mode)
+    if reading is not None:
+        line += f", {reading}"
+    elif result.domain is not None and not result.domain.in_domain:
+        line += f", {result.domain.warning}"
     others = ", ".join(f"{m} {v:.4g}" for m, v in result.scores.items() if m != mode)
     line = f"{line} ({others})"
     if result.findings is not None:

@@ -28,7 +28,8 @@ def report_slices(result: ScanScore, k: int = SLICES_SHOWN) -> list[int]:
     Ranked by the share of brain with z above 4 when the result has a z-map (the
     overlay then shows the z-map), else by ℓ2. Slices closer than a tenth of the
     scored range (at least 3) to one already chosen are passed over, so the page
-    shows different places.
+    shows different places; when that leaves fewer than ``k``, the choice starts from
+    the next-worst slice instead.
     """
     ranking = result.slice_zvolume if result.zmap is not None else None
     losses = np.asarray(result.slice_losses if ranking is None else ranking, dtype=float)
@@ -36,10 +37,18 @@ def report_slices(result: ScanScore, k: int = SLICES_SHOWN) -> list[int]:
     if scored.size == 0:
         return [int(result.slice_indices[len(result.slice_indices) // 2])]
     gap = max(3, scored.size // 10)
+    ranked = [int(i) for i in scored[np.argsort(losses[scored])[::-1]]]
     chosen: list[int] = []
-    for i in scored[np.argsort(losses[scored])[::-1]]:
-        if all(abs(int(i) - j) >= gap for j in chosen):
-            chosen.append(int(i))
+    # Greedy from the worst slice; when the spacing leaves fewer than k, from the next.
+    for start in range(len(ranked)):
+        picked: list[int] = []
+        for i in ranked[start:] + ranked[:start]:
+            if all(abs(i - j) >= gap for j in picked):
+                picked.append(i)
+            if len(picked) == k:
+                break
+        if len(picked) > len(chosen):
+            chosen = picked
         if len(chosen) == k:
             break
     return sorted(int(result.slice_indices[i]) for i in chosen)
@@ -54,8 +63,6 @@ def scan_report(
 ) -> bytes:
     """The report page as PDF (or PNG) bytes."""
     from matplotlib.figure import Figure
-
-    from madgan_core.reference import describe_percentile, percentile_band
 
     use_z = result.zmap is not None
     volume = result.zmap if use_z else result.heatmap
@@ -78,12 +85,7 @@ def scan_report(
         f"Overlay: {shown} (jet, {limits[0]:g} to {limits[1]:g}); patient's left on the left",
     ]
     for mode, value in result.scores.items():
-        pct = result.percentiles.get(mode)
-        reading = (
-            f"{describe_percentile(pct, result.n_controls)}, {percentile_band(pct)}"
-            if pct is not None and result.n_controls
-            else "no healthy reference"
-        )
+        reading = result.percentile_text(mode) or "no healthy reference"
         lines.append(f"{mode}: {value:.4g} ({reading})")
     ax_text.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9)
     ax_plot = fig.add_subplot(grid[2, :])

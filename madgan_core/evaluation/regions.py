@@ -70,26 +70,33 @@ def scan_regions(model: LoadedModel, row: ManifestRow) -> ScanRegions:
 
     scan = load_scan(row.path)
     result = score_scan(model, scan, maps=True, sequence=row.sequence)
-    out = ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     if result.zmap is None:
-        return out
-    settings = model.config.score
+        return ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
+    mask = None if row.mask is None else np.asarray(load_scan(row.mask).data) > 0.5
+    return match_regions(row, result.zmap, scan.affine, mask, model.config.score)
+
+
+def match_regions(
+    row: ManifestRow, zmap: np.ndarray, affine: np.ndarray, mask: np.ndarray | None, settings
+) -> ScanRegions:
+    """One scan's findings (``settings``: the model's :class:`~madgan_core.config.ScoreConfig`)
+    laid over its lesion ``mask`` (RAS+, on the z-map's grid; None or empty: no lesion)."""
     findings, labels = label_regions(
-        result.zmap, scan.affine, settings.finding_threshold, settings.finding_min_ml
+        zmap,
+        affine,
+        settings.finding_threshold,
+        settings.finding_min_ml,
+        extent_threshold=settings.finding_extent,
     )
+    out = ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     out.evidence = [f.evidence for f in findings]
-    mask = None
-    if row.mask is not None:
-        mask = np.asarray(load_scan(row.mask).data) > 0.5
-        if mask.shape != labels.shape:
-            raise ValueError(
-                f"{row.mask}: mask shape {mask.shape} is not the scan's {labels.shape}"
-            )
+    if mask is not None and mask.shape != labels.shape:
+        raise ValueError(f"{row.mask}: mask shape {mask.shape} is not the scan's {labels.shape}")
     if mask is None or not mask.any():
         out.lesions_hit = [[] for _ in findings]
         return out
     lesions, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    voxel_ml = abs(float(np.linalg.det(scan.affine[:3, :3]))) / 1000.0
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     out.n_lesions = int(n)
     out.lesion_ml = [
         round(float(v) * voxel_ml, 3) for v in ndimage.sum_labels(mask, lesions, range(1, n + 1))

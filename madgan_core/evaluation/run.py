@@ -44,7 +44,7 @@ def evaluation_predictors(
 ) -> dict[str, Predictor]:
     """MADGAN and its baselines, all scored by the same harness."""
     predictors: dict[str, Predictor] = {
-        "madgan": generator_predictor(model.generator),
+        "madgan": generator_predictor(model.inference_generator()),
         "copy": copy_predictor(model.config.model.out_slices),
     }
     if autoencoder_path is not None:
@@ -77,7 +77,7 @@ def auc_across_checkpoints(
     for i, (step, path) in enumerate(checkpoints):
         model = load_model(path, device=device)
         records = score_cohort(
-            {"madgan": generator_predictor(model.generator)},
+            {"madgan": generator_predictor(model.inference_generator())},
             model,
             rows,
             out_dir / f"scores_step{step:08d}.csv",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,9 @@ import numpy as np
 
 from madgan_core.io import atomic_write_text, save_nifti
 from madgan_core.manifest import ManifestRow, write_manifest
+from madgan_core.phantom.acquisition import parse_variant
 from madgan_core.phantom.diseases import SUBTYPES
+from madgan_core.phantom.head import wrap_in_head
 from madgan_core.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
 
 logger = logging.getLogger(__name__)
@@ -111,6 +113,9 @@ def generate_cohort(
     seed: int = 0,
     voxel_mm: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    head: bool = False,
+    anatomy: str = "mni",
+    variants: Sequence[str] = (),
 ) -> Path:
     """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/``,
     ``outdir/manifest.csv`` and ``outdir/subjects.jsonl`` (each scan's generation parameters).
@@ -127,11 +132,19 @@ def generate_cohort(
         seed: cohort seed.
         voxel_mm: isotropic voxel size.
         progress: called as ``progress(done, total)`` after each scan.
+        head: wrap each brain in the average head (:func:`madgan_core.phantom.head.wrap_in_head`)
+            and write its true brain mask to ``outdir/masks/<scan>_brainmask.nii.gz``
+            (the manifest's ``brain_mask`` column).
+        anatomy: ``mni`` or ``head``: the brain every subject is warped from
+            (:func:`madgan_core.phantom.make_subject`).
+        variants: acquisition variants applied in order to every scan and its masks
+            (names as in :func:`madgan_core.phantom.acquisition.parse_variant`).
 
     Returns:
         Path of the manifest.
     """
     outdir = Path(outdir)
+    acquire = [parse_variant(v) for v in variants]
     plan = plan_cohort(healthy, ad, mets, various, seed)
     jobs = [(p, seq) for p in plan for seq in GROUP_SEQUENCES[p.group]]
     total = len(jobs)
@@ -146,17 +159,30 @@ def generate_cohort(
         progress(0, total)
     for done, (p, seq) in enumerate(jobs, start=1):
         volume, affine, info = make_subject(
-            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None
+            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None, anatomy
         )
+        masks = {"lesion": info["lesion_mask"]}
+        if head:
+            volume, affine, brain, masks = wrap_in_head(
+                volume, masks, voxel_mm, info["scanner"]["noise_sigma"], p.seed
+            )
+            masks["brain"] = brain
+        for variant in acquire:
+            volume, affine, masks = variant(volume, affine, masks, p.seed)
         name = f"{p.subject}_{seq}"
         scan_path = save_nifti(
             to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz"
         )
-        mask_path = None
+        mask_path = brain_path = None
         if p.group in ("mets", "various"):
-            mask = info["lesion_mask"].astype(np.uint8)
             mask_path = save_nifti(
-                to_image(mask, affine, p.ornt), outdir / "masks" / f"{name}_lesion.nii.gz"
+                to_image(masks["lesion"].astype(np.uint8), affine, p.ornt),
+                outdir / "masks" / f"{name}_lesion.nii.gz",
+            )
+        if head:
+            brain_path = save_nifti(
+                to_image(masks["brain"].astype(np.uint8), affine, p.ornt),
+                outdir / "masks" / f"{name}_brainmask.nii.gz",
             )
         rows.append(
             ManifestRow(
@@ -168,11 +194,13 @@ def generate_cohort(
                 split=p.split,
                 subtype=p.subtype,
                 mask=mask_path,
+                brain_mask=brain_path,
             )
         )
         records.append(
             json.dumps(
                 {"scan": name, "subject": p.subject, "seed": p.seed}
+                | {"template": anatomy, "head": head, "variants": list(variants)}
                 | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
                 | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
             )

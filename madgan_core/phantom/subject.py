@@ -15,6 +15,7 @@ from madgan_core.phantom.diseases import (
     paint_metastases,
     paint_various,
 )
+from madgan_core.phantom.head import head_template
 from madgan_core.phantom.healthy import (
     bias_field_coarse,
     contrast_t1c,
@@ -29,6 +30,8 @@ GROUPS = ("healthy", "ad", "mets", "various")
 SEQUENCES = ("T1", "T1c")
 # Which sequence each group is scanned with in a cohort (healthy subjects get both).
 GROUP_SEQUENCES = {"healthy": ("T1", "T1c"), "ad": ("T1",), "mets": ("T1c",), "various": ("T1c",)}
+# The brain a subject is warped from: the MNI152 template, or the average head's own brain.
+ANATOMIES = ("mni", "head")
 
 
 def _check(group: str, stage: int, sequence: str, subtype: str | None) -> tuple[int, str | None]:
@@ -63,6 +66,7 @@ def make_subject(
     seed: int = 0,
     voxel_mm: float = 1.0,
     subtype: str | None = None,
+    anatomy: str = "mni",
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one subject's scan from the MNI152 template.
 
@@ -78,6 +82,8 @@ def make_subject(
         seed: the subject's seed; same seed -> identical volume.
         voxel_mm: isotropic output voxel size over the MNI152 field of view.
         subtype: for ``various``: one of ``infarct``, ``cyst``, ``haemorrhage``, ``wm_lesions``.
+        anatomy: ``mni`` (the MNI152 brain) or ``head`` (the average head's own brain,
+            :func:`madgan_core.phantom.head.head_template`); both on the same grid.
 
     Returns:
         ``(volume, affine, info)``: float32 RAS+ volume, its voxel-to-MNI-mm
@@ -91,7 +97,10 @@ def make_subject(
         (50, 59, 48)
     """
     stage, subtype = _check(group, stage, sequence, subtype)
-    template = load_template(float(voxel_mm))
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
+    template_name = anatomy  # the name is reused below for the subject's anatomical parameters
+    template = (load_template if anatomy == "mni" else head_template)(float(voxel_mm))
     grid = ControlGrid(template.shape, template.voxel_mm)
     anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
     seq_rng = _rng(seed, 2, SEQUENCES.index(sequence))
@@ -134,6 +143,7 @@ def make_subject(
         "sequence": sequence,
         "subtype": subtype,
         "seed": int(seed),
+        "template": template_name,
         "voxel_mm": template.voxel_mm,
         "anatomy": {
             k: (np.round(v, 4).tolist() if isinstance(v, np.ndarray) else round(float(v), 4))

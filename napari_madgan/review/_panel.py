@@ -17,6 +17,7 @@ def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
     of 120 healthy controls (highly unusual)``."""
     from madgan_core.reference import describe_percentile, percentile_band
 
+    out_of_domain = result.domain is not None and not result.domain.in_domain
     lines = []
     for mode in sorted(SCORE_MODES, key=lambda m: m.name != headline):
         value = result.scores.get(mode.name)
@@ -25,8 +26,11 @@ def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
         pct = result.percentiles.get(mode.name)
         if pct is None or result.n_controls == 0:
             reading = NO_REFERENCE
+        elif out_of_domain:  # no "highly unusual" for a scan unlike the controls
+            reading = describe_percentile(pct, result.n_controls, result.controls or None)
         else:
-            reading = f"{describe_percentile(pct, result.n_controls)} ({percentile_band(pct)})"
+            where = describe_percentile(pct, result.n_controls, result.controls or None)
+            reading = f"{where} ({percentile_band(pct)})"
         lines.append(f"{mode.label}: {value:.4g} — {reading}")
     return lines
 
@@ -39,7 +43,16 @@ def score_html(result: ScanScore, title: str | None = None, headline: str = "mea
         label = score_mode(headline).label
         lines.insert(0, f"<i>{label}: needs a model calibrated for this sequence</i>")
     rows = "".join(f"<li>{line}</li>" for line in lines)
-    return f"<b>{title or result.name}</b><ul style='margin-left:-20px'>{rows}</ul>"
+    warning = domain_warning(result)
+    banner = f"<p style='color:#e05050'><b>⚠ {warning}</b></p>" if warning else ""
+    return f"<b>{title or result.name}</b>{banner}<ul style='margin-left:-20px'>{rows}</ul>"
+
+
+def domain_warning(result: ScanScore) -> str:
+    """The domain warning for a scan outside the model's domain, else an empty text."""
+    if result.domain is None or result.domain.in_domain:
+        return ""
+    return result.domain.warning
 
 
 def top_slices(result: ScanScore, k: int = 10, by_zmap: bool = False) -> list[tuple[int, str]]:

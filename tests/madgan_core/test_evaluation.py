@@ -34,7 +34,10 @@ def test_roc_inputs_label_healthy_0_and_disease_1():
 def test_reconstruct_cohort_gives_the_scores_cohort_scoring_stores(tiny, tmp_path):
     model, _manifest, rows = tiny
     records = score_cohort(
-        {"madgan": generator_predictor(model.generator)}, model, rows, tmp_path / "s.csv"
+        {"madgan": generator_predictor(model.inference_generator())},
+        model,
+        rows,
+        tmp_path / "s.csv",
     )
     assert read_scores(tmp_path / "s.csv") == records
     items = list(reconstruct_cohort(model, rows))

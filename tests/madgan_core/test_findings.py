@@ -45,6 +45,25 @@ def test_small_regions_threshold_and_nan_are_respected():
         find_regions(np.zeros((4, 4)), AFFINE_2MM)
 
 
+def test_an_extent_threshold_grows_regions_without_creating_or_reranking_them():
+    z = _zmap()
+    z[9:15, 9:15, 9:15] = np.where(z[9:15, 9:15, 9:15] > 4.0, z[9:15, 9:15, 9:15], 2.5)  # a rim
+    z[2 + 5, 2, 2] = 3.0  # above the extent threshold but with no seed: never a finding
+    strict = find_regions(z, AFFINE_2MM, threshold=4.0, min_volume_ml=0.0)
+    grown = find_regions(z, AFFINE_2MM, threshold=4.0, min_volume_ml=0.0, extent_threshold=2.0)
+    assert len(grown) == len(strict) == 3
+    assert [r.evidence for r in grown] == [r.evidence for r in strict]
+    assert grown[0].volume_ml == pytest.approx(6**3 * 0.008)  # the core plus its rim
+    assert grown[0].mean_z < strict[0].mean_z and grown[0].peak_z == strict[0].peak_z
+    assert grown[1].volume_ml == strict[1].volume_ml
+    # regions joined by the lower z become one
+    z2 = np.zeros((20, 20, 20), np.float32)
+    z2[5, 5, 5] = z2[5, 5, 9] = 6.0
+    z2[5, 5, 6:9] = 3.0
+    assert len(find_regions(z2, AFFINE_2MM, min_volume_ml=0.0)) == 2
+    assert len(find_regions(z2, AFFINE_2MM, min_volume_ml=0.0, extent_threshold=2.0)) == 1
+
+
 def test_the_summary_reads_like_a_report_line():
     regions = find_regions(_zmap(), AFFINE_2MM, threshold=4.0, min_volume_ml=0.05)
     text = describe_findings(regions)

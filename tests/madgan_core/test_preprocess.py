@@ -80,7 +80,7 @@ def test_smaller_slices_are_zero_padded_not_stretched():
 
 def test_inverse_mapping_round_trip(brain_volume):
     scan = Scan.from_array(brain_volume, np.diag([2.0, 2.0, 2.0, 1.0]))
-    cfg = PreprocessConfig(height=64, width=48, pixel_mm=2.0)
+    cfg = PreprocessConfig(height=64, width=48, pixel_mm=2.0, align="none")
     slab = preprocess(scan, cfg)
     back = slab.to_volume(slab.sample(scan.data, order=1))
     z = slab.slice_indices

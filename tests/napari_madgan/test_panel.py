@@ -57,3 +57,21 @@ def test_top_slices_rank_by_l2_or_by_the_zmap():
     assert [z for z, _ in ranked] == [12, 13, 11] and ranked[0][1] == "z>4: 7.5 %"
     r.slice_zvolume = None  # no z-map: ℓ2 order
     assert [z for z, _ in top_slices(r, by_zmap=True)] == [11, 13, 12]
+
+
+def test_an_out_of_domain_scan_shows_the_warning_and_no_reading():
+    from dataclasses import replace
+
+    from madgan_core.domain import DomainCheck
+
+    check = DomainCheck(False, ["5.0 mm slices; the model's controls had 1.0 mm"])
+    r = replace(
+        result({"mean": 99.9, "ztail": 99.5}, n=40),
+        domain=check,
+        controls="healthy controls (T1, 1.0 mm)",
+    )
+    html = score_html(r, headline="mean")
+    assert "⚠ outside the model's domain: 5.0 mm slices" in html
+    assert html.index("outside the model's domain") < html.index("Mean ℓ2")
+    assert "unusual" not in html and "healthy range" not in html
+    assert "99th percentile among 40 healthy controls (T1, 1.0 mm)" in score_lines(r, "mean")[0]
