@@ -41,10 +41,11 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SEQUENCES = ("T1", "T1c")
 # The prepare stage (madgan_core/prepare.py): brain step and bias step.
-BRAIN_MODES = ("auto", "none")
-BIAS_MODES = ("none",)
-# The grid step: the scan's own grid, or resampled onto axis-aligned slice_mm slices.
-ALIGN_MODES = ("none", "resample")
+BRAIN_MODES = ("auto", "extract", "none")
+BIAS_MODES = ("none", "n4")
+# The grid step: the scan's own grid, resampled onto axis-aligned slice_mm slices, or
+# the MNI152 template's field of view placed on the scan by a rigid or affine fit.
+ALIGN_MODES = ("none", "resample", "rigid", "affine")
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
@@ -77,14 +78,20 @@ class PreprocessConfig:
             scans whose contrast curves differ (scanner, protocol) line up.
         landmarks: The standard decile positions in [-1, 1], learned by training
             from its scans (their mean); stored with the model.
-        brain: The brain step: ``auto`` (the scan is used as given; skull detection
-            plugs in here) or ``none``.
-        bias: The bias step: ``none`` (intensities as given).
+        brain: The brain step: ``auto`` (a scan with a skull has its brain extracted;
+            one already skull-stripped passes through untouched), ``extract`` (always
+            extract) or ``none`` (the scan as given). Extraction registers the MNI152
+            template and carries its brain mask (:mod:`madgan_core.anatomy`).
+        bias: The bias step: ``none`` (intensities as given) or ``n4`` (SimpleITK's N4
+            bias-field correction inside the brain).
         align: The grid step: ``resample`` (an axis-aligned RAS+ grid with axial
             slices ``slice_mm`` apart and the scan's own in-plane spacing; a scan
-            already on such a grid is passed through untouched) or ``none`` (the scan's
-            own axial voxel slices, whatever their thickness). Results are always
-            mapped back onto the scan's own grid.
+            already on such a grid is passed through untouched), ``rigid`` or
+            ``affine`` (the MNI152 template's field of view, at ``slice_mm``, placed on
+            the scan by a fit of that kind, so slices and the band follow anatomy
+            rather than the head's tilt), or ``none`` (the scan's own axial voxel
+            slices, whatever their thickness). Results are always mapped back onto the
+            scan's own grid.
         slice_mm: Axial slice spacing of the working grid in mm: set it to the
             training scans' (the presets: 1 mm, the paper's). ``none``: each scan's own
             axial spacing (only an oblique scan is resampled), as models saved before

@@ -5,6 +5,12 @@ into a :class:`PreparedScan`: the working scan the slab is cut from, plus the ma
 between the working grid and the original scan's RAS+ grid, so that every result is
 shown and written on the scan as it was given.
 
+The brain step (``preprocess.brain``, or a mask the caller gives): ``auto`` extracts the
+brain of a scan with a skull and passes a skull-stripped one through; ``extract`` always
+extracts; voxels outside the brain take the scan's minimum. The bias step
+(``preprocess.bias = n4``) corrects the intensity bias inside the brain. Both come from
+:mod:`madgan_core.anatomy` (SimpleITK and the MNI152 template).
+
 The grid step (``preprocess.align``):
 
 - ``none``: the scan's own grid; axial slices are its axial voxel slices.
@@ -17,6 +23,9 @@ The grid step (``preprocess.align``):
   slab does in-plane. A scan that is already axis-aligned with ``slice_mm`` slices is
   passed through untouched (the identical object), so its slab is bit-identical to one
   made without this step.
+- ``rigid`` / ``affine``: the MNI152 template's field of view at ``slice_mm`` (else
+  ``pixel_mm``), placed on the scan by a fit of that kind, so the slab's band and the
+  z-map's position bins follow anatomy rather than the head's tilt or field of view.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from madgan_core.anatomy.steps import bias_step, brain_step, template_working_grid
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
 from madgan_core.scan import Scan
@@ -184,11 +194,28 @@ def prepare_scan(
         data = np.where(mask, scan.data, scan.data.min()).astype(np.float32)
         working = _with_data(scan, data, scan.affine)
         steps.append("brain masked (given mask)")
-    # brain = "auto" passes the scan through here; skull detection and brain extraction
-    # (madgan_core.anatomy) plug in at this point and set ``skull``.
-    # bias = "none": the scan's intensities are used as they are.
+    skull = alignment = None
+    if mask is None and cfg.brain != "none":
+        found = brain_step(scan, cfg.brain)
+        skull, alignment, mask = found.skull, found.alignment, found.mask
+        if mask is not None:
+            data = np.where(mask, scan.data, scan.data.min()).astype(np.float32)
+            working = _with_data(scan, data, scan.affine)
+            steps.append(found.step)
+    if cfg.bias == "n4":
+        working = bias_step(working, mask)
+        steps.append("bias corrected (N4)")
     grid = None
-    if cfg.align == "resample":
+    if cfg.align in ("rigid", "affine"):
+        voxel_mm = cfg.slice_mm or cfg.pixel_mm
+        alignment, affine, shape = template_working_grid(
+            working, cfg.align, voxel_mm, alignment, mask
+        )
+        grid = GridMap(working.affine, working.data.shape, affine, shape)
+        data = grid.from_native(working.data, order=1, cval=float(working.data.min()))
+        steps.append(f"aligned to MNI152 ({cfg.align}, {voxel_mm:g} mm grid)")
+        working = _with_data(working, data, affine)
+    elif cfg.align == "resample":
         target = working_grid(working, cfg.slice_mm)
         if target is not None:
             affine, shape = target
@@ -210,7 +237,8 @@ def prepare_scan(
         to_native=_identity if grid is None else grid.to_native,
         from_native=_identity if grid is None else grid.from_native,
         steps=steps,
-        skull=None,
+        skull=skull,
+        alignment=alignment,
         grid=grid,
     )
 

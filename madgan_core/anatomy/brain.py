@@ -27,6 +27,8 @@ BRAIN_ML = (800.0, 2500.0)
 BRIGHT_FRACTION = 0.25
 OUTSIDE_MARGIN_MM = 10.0
 STRIPPED_MAX_OUTSIDE = 0.05
+# Brain extraction refuses a scan whose field of view holds less of the fitted brain.
+MIN_COVERAGE = 0.5
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,12 +38,20 @@ def _outside_distance_mm() -> np.ndarray:
     return ndimage.distance_transform_edt(~mask).astype(np.float32)
 
 
-def _template_mask_on_scan(scan: Scan, alignment: Alignment | None) -> np.ndarray:
+def _template_mask_on_scan(scan: Scan, alignment: Alignment) -> np.ndarray:
     _, mask, _ = mni_template()
-    if alignment is None:
-        alignment = register_to_template(scan, "affine")
     warped = alignment.to_scan(mask.astype(np.float32), scan.affine, scan.data.shape, order=1)
     return warped > 0.5
+
+
+def brain_coverage(scan: Scan, alignment: Alignment) -> float:
+    """The share of the fitted template brain that lies inside the scan's field of view."""
+    _, mask, affine = mni_template()
+    points = np.argwhere(mask[::2, ::2, ::2]) * 2.0
+    world = alignment.mni_to_scan(points @ affine[:3, :3].T + affine[:3, 3])
+    voxels = (world - scan.affine[:3, 3]) @ np.linalg.inv(scan.affine[:3, :3]).T
+    inside = np.all((voxels >= -0.5) & (voxels <= np.asarray(scan.data.shape) - 0.5), axis=1)
+    return float(inside.mean())
 
 
 def extract_brain(
@@ -60,14 +70,24 @@ def extract_brain(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if alignment is None:
+        alignment = register_to_template(scan, "affine")
     mask = _template_mask_on_scan(scan, alignment)
     voxel_ml = float(np.prod(scan.zooms)) / 1000.0
     volume_ml = float(mask.sum()) * voxel_ml
     if volume_ml == 0:
         raise ScanError("brain extraction found no brain (the mask is empty)", scan.path)
-    if not BRAIN_ML[0] <= volume_ml <= BRAIN_ML[1]:
+    coverage = brain_coverage(scan, alignment)
+    if coverage < MIN_COVERAGE:
         raise ScanError(
-            f"brain extraction gave {volume_ml:.0f} mL, outside the plausible "
+            f"the scan covers only {coverage:.0%} of the brain (brain extraction needs at "
+            f"least {MIN_COVERAGE:.0%}); is the field of view cropped?",
+            scan.path,
+        )
+    whole_ml = volume_ml / coverage  # a partly covered brain, judged whole
+    if not BRAIN_ML[0] <= whole_ml <= BRAIN_ML[1]:
+        raise ScanError(
+            f"brain extraction gave {whole_ml:.0f} mL, outside the plausible "
             f"{BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} mL of an adult brain; is this a brain scan?",
             scan.path,
         )

@@ -155,8 +155,8 @@ def _coarse(image, voxel_mm: float):
     spacing = np.array(image.GetSpacing())
     size = np.array(image.GetSize())
     sigma = [float(max(0.0, 0.5 * np.sqrt(max(voxel_mm**2 - s**2, 0.0)))) for s in spacing]
-    if max(sigma) > 0:
-        image = sitk.SmoothingRecursiveGaussian(image, sigma)
+    if max(sigma) > 0:  # a discrete Gaussian takes a zero variance on an axis already coarse
+        image = sitk.DiscreteGaussian(image, [s * s for s in sigma])
     new_size = [max(2, int(np.ceil(n * s / voxel_mm))) for n, s in zip(size, spacing, strict=True)]
     return sitk.Resample(
         image,
@@ -282,14 +282,13 @@ def register_to_template(scan: Scan, kind: str = "rigid", *, brain_mask=None) ->
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    fixed = _fixed_image(scan)
-    moving, moving_mask = _coarse_template()
-    if brain_mask is not None:
-        mask_image = sitk_image(np.asarray(brain_mask, np.float32), scan.affine)
-        fixed_mask = _coarse(mask_image, REGISTRATION_MM)
-        fixed = sitk.Mask(fixed, sitk.Cast(fixed_mask > 0.5, sitk.sitkUInt8))
-
     try:
+        fixed = _fixed_image(scan)
+        moving, moving_mask = _coarse_template()
+        if brain_mask is not None:
+            mask_image = sitk_image(np.asarray(brain_mask, np.float32), scan.affine)
+            fixed_mask = _coarse(mask_image, REGISTRATION_MM)
+            fixed = sitk.Mask(fixed, sitk.Cast(fixed_mask > 0.5, sitk.sitkUInt8))
         return _register(scan, kind, fixed, moving, moving_mask)
     except RuntimeError as exc:  # ITK: e.g. every sample fell outside the template
         first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else "no detail"

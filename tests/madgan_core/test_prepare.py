@@ -15,7 +15,10 @@ from madgan_core.preprocess import preprocess
 from madgan_core.slabs import _slab_arrays, _slab_from
 from tests.madgan_core.synthetic import synthetic_brain
 
-CFG = PreprocessConfig(height=48, width=48, pixel_mm=2.0, slice_mm=1.0, band=(0.2, 0.8))
+# The grid step on synthetic volumes: no brain step (noise is not a head).
+CFG = PreprocessConfig(
+    height=48, width=48, pixel_mm=2.0, slice_mm=1.0, band=(0.2, 0.8), brain="none"
+)
 
 
 def thick(volume: np.ndarray, factor: int) -> np.ndarray:
@@ -139,6 +142,16 @@ def test_grid_settings_are_checked_and_set_from_text():
         parse_overrides(["preprocess.align=none", "preprocess.slice_mm=2.5"])
     )
     assert cfg.preprocess.align == "none" and cfg.preprocess.slice_mm == 2.5
-    for bad in ({"align": "rigid"}, {"brain": "extract"}, {"bias": "n4"}, {"slice_mm": 0.0}):
+    cfg = MadganConfig().updated(
+        parse_overrides(
+            ["preprocess.align=affine", "preprocess.brain=extract", "preprocess.bias=n4"]
+        )
+    )
+    assert (cfg.preprocess.align, cfg.preprocess.brain, cfg.preprocess.bias) == (
+        "affine",
+        "extract",
+        "n4",
+    )
+    for bad in ({"align": "warp"}, {"brain": "strip"}, {"bias": "n3"}, {"slice_mm": 0.0}):
         with pytest.raises(ConfigError, match="preprocess"):
             MadganConfig().updated({"preprocess": bad})
