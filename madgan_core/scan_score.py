@@ -41,6 +41,8 @@ class ScanScore:
         zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with
             z-statistics); NaN outside the foreground, where no z-map score looks.
         foreground: RAS+ mask of the voxels the model sees as brain (or head), with maps.
+        brain_mask: RAS+ brain mask the brain step made or was given, with maps; None
+            when the scan was used as given (already skull-stripped, or no brain step).
         slice_zvolume: per slab slice, the percentage of its brain with z above 4 (with a z-map).
         percentiles: percentile of each score among the model's healthy controls.
         n_controls: number of healthy controls behind the percentiles (0: no reference).
@@ -66,6 +68,7 @@ class ScanScore:
     zmap: np.ndarray | None = None
     slice_zvolume: np.ndarray | None = None
     foreground: np.ndarray | None = None
+    brain_mask: np.ndarray | None = None
     percentiles: dict[str, float] = field(default_factory=dict)
     n_controls: int = 0
     headline: str = "mean"

@@ -266,6 +266,7 @@ def scan_result(
         )
     if not maps:
         zmap = foreground = None
+    brain_mask = getattr(slab.prepared, "brain_mask", None) if maps else None
     domain, controls = guard(slab.profile, reference, sequence)
     return ScanScore(
         name=scan.name,
@@ -281,6 +282,7 @@ def scan_result(
         zmap=zmap,
         slice_zvolume=slice_zvolume,
         foreground=foreground,
+        brain_mask=brain_mask,
         percentiles=percentiles,
         n_controls=0 if reference is None else reference.n_for(sequence),
         headline=headline_mode(settings.mode, scores),

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from madgan_core.checkpoint import model_fingerprint
 from madgan_core.io import atomic_write_text, save_like
 from madgan_core.score import ScanScore, inference_settings, score_scan
@@ -45,6 +47,7 @@ def score_files(
     info: DistInfo | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_result: Callable[[ScanScore], None] | None = None,
+    brain_masks: Sequence[str | Path] | None = None,
 ) -> list[dict[str, object]] | None:
     """Score each file into ``out``: rows, and on request the maps as NIfTI beside them.
 
@@ -62,6 +65,7 @@ def score_files(
         info: this rank under torchrun (default: one process).
         progress: ``progress(done, total)`` over this rank's scans.
         on_result: called with each scan's :class:`ScanScore` as it is scored.
+        brain_masks: one brain-mask file per path, used instead of the brain step.
 
     Returns:
         Every file's row, in the order given; None on ranks other than 0.
@@ -78,6 +82,7 @@ def score_files(
         "window_batch": batch,
         "sequence": sequence,
         "maps": maps,
+        "brain_masks": None if brain_masks is None else [str(m) for m in brain_masks],
         "dicom_out": None if dicom_out is None else str(dicom_out),
     }
     run = SharedRun(
@@ -112,6 +117,9 @@ def score_files(
         model.config.preprocess,
         # the scan's header places the maps, and its affine the findings
         keep_scan=maps or dicom_out is not None or model.reference is not None,
+        brain_masks=None
+        if brain_masks is None
+        else {str(p): Path(m) for p, m in zip(paths, brain_masks, strict=True)},
     )
     tick = None if progress is None else lambda k: progress(k, len(todo))
     run_share(run, todo, slabs, score, tick)
@@ -142,3 +150,6 @@ def _save_maps(result: ScanScore, prepared: Prepared, out: Path) -> None:
     save_like(result.reconstruction, scan, out / f"{scan.name}_recon.nii.gz")
     if result.zmap is not None:
         save_like(result.zmap, scan, out / f"{scan.name}_zmap.nii.gz")
+    if result.brain_mask is not None:
+        mask = result.brain_mask.astype(np.uint8)
+        save_like(mask, scan, out / f"{scan.name}_brainmask.nii.gz")

@@ -31,6 +31,7 @@ import numpy as np
 from madgan_core import __version__
 from madgan_core.config import PreprocessConfig
 from madgan_core.domain import DomainProfile
+from madgan_core.errors import ScanError
 from madgan_core.io import Scan, atomic_write_with, load_scan, scan_stem
 from madgan_core.prepare import GridMap
 from madgan_core.preprocess import Slab, preprocess
@@ -148,21 +149,42 @@ def prepare(
     cfg: PreprocessConfig,
     cache: SlabCache | None = None,
     keep_scan: bool = False,
+    brain_mask: str | Path | None = None,
 ) -> Prepared:
-    """Read and preprocess one scan, through the cache when there is one."""
+    """Read and preprocess one scan, through the cache when there is one.
+
+    ``brain_mask``: a mask file on the scan's grid, used instead of the brain step (a
+    scan with a given mask bypasses the cache).
+    """
     start = time.perf_counter()
+    if brain_mask is not None:
+        cache = None
     key = None if cache is None else cache.key(path, cfg)
     slab = None if key is None else cache.load(key)
     cached = slab is not None
     scan = load_scan(path) if keep_scan or slab is None else None
     if slab is None:
-        slab = preprocess(scan, cfg)
+        slab = preprocess(scan, cfg, load_brain_mask(brain_mask, scan))
         if key is not None:
             cache.save(key, slab)
     name = scan.name if scan is not None else scan_name(path)
     return Prepared(
         Path(path), slab, scan if keep_scan else None, time.perf_counter() - start, cached, name
     )
+
+
+def load_brain_mask(path: str | Path | None, scan) -> np.ndarray | None:
+    """A brain-mask file as a bool volume on ``scan``'s RAS+ grid (voxels above 0.5)."""
+    if path is None:
+        return None
+    mask = load_scan(path)
+    if mask.data.shape != scan.data.shape or not np.allclose(mask.affine, scan.affine, atol=1e-3):
+        raise ScanError(
+            f"the brain mask is not on the grid of {Path(str(scan.path)).name} "
+            f"(shape {mask.data.shape} vs {scan.data.shape}, or another affine)",
+            path,
+        )
+    return np.asarray(mask.data) > 0.5
 
 
 def scan_name(path: str | Path) -> str:
@@ -188,16 +210,22 @@ class SlabLoader:
     cache_dir: Path | None = None
 
     def load(
-        self, paths: Iterable[str | Path], cfg: PreprocessConfig, keep_scan: bool = False
+        self,
+        paths: Iterable[str | Path],
+        cfg: PreprocessConfig,
+        keep_scan: bool = False,
+        brain_masks: dict[str, Path] | None = None,
     ) -> Iterator[Prepared]:
         """Each of ``paths`` prepared (:func:`prepare`), in order.
 
+        ``brain_masks``: mask files by scan path (``str(path)``), for the scans that have one.
         An error reading or preprocessing a scan is raised when the caller reaches it.
         """
         cache = None if self.cache_dir is None else SlabCache(self.cache_dir)
+        masks = brain_masks or {}
         if self.prefetch <= 0:
             for path in paths:
-                yield prepare(path, cfg, cache, keep_scan)
+                yield prepare(path, cfg, cache, keep_scan, masks.get(str(path)))
             return
         todo = iter(paths)
         with ThreadPoolExecutor(self.prefetch, thread_name_prefix="madgan-prefetch") as pool:
@@ -205,7 +233,8 @@ class SlabLoader:
 
             def submit() -> None:
                 for path in todo:
-                    pending.append(pool.submit(prepare, path, cfg, cache, keep_scan))
+                    mask = masks.get(str(path))
+                    pending.append(pool.submit(prepare, path, cfg, cache, keep_scan, mask))
                     return
 
             try:

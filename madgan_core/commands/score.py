@@ -21,7 +21,7 @@ from madgan_core.commands._common import (
     with_score_overrides,
 )
 from madgan_core.config import SEQUENCES
-from madgan_core.errors import MadganError
+from madgan_core.errors import ConfigError, MadganError
 from madgan_core.modes import AUTO, MODE_NAMES, headline_mode, score_mode
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,15 @@ def add_parser(subparsers) -> None:
         "each scan's study, with the report as PDF and encapsulated PDF, into DIR/<scan>/",
     )
     p.add_argument(
+        "--brain-mask",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="MASK",
+        help="a brain mask on the scan's grid, used instead of the model's brain step; "
+        "repeat once per scan, in the scans' order",
+    )
+    p.add_argument(
         "--sequence",
         choices=SEQUENCES,
         default=None,
@@ -93,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.score_files import score_files
 
     overrides = score_overrides(args)  # checked before the model is read
+    if args.brain_mask is not None and len(args.brain_mask) != len(args.scans):
+        raise ConfigError(
+            f"--brain-mask was given {len(args.brain_mask)} times for {len(args.scans)} scans; "
+            "give one mask per scan, in the scans' order"
+        )
     with cohort_group(args.device) as (info, device):
         model = with_score_overrides(load_model(args.model, device=device), overrides)
         mode = args.mode or model.config.score.mode
@@ -115,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 info=info,
                 progress=tqdm_callback(bar),
                 on_result=lambda result: _print_line(_summary(result, mode)),
+                brain_masks=args.brain_mask,
             )
     if rows is not None:
         print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")

@@ -28,23 +28,31 @@ if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
 # Result layer kinds, and the name each takes after the scan layer's name.
-HEATMAP, ZMAP, RECONSTRUCTION = "heatmap", "zmap", "reconstruction"
+HEATMAP, ZMAP, RECONSTRUCTION, BRAIN = "heatmap", "zmap", "reconstruction", "brain"
 HEATMAP_NAME = "ℓ2 heatmap"
 ZMAP_NAME = "z-map (vs healthy)"
 RECONSTRUCTION_NAME = "reconstruction"
-LAYER_NAMES = {HEATMAP: HEATMAP_NAME, ZMAP: ZMAP_NAME, RECONSTRUCTION: RECONSTRUCTION_NAME}
+BRAIN_NAME = "brain mask"
+LAYER_NAMES = {
+    HEATMAP: HEATMAP_NAME,
+    ZMAP: ZMAP_NAME,
+    RECONSTRUCTION: RECONSTRUCTION_NAME,
+    BRAIN: BRAIN_NAME,
+}
 HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One result layer, ready to add: its kind, display data and keyword arguments."""
+    """One result layer, ready to add: its kind, display data and keyword arguments
+    (``labels`` layers take the napari Labels layer's arguments, others the Image layer's)."""
 
     kind: str
     name: str
     data: np.ndarray
     kwargs: dict
+    layer_type: str = "image"
 
 
 def on_foreground(volume: np.ndarray | None, foreground: np.ndarray | None) -> np.ndarray | None:
@@ -80,7 +88,7 @@ def result_layer_specs(
         # itself lights up. Hidden until the reader switches it on.
         (ZMAP, result.zmap, {**overlay, "contrast_limits": ZMAP_RANGE, "visible": False}),
     ]
-    return [
+    specs = [
         LayerSpec(
             kind,
             f"{prefix}{LAYER_NAMES[kind]}",
@@ -90,6 +98,18 @@ def result_layer_specs(
         for kind, volume, style in layers
         if volume is not None
     ]
+    if result.brain_mask is not None:
+        # The extracted brain as an outline, so the reader sees what was scored.
+        specs.append(
+            LayerSpec(
+                BRAIN,
+                f"{prefix}{BRAIN_NAME}",
+                np.ascontiguousarray(to_display(result.brain_mask.astype(np.uint8))),
+                {**common, "metadata": dict(common["metadata"]), "contour": 1, "opacity": 0.8},
+                layer_type="labels",
+            )
+        )
+    return specs
 
 
 def _same_geometry(layer, kwargs: dict) -> bool:
@@ -112,7 +132,14 @@ def apply_layer(viewer: napari.Viewer, spec: LayerSpec, previous: Image | None =
         if previous.data.shape == spec.data.shape and _same_geometry(previous, spec.kwargs):
             previous.metadata = spec.kwargs["metadata"]
             previous.data = spec.data
-            previous.contrast_limits = spec.kwargs["contrast_limits"]
+            if "contrast_limits" in spec.kwargs:
+                previous.contrast_limits = spec.kwargs["contrast_limits"]
             return previous
         viewer.layers.remove(previous)
+    if spec.layer_type == "labels":
+        kwargs = dict(spec.kwargs)
+        contour = kwargs.pop("contour", 0)
+        layer = viewer.add_labels(spec.data, name=spec.name, **kwargs)
+        layer.contour = contour
+        return layer
     return viewer.add_image(spec.data, name=spec.name, **spec.kwargs)

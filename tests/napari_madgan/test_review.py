@@ -225,3 +225,32 @@ def test_exports(review, qtbot, tmp_path, phantom_scan):
     assert report.stat().st_size > 10_000
     pdf = widget.export_report(tmp_path / "report.pdf")
     assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_a_head_is_reviewed_with_its_extracted_brain_outlined(
+    make_napari_viewer, qtbot, tiny_model
+):
+    from madgan_core.io import Scan
+    from madgan_core.phantom import make_subject
+    from madgan_core.phantom.head import wrap_in_head
+    from napari_madgan.review._layers import BRAIN_NAME
+
+    volume, _, info = make_subject("mets", 1, "T1c", seed=2, voxel_mm=4.0)
+    head, affine, brain, _ = wrap_in_head(volume, {}, 4.0, info["scanner"]["noise_sigma"], seed=2)
+    viewer = make_napari_viewer()
+    data, kwargs, _ = scan_layer_tuple(Scan.from_array(head, affine), name="head")
+    viewer.add_image(data, **kwargs)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="MADGAN review")
+    widget.set_model_path(tiny_model)
+    _run(qtbot, widget)
+    outline = viewer.layers[f"head {BRAIN_NAME}"]
+    scan_layer = viewer.layers["head"]
+    assert outline.__class__.__name__ == "Labels" and outline.contour == 1
+    assert outline.data.shape == scan_layer.data.shape
+    np.testing.assert_allclose(outline.affine.affine_matrix, scan_layer.affine.affine_matrix)
+    mask = widget.result.brain_mask
+    assert 2 * (mask & brain).sum() / (mask.sum() + brain.sum()) > 0.85
+    # the heatmap is drawn inside the brain only: skull and scalp were never scored
+    heat = np.isfinite(widget.result.heatmap) & widget.result.foreground
+    assert (heat & ~mask).sum() < 0.05 * heat.sum()
