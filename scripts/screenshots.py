@@ -17,6 +17,11 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 * ``dicom_review.png`` and ``dicom_series_dialog.png``: a metastasis phantom written
   as a DICOM study (with a localizer and a second series), the series dialog, and
   the series opened through the reader and reviewed.
+* ``real_head.png``: pydeface's average head (1 mm, skull and face on), opened as a
+  file and reviewed: the brain extracted and outlined, the domain guard's reading;
+* ``real_head_lesion.png``: a metastasis phantom wrapped in that head (skull on);
+* ``real_mni_thick.png``: the MNI152 template with a 1 cm mass, acquired as 5 mm
+  axial slices (``--only real`` makes these three).
 """
 
 from __future__ import annotations
@@ -91,6 +96,76 @@ def review_shot(
     viewer.screenshot(str(path), canvas_only=False, flash=False)
     viewer.close()
     return path
+
+
+def file_shot(model: Path, scan_path: Path, out: Path, name: str, sequence: str) -> Path:
+    """The user's path for a file: File → Open (our reader), Plugins → MADGAN review, Run;
+    then the first finding (or the most anomalous slice) is clicked."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-madgan: review")
+    viewer.window.resize(*WINDOW)
+    viewer.open(str(scan_path), plugin="napari-madgan")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
+    widget.reader_offer.setVisible(False)
+    widget.set_scan_layer(viewer.layers[0].name)
+    widget.set_model_path(model, remember=False)
+    widget.set_sequence(sequence)
+    widget.form.run_button.native.click()
+    wait_for(lambda: not widget.controller.running, 600, "scoring")
+    if widget.result is None:
+        raise RuntimeError(f"scoring failed: {widget.status_text}")
+    viewer.reset_view()
+    if widget.results.findings_table.rowCount():
+        widget.results.findings_table.cellClicked.emit(0, 0)
+    elif widget.results.top_list.count():
+        widget.go_to_slice(int(widget.results.top_list.item(0).data(0x0100)))
+    settle(1.0)
+    path = out / name
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    viewer.close()
+    return path
+
+
+def real_scans(folder: Path) -> dict[str, Path]:
+    """pydeface's average head as installed, a metastasis phantom in that head, and the
+    MNI152 template with a mass at 5 mm slices, as NIfTI files in ``folder``."""
+    from importlib.resources import files
+
+    import nibabel as nib
+    import numpy as np
+    from nilearn.datasets import load_mni152_template
+
+    from madgan_core.phantom import make_subject
+    from madgan_core.phantom.acquisition import thick_slices
+    from madgan_core.phantom.head import HEAD_FILE, HEAD_PACKAGE, wrap_in_head
+
+    head = folder / "average_head.nii.gz"
+    shutil.copyfile(str(files(HEAD_PACKAGE) / "data" / HEAD_FILE), head)
+    volume, _, info = make_subject("mets", 1, "T1c", seed=4, voxel_mm=2.0)
+    wrapped, affine, _, _ = wrap_in_head(volume, {}, 2.0, info["scanner"]["noise_sigma"], seed=4)
+    lesion = folder / "mets_in_head.nii.gz"
+    nib.save(nib.Nifti1Image(wrapped, affine), lesion)
+    template = load_mni152_template(resolution=1)
+    t1 = np.asarray(template.get_fdata(), np.float32)
+    ijk = np.indices(t1.shape).reshape(3, -1).T
+    world = ijk @ template.affine[:3, :3].T + template.affine[:3, 3]
+    mass = (np.linalg.norm(world - (30.0, -10.0, 20.0), axis=1) <= 5.0).reshape(t1.shape)
+    t1[mass & (t1 > 0)] = 0.35 * float(np.percentile(t1[t1 > 0], 90))
+    thick = thick_slices(t1, template.affine, {}, mm=5.0)
+    mni = folder / "mni152_mass_5mm.nii.gz"
+    nib.save(nib.Nifti1Image(thick.volume, thick.affine), mni)
+    return {"head": head, "lesion": lesion, "mni": mni}
+
+
+def real_shots(model: Path, out: Path) -> list[Path]:
+    with tempfile.TemporaryDirectory() as tmp:
+        scans = real_scans(Path(tmp))
+        return [
+            file_shot(model, scans["head"], out, "real_head.png", "T1"),
+            file_shot(model, scans["lesion"], out, "real_head_lesion.png", "T1c"),
+            file_shot(model, scans["mni"], out, "real_mni_thick.png", "T1"),
+        ]
 
 
 def dicom_study(folder: Path) -> Path:
@@ -229,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
     parser.add_argument(
-        "--only", choices=("dicom", "review"), default=None, help="make only these screenshots"
+        "--only",
+        choices=("dicom", "review", "real"),
+        default=None,
+        help="make only these screenshots",
     )
     args = parser.parse_args(argv)
     if (
@@ -246,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "dicom":
         print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
         return 0
+    if args.only == "real":
+        print(*real_shots(args.model.resolve(), args.out), sep="\n")
+        return 0
     if args.only == "review":
         print(review_shot(args.model.resolve(), args.out))
         print(review_shot(args.model.resolve(), args.out, "auto", "review_ad.png", sample="ad"))
@@ -255,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     print(review_shot(args.model.resolve(), args.out, "auto", "review_ad.png", sample="ad"))
     print(review_shot(args.model.resolve(), args.out, "mean", "review_mean.png"))
     print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
+    print(*real_shots(args.model.resolve(), args.out), sep="\n")
     if not args.skip_training:
         print(training_shot(args.out))
     return 0
