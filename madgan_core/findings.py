@@ -16,7 +16,7 @@ says "brain-wide elevation" when the z-map's mean, not a region, carries the sca
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -40,6 +40,8 @@ class Finding:
         peak_mm: the peak voxel in scanner coordinates.
         peak_voxel: the peak's RAS+ voxel index ``(i, j, k)``; ``k`` is the axial slice.
         slices: first and last axial (RAS+ ``k``) slice the region touches.
+        centre_mni: the centre in MNI152 mm, when the scan was registered to the template
+            (brain extraction or ``preprocess.align = rigid | affine``); else None.
     """
 
     rank: int
@@ -51,6 +53,7 @@ class Finding:
     peak_mm: tuple[float, float, float]
     peak_voxel: tuple[int, int, int]
     slices: tuple[int, int]
+    centre_mni: tuple[float, float, float] | None = None
 
     def summary(self) -> str:
         """E.g. ``14.2 mL at (31, -12, 18) mm, peak z 9.1``."""
@@ -59,6 +62,11 @@ class Finding:
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def in_mni(self, scan_to_mni) -> Finding:
+        """This finding with its centre in MNI152 mm (``scan_to_mni`` maps scanner mm)."""
+        centre = np.asarray(scan_to_mni(np.asarray(self.centre_mm, dtype=float)))
+        return replace(self, centre_mni=tuple(round(float(v), 2) for v in centre))
 
 
 def find_regions(zmap: np.ndarray, affine: np.ndarray, *args, **kwargs) -> list[Finding]:

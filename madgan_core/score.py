@@ -264,6 +264,9 @@ def scan_result(
             settings.finding_min_ml,
             extent_threshold=settings.finding_extent,
         )
+        alignment = getattr(slab.prepared, "alignment", None)
+        if alignment is not None:
+            findings = [f.in_mni(alignment.scan_to_mni) for f in findings]
     if not maps:
         zmap = foreground = None
     brain_mask = getattr(slab.prepared, "brain_mask", None) if maps else None

@@ -18,7 +18,7 @@ from napari_madgan._layers import in_viewer, real_layer
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
 
-COLUMNS = ("#", "mL", "peak z", "mean z", "centre (R, A, S) mm", "slices")
+COLUMNS = ("#", "mL", "peak z", "mean z", "centre (R, A, S) mm", "slices", "MNI (x, y, z) mm")
 FINDINGS_NAME = "findings"
 
 
@@ -32,6 +32,9 @@ def finding_cells(finding: Finding) -> tuple[str, ...]:
         f"{finding.mean_z:.1f}",
         f"({x}, {y}, {z})",
         f"{first}–{last}",
+        ""
+        if finding.centre_mni is None
+        else "({}, {}, {})".format(*map(round, finding.centre_mni)),
     )
 
 
@@ -53,6 +56,8 @@ class FindingsTable(QTableWidget):
     def set_findings(self, findings: list[Finding]) -> None:
         self.findings = list(findings)
         self.setRowCount(len(self.findings))
+        # MNI coordinates exist only for scans registered to the template
+        self.setColumnHidden(len(COLUMNS) - 1, all(f.centre_mni is None for f in self.findings))
         for row, finding in enumerate(self.findings):
             for column, text in enumerate(finding_cells(finding)):
                 self.setItem(row, column, QTableWidgetItem(text))

@@ -130,3 +130,11 @@ def test_auto_headline_follows_calibration():
     assert headline_mode("auto", {"mean": 1.0, "anomaly": 2.0}) == "anomaly"
     assert headline_mode("auto", {"mean": 1.0}) == "mean"
     assert headline_mode("top10", {"mean": 1.0, "anomaly": 2.0}) == "top10"
+
+
+def test_a_finding_carries_its_centre_in_mni_space_once_registered():
+    (region,) = find_regions(_zmap(), AFFINE_2MM, threshold=4.0, min_volume_ml=0.1)
+    assert region.centre_mni is None and region.to_dict()["centre_mni"] is None
+    shifted = region.in_mni(lambda points: points + np.array([1.0, -2.0, 3.0]))
+    assert shifted.centre_mni == pytest.approx(np.add(region.centre_mm, [1.0, -2.0, 3.0]))
+    assert shifted.to_dict()["centre_mni"] == list(shifted.centre_mni)
