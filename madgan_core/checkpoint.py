@@ -3,7 +3,8 @@
 A checkpoint is one plain dict saved with :func:`torch.save`::
 
     {format: "napari-madgan-checkpoint", format_version: 1, package_version, config,
-     step, generator, critic, optim_g, optim_c, scaler, rng, healthy_reference}
+     step, generator, critic, optim_g, optim_c, scaler, rng, healthy_reference,
+     training_domain}
 
 Every value is a tensor or a Python primitive/list/dict, so loading always uses
 ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is
@@ -49,6 +50,7 @@ class LoadedModel:
         path: the model file.
         reference: the healthy reference stored by calibration, if any.
         device: where the generator lives.
+        training_domain: the training scans' profile summary (a dict), if stored.
     """
 
     generator: nn.Module
@@ -57,6 +59,7 @@ class LoadedModel:
     path: Path
     reference: HealthyReference | None
     device: torch.device
+    training_domain: dict | None = None
     _folded: tuple[tuple, nn.Module] | None = field(default=None, init=False, repr=False)
 
     def inference_generator(self) -> nn.Module:
@@ -152,6 +155,7 @@ def make_checkpoint(
     scaler: torch.amp.GradScaler | None = None,
     include_rng: bool = True,
     healthy_reference: dict | None = None,
+    training_domain: dict | None = None,
 ) -> dict:
     """The checkpoint dict (pass unwrapped modules: no DDP/compile prefixes)."""
     return {
@@ -167,6 +171,7 @@ def make_checkpoint(
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng_state() if include_rng else None,
         "healthy_reference": healthy_reference,
+        "training_domain": training_domain,
     }
 
 
@@ -286,7 +291,8 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
             "against its controls' domain (re-run `madgan calibrate` to add the check)",
             path,
         )
-    return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev)
+    training = record.get("training_domain")
+    return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev, training)
 
 
 def model_fingerprint(model: LoadedModel) -> dict[str, object]:

@@ -51,10 +51,13 @@ class WindowDataset(Dataset):
             raise ConfigError("no healthy training scans (split=train, group=healthy) to train on")
         self.slabs: list[np.ndarray] = []
         self.names: list[str] = []
+        self.profiles: list = []  # each scan's DomainProfile, stored with the model
         index: list[tuple[int, int]] = []
         span = cfg.model.window_span
         for i, path in enumerate(paths):
             slab = preprocess(load_scan(path), cfg.preprocess)
+            if slab.profile is not None:
+                self.profiles.append(slab.profile)
             slices = slab.slices.astype(cache_dtype)
             n_windows = max(0, len(slices) - span + 1)
             if n_windows == 0:

@@ -216,15 +216,42 @@ def controls_profile(reference) -> ProfileSummary | None:
     return None if not stored else ProfileSummary.from_dict(stored)
 
 
+def compare_training(profile: DomainProfile, training: ProfileSummary) -> list[str]:
+    """The reasons ``profile`` lies outside what the model was trained on."""
+    reasons = []
+    if profile.slice_mm > LIMITS["slice_ratio"] * training.slice_mm[1]:
+        reasons.append(
+            f"{profile.slice_mm:.1f} mm slices; the model was trained on {training.resolution}"
+        )
+    skulls, checked = training.skull
+    extracted = any(step.startswith("brain extracted") for step in profile.steps)
+    if profile.skull and checked and skulls == 0 and not extracted:
+        reasons.append(
+            "skull present; the model was trained on skull-stripped scans and brain "
+            "extraction is off"
+        )
+    return reasons
+
+
 def guard(
-    profile: DomainProfile | None, reference, sequence: str | None
+    profile: DomainProfile | None, reference, sequence: str | None, training: dict | None = None
 ) -> tuple[DomainCheck | None, str]:
-    """A scored scan's domain check and the words naming the controls it is compared
-    with (e.g. ``"healthy controls (T1, 1.0 mm)"``); ``(None, "")`` without stored profiles."""
+    """A scored scan's domain check against the model's controls and its training scans
+    (``training``: their stored summary), and the words naming the controls it is
+    compared with (e.g. ``"healthy controls (T1, 1.0 mm)"``); ``(None, "")`` without
+    stored profiles."""
     summary = controls_profile(reference)
+    trained = ProfileSummary.from_dict(training) if training else None
+    if profile is None or (summary is None and trained is None):
+        check = None
+    else:
+        reasons = [] if summary is None else compare(profile, summary).reasons
+        for reason in [] if trained is None else compare_training(profile, trained):
+            if reason.split(";")[0] not in {r.split(";")[0] for r in reasons}:
+                reasons.append(reason)
+        check = DomainCheck(in_domain=not reasons, reasons=reasons)
     if summary is None:
-        return None, ""
-    check = None if profile is None else compare(profile, summary)
+        return check, ""
     named = sequence if sequence in (getattr(reference, "sequences", None) or ()) else None
     return check, f"healthy controls ({named + ', ' if named else ''}{summary.resolution})"
 

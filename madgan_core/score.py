@@ -194,8 +194,9 @@ def score_scan(
     score = slab_scorer(model, precision, batch_size, predictor)
     errors, scores, z = score(slab, zstats, maps, progress, should_stop)
     return scan_result(
-        scan, slab, errors, scores, z, model.config.score, reference, sequence, maps=maps
-    )
+        scan, slab, errors, scores, z, model.config.score, reference, sequence, maps=maps,
+        training_domain=getattr(model, "training_domain", None),
+    )  # fmt: skip
 
 
 def _world_affine(scan) -> np.ndarray | None:
@@ -217,6 +218,7 @@ def scan_result(
     sequence: str | None = None,
     *,
     maps: bool = True,
+    training_domain: dict | None = None,
 ) -> ScanScore:
     """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles.
 
@@ -270,7 +272,7 @@ def scan_result(
     if not maps:
         zmap = foreground = None
     brain_mask = getattr(slab.prepared, "brain_mask", None) if maps else None
-    domain, controls = guard(slab.profile, reference, sequence)
+    domain, controls = guard(slab.profile, reference, sequence, training_domain)
     return ScanScore(
         name=scan.name,
         path=scan.path,

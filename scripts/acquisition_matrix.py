@@ -49,7 +49,9 @@ VARIANTS = {
     "5 mm axial slices": (("thick5",), False, {}),
     "cropped (top 25 mm)": (("crop-top25",), False, {}),
     "bias field 0.4": (("bias0.4",), False, {}),
+    "tilt 15 deg, resampled only": (("tilt15",), False, {}),
     "tilt 15 deg, rigid alignment": (("tilt15",), False, {"align": "rigid"}),
+    "cropped (top 25 mm), rigid alignment": (("crop-top25",), False, {"align": "rigid"}),
     "skull on": ((), True, {}),
     "skull on, tilt 15 deg, rigid": (("tilt15",), True, {"align": "rigid"}),
 }
@@ -201,11 +203,17 @@ def main() -> int:
     base = subjects(args.healthy, args.mets, args.voxel_mm)
     names = [n for n in VARIANTS if args.only is None or n in args.only]
     results, baseline = [], None
+    earlier = args.out / "as_acquired" / "model.pt"
+    if "as acquired" not in names and earlier.is_file():  # a partial run adds to a full one
+        baseline = load_model(earlier)
+        results = json.loads((args.out / "results.json").read_text())
+        results = [r for r in results if r["variant"] not in names]
     for name in tqdm(names, desc="variants"):
         result = run_variant(
             name, VARIANTS[name], base, args.model, baseline, args.out, args.voxel_mm
         )
         results.append(result)
+        results.sort(key=lambda r: list(VARIANTS).index(r["variant"]))
         if name == "as acquired":
             baseline = load_model(args.out / "as_acquired" / "model.pt")
         atomic_write_text(args.out / "results.json", json.dumps(results, indent=2) + "\n")

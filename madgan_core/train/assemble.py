@@ -22,6 +22,7 @@ from torch import nn
 from madgan_core import checkpoint as ckpt
 from madgan_core.config import MadganConfig
 from madgan_core.distributed import DistInfo
+from madgan_core.domain import ProfileSummary
 from madgan_core.errors import CheckpointError
 from madgan_core.train.loop import Batch, Progress, Trainer
 
@@ -41,6 +42,8 @@ class TrainingParts:
         device, precision: where and how the run computes.
         dist: the process's place in a DDP run.
         start_step: steps already done (from the resumed checkpoint).
+        training_domain: the training scans' profile summary
+            (:class:`~madgan_core.domain.ProfileSummary` as a dict), stored with the model.
     """
 
     cfg: MadganConfig
@@ -54,6 +57,7 @@ class TrainingParts:
     precision: str
     dist: DistInfo
     start_step: int = 0
+    training_domain: dict | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -142,6 +146,7 @@ def assemble(
     return TrainingParts(
         cfg, generator, critic, optim_g, optim_c, scaler, iter(batches), device, precision,
         dist_info, start_step,
+        ProfileSummary.of(dataset.profiles).to_dict() if dataset.profiles else None,
     )  # fmt: skip
 
 
@@ -172,6 +177,7 @@ def prepare_training(
         progress=progress,
         start_step=parts.start_step,
         tensorboard=tensorboard,
+        training_domain=parts.training_domain,
     )
 
 

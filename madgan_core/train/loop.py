@@ -76,6 +76,7 @@ class Trainer:
         progress: Progress | None = None,
         start_step: int = 0,
         tensorboard: bool = False,
+        training_domain: dict | None = None,
     ):
         from madgan_core.device import make_grad_scaler
 
@@ -94,6 +95,7 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.progress = progress
         self.step = start_step
+        self.training_domain = training_domain
         self.stop = StopRequest()
         self.files = CheckpointFiles(self.out_dir, cfg.train)
         self.metrics = MetricsLog(
@@ -254,6 +256,7 @@ class Trainer:
             self.optim_c if full else None,
             self.scaler if full else None,
             include_rng=full,
+            training_domain=self.training_domain,
         )
 
     def save_checkpoint(self) -> Path | None:

@@ -59,7 +59,7 @@ def model(tmp_path_factory):
 def test_calibration_stores_the_controls_profile(model):
     summary = ProfileSummary.from_dict(model.reference.domain)
     assert summary.n == 4 and summary.slice_mm == (1.0, 1.0) and summary.resolution == "1.0 mm"
-    assert summary.skull == (0, 0)  # not checked on this branch's brain step
+    assert summary.skull == (0, 4)  # the brain step checked every control: no skull
     again = HealthyReference.from_dict(model.reference.to_dict())
     assert again.domain == model.reference.domain
 
@@ -125,3 +125,24 @@ def test_a_model_without_profiles_loads_and_has_no_guard(tmp_path, tiny_model_fi
     scan = Scan.from_array(head(1), AFFINE)
     profile = preprocess(scan, loaded.config.preprocess).profile
     assert check_domain(profile, loaded) is None
+
+
+def test_the_training_scans_profile_guards_a_model_without_controls(tmp_path):
+    from madgan_core.data import WindowDataset
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"t{i}.nii.gz")
+        nib.save(nib.Nifti1Image(head(i), AFFINE), paths[-1])
+    dataset = WindowDataset(paths, config())
+    assert len(dataset.profiles) == 2
+    summary = ProfileSummary.of(dataset.profiles)
+    assert summary.resolution == "1.0 mm"
+    model = fake_model(config())
+    model.generator = CopyLast()
+    model.training_domain = summary.to_dict()
+    scan = Scan.from_array(thick(head(7)), np.diag([1.0, 1.0, 5.0, 1.0]))
+    result = score_scan(model, scan, maps=False)
+    assert result.domain.reasons == ["5.0 mm slices; the model was trained on 1.0 mm"]
+    upright = score_scan(model, Scan.from_array(head(7), AFFINE), maps=False)
+    assert upright.domain == DomainCheck(True, [])

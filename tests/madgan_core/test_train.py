@@ -95,6 +95,8 @@ def test_full_run_outputs_and_resume_equality(scans, tmp_path, tiny_cfg):
     events = []
     full = prepare_training(cfg, scans, tmp_path / "full", progress=events.append).fit()
     assert not full.stopped and full.model_path == tmp_path / "full" / "model.pt"
+    trained_on = ckpt.load_model(full.model_path, "cpu").training_domain
+    assert trained_on is not None and trained_on["n"] == len(scans)  # stored for the guard
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "full" / "checkpoints")] == [4, 6]
     assert sorted(p.name for p in (tmp_path / "full" / "previews").iterdir()) == [
         "step_0000003.png",
