@@ -49,6 +49,7 @@ VARIANTS = {
     "5 mm axial slices": (("thick5",), False, {}),
     "cropped (top 25 mm)": (("crop-top25",), False, {}),
     "bias field 0.4": (("bias0.4",), False, {}),
+    "bias field 0.4, N4": (("bias0.4",), False, {"bias": "n4"}),
     "tilt 15 deg, resampled only": (("tilt15",), False, {}),
     "tilt 15 deg, rigid alignment": (("tilt15",), False, {"align": "rigid"}),
     "cropped (top 25 mm), rigid alignment": (("crop-top25",), False, {"align": "rigid"}),
