@@ -27,6 +27,9 @@ START_SHIFTS_MM = (-10.0, 0.0, 10.0)
 # is dark as CSF and skull are: a template shrunk or grown inside the head then costs.
 MASK_MARGIN_MM = 6.0
 TOP_GAP_MM = 8.0  # scalp and skull above the brain (a skull-stripped scan: about 0 mm)
+# A scan registered to the template spans at most this much along any axis, and at least
+# this much along two (a brain is about 140 x 170 x 120 mm; a slab may be thin in z).
+HEAD_EXTENT_MM = (60.0, 600.0)
 # An affine whose linear part scales any axis outside this range is a diverged fit.
 PLAUSIBLE_SCALE = (0.7, 1.45)
 
@@ -276,9 +279,19 @@ def register_to_template(scan: Scan, kind: str = "rigid", *, brain_mask=None) ->
             is compared with the template's.
 
     Raises:
-        ScanError: the fit diverged (non-finite, or an implausible scale).
+        ScanError: the scan's extent is not a head's (``HEAD_EXTENT_MM``), or the fit
+            diverged (non-finite, or an implausible scale).
     """
     import SimpleITK as sitk
+
+    extent = np.asarray(scan.data.shape) * np.asarray(scan.zooms)
+    if extent.max() > HEAD_EXTENT_MM[1] or np.sort(extent)[-2] < HEAD_EXTENT_MM[0]:
+        size = " x ".join(f"{v:.0f}" for v in extent)
+        raise ScanError(
+            f"the scan spans {size} mm, not a head's {HEAD_EXTENT_MM[0]:.0f}-"
+            f"{HEAD_EXTENT_MM[1]:.0f} mm; check the voxel size (pixdim, units) in the header",
+            scan.path,
+        )
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

@@ -29,7 +29,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-SMALL_PREPROCESS = PreprocessConfig(height=16, width=16, pixel_mm=4.0)
+SMALL_PREPROCESS = PreprocessConfig(height=16, width=16, pixel_mm=4.0, brain="none")
 
 DTYPES = [
     np.uint8,
@@ -294,7 +294,36 @@ def test_preprocess_random_volumes(shape, zooms, kind, height, width, pixel_mm, 
         scan = Scan.from_array(data, np.diag([*zooms, 1.0]))
     except MadganError:
         return
+    # The slab's geometry on any volume; the brain step has its own fuzz below.
     cfg = PreprocessConfig(
-        height=height, width=width, pixel_mm=pixel_mm, band=band, slice_step=step
+        height=height, width=width, pixel_mm=pixel_mm, band=band, slice_step=step, brain="none"
     )
     check_preprocess(scan, cfg)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    shape=st.tuples(st.integers(4, 40), st.integers(4, 40), st.integers(2, 40)),
+    zooms=st.tuples(*[st.floats(0.05, 40.0)] * 3),
+    kind=st.sampled_from(["noise", "sparse", "negative", "slab"]),
+    seed=st.integers(0, 2**16),
+)
+def test_brain_step_on_random_volumes(shape, zooms, kind, seed):
+    """Volumes that are not plainly skull-stripped go through the template fit: a slab or a
+    clean refusal naming the problem, never a crash or a hang."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        data = rng.normal(100.0, 10.0, shape).astype(np.float32)
+    elif kind == "sparse":
+        data = rng.uniform(1, 10, shape).astype(np.float32)
+        data.flat[rng.integers(0, data.size, 3)] = 1000.0
+    elif kind == "negative":
+        data = synthetic_brain(shape, seed=seed) - 500.0
+    else:
+        data = np.ones(shape, np.float32)
+        data[..., shape[2] // 2] = 100.0
+    try:
+        scan = Scan.from_array(data, np.diag([*zooms, 1.0]))
+    except MadganError:
+        return
+    check_preprocess(scan, PreprocessConfig(height=32, width=32, pixel_mm=4.0, brain="auto"))
