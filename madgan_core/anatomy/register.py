@@ -28,8 +28,10 @@ START_SHIFTS_MM = (-10.0, 0.0, 10.0)
 MASK_MARGIN_MM = 6.0
 TOP_GAP_MM = 8.0  # scalp and skull above the brain (a skull-stripped scan: about 0 mm)
 # A scan registered to the template spans at most this much along any axis, and at least
-# this much along two (a brain is about 140 x 170 x 120 mm; a slab may be thin in z).
-HEAD_EXTENT_MM = (60.0, 600.0)
+# this much along two (a brain is about 140 x 170 x 120 mm, a head with its neck under
+# 300 mm); along the third, a slab of at least MIN_SLAB_MM.
+HEAD_EXTENT_MM = (60.0, 400.0)
+MIN_SLAB_MM = 20.0
 # An affine whose linear part scales any axis outside this range is a diverged fit.
 PLAUSIBLE_SCALE = (0.7, 1.45)
 
@@ -285,7 +287,8 @@ def register_to_template(scan: Scan, kind: str = "rigid", *, brain_mask=None) ->
     import SimpleITK as sitk
 
     extent = np.asarray(scan.data.shape) * np.asarray(scan.zooms)
-    if extent.max() > HEAD_EXTENT_MM[1] or np.sort(extent)[-2] < HEAD_EXTENT_MM[0]:
+    small, middle, large = np.sort(extent)
+    if large > HEAD_EXTENT_MM[1] or middle < HEAD_EXTENT_MM[0] or small < MIN_SLAB_MM:
         size = " x ".join(f"{v:.0f}" for v in extent)
         raise ScanError(
             f"the scan spans {size} mm, not a head's {HEAD_EXTENT_MM[0]:.0f}-"
