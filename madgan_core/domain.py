@@ -171,21 +171,25 @@ def scan_profile(
     )
 
 
-def compare(profile: DomainProfile, controls: ProfileSummary) -> DomainCheck:
-    """The reasons ``profile`` lies outside the controls' domain (:data:`LIMITS`)."""
+def _acquisition_reasons(profile: DomainProfile, seen: ProfileSummary, whose: str) -> list[str]:
+    """Slices thicker than ``seen``'s and a skull they never had (``whose``: e.g.
+    ``"the model's controls had"``)."""
     reasons = []
-    thickest = controls.slice_mm[1]
-    if profile.slice_mm > LIMITS["slice_ratio"] * thickest:
-        reasons.append(
-            f"{profile.slice_mm:.1f} mm slices; the model's controls had {controls.resolution}"
-        )
-    skulls, checked = controls.skull
+    if profile.slice_mm > LIMITS["slice_ratio"] * seen.slice_mm[1]:
+        reasons.append(f"{profile.slice_mm:.1f} mm slices; {whose} {seen.resolution}")
+    skulls, checked = seen.skull
     extracted = any(step.startswith("brain extracted") for step in profile.steps)
     if profile.skull and checked and skulls == 0 and not extracted:
         reasons.append(
             "skull present; the model was trained on skull-stripped scans and brain "
             "extraction is off"
         )
+    return reasons
+
+
+def compare(profile: DomainProfile, controls: ProfileSummary) -> DomainCheck:
+    """The reasons ``profile`` lies outside the controls' domain (:data:`LIMITS`)."""
+    reasons = _acquisition_reasons(profile, controls, "the model's controls had")
     if profile.brain_z_mm < LIMITS["coverage"] * controls.brain_z_mm:
         reasons.append(
             f"covers {profile.brain_z_mm:.0f} mm of the brain's {controls.brain_z_mm:.0f} mm "
@@ -218,19 +222,7 @@ def controls_profile(reference) -> ProfileSummary | None:
 
 def compare_training(profile: DomainProfile, training: ProfileSummary) -> list[str]:
     """The reasons ``profile`` lies outside what the model was trained on."""
-    reasons = []
-    if profile.slice_mm > LIMITS["slice_ratio"] * training.slice_mm[1]:
-        reasons.append(
-            f"{profile.slice_mm:.1f} mm slices; the model was trained on {training.resolution}"
-        )
-    skulls, checked = training.skull
-    extracted = any(step.startswith("brain extracted") for step in profile.steps)
-    if profile.skull and checked and skulls == 0 and not extracted:
-        reasons.append(
-            "skull present; the model was trained on skull-stripped scans and brain "
-            "extraction is off"
-        )
-    return reasons
+    return _acquisition_reasons(profile, training, "the model was trained on")
 
 
 def guard(

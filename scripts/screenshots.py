@@ -82,8 +82,14 @@ def review_shot(
     widget.set_scan_layer(SAMPLES[sample])
     widget.set_model_path(model, remember=False)
     widget.set_score_mode(mode)
+    return run_and_shoot(viewer, widget, out / name)
+
+
+def run_and_shoot(viewer, widget, path: Path, timeout: float = 600) -> Path:
+    """Run, then click the first finding (under a z-map headline) or go to the most
+    anomalous slice, and save the window."""
     widget.form.run_button.native.click()
-    wait_for(lambda: not widget.controller.running, 300, "scoring")
+    wait_for(lambda: not widget.controller.running, timeout, "scoring")
     if widget.result is None:
         raise RuntimeError(f"scoring failed: {widget.status_text}")
     viewer.reset_view()
@@ -92,7 +98,6 @@ def review_shot(
     elif widget.results.top_list.count():
         widget.go_to_slice(int(widget.results.top_list.item(0).data(0x0100)))
     settle(1.0)
-    path = out / name
     viewer.screenshot(str(path), canvas_only=False, flash=False)
     viewer.close()
     return path
@@ -111,20 +116,7 @@ def file_shot(model: Path, scan_path: Path, out: Path, name: str, sequence: str)
     widget.set_scan_layer(viewer.layers[0].name)
     widget.set_model_path(model, remember=False)
     widget.set_sequence(sequence)
-    widget.form.run_button.native.click()
-    wait_for(lambda: not widget.controller.running, 600, "scoring")
-    if widget.result is None:
-        raise RuntimeError(f"scoring failed: {widget.status_text}")
-    viewer.reset_view()
-    if widget.results.findings_table.rowCount():
-        widget.results.findings_table.cellClicked.emit(0, 0)
-    elif widget.results.top_list.count():
-        widget.go_to_slice(int(widget.results.top_list.item(0).data(0x0100)))
-    settle(1.0)
-    path = out / name
-    viewer.screenshot(str(path), canvas_only=False, flash=False)
-    viewer.close()
-    return path
+    return run_and_shoot(viewer, widget, out / name)
 
 
 def real_scans(folder: Path) -> dict[str, Path]:
