@@ -311,3 +311,30 @@ def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, mo
     assert main([*argv[:-2], "--mode", "ztail", "--device", "cpu"]) == 2
     line = assert_one_error_line(capsys.readouterr().err, "score", model)
     assert "give --sequence (the model has z-statistics for T1, T1c)" in line
+
+
+def test_score_takes_a_brain_mask_and_refuses_a_bad_one(tmp_path, model_file, capsys):
+    scan = brain_scan(tmp_path / "scan.nii.gz")
+    image = nib.load(scan)
+    data = np.asarray(image.dataobj)
+    mask = _save(tmp_path / "mask.nii.gz", (data > 0).astype(np.uint8), image.affine)
+    out = tmp_path / "out"
+    argv = ["score", str(model_file), str(scan), "--maps", "--out", str(out), "--device", "cpu"]
+    assert main([*argv, "--brain-mask", str(mask)]) == 0
+    written = nib.load(out / "scan_brainmask.nii.gz")
+    assert written.shape == image.shape and np.array_equal(
+        np.asarray(written.dataobj) > 0, data > 0
+    )
+    capsys.readouterr()
+    empty = _save(tmp_path / "empty.nii.gz", np.zeros(data.shape, np.uint8), image.affine)
+    assert main([*argv[:-4], "--out", str(tmp_path / "o2"), "--brain-mask", str(empty)]) == 2
+    line = assert_one_error_line(capsys.readouterr().err, "score", empty)
+    assert "every voxel is 0" in line
+    small_mask = np.zeros((8, 8, 8), np.uint8)
+    small_mask[2:6, 2:6, 2:6] = 1
+    small = _save(tmp_path / "small.nii.gz", small_mask, image.affine)
+    assert main([*argv[:-4], "--out", str(tmp_path / "o3"), "--brain-mask", str(small)]) == 2
+    line = assert_one_error_line(capsys.readouterr().err, "score", small)
+    assert "not on the grid of scan.nii.gz" in line
+    two = [*argv, "--brain-mask", str(mask), "--brain-mask", str(mask)]
+    assert main(two) == 2
