@@ -171,16 +171,18 @@ def scan_profile(
     )
 
 
-def _acquisition_reasons(profile: DomainProfile, seen: ProfileSummary, whose: str) -> list[str]:
-    """Slices thicker than ``seen``'s and a skull they never had (``whose``: e.g.
-    ``"the model's controls had"``)."""
-    reasons = []
+def _acquisition_reasons(
+    profile: DomainProfile, seen: ProfileSummary, whose: str
+) -> dict[str, str]:
+    """By kind (``slices``, ``skull``): slices thicker than ``seen``'s and a skull they never
+    had (``whose``: e.g. ``"the model's controls had"``)."""
+    reasons = {}
     if profile.slice_mm > LIMITS["slice_ratio"] * seen.slice_mm[1]:
-        reasons.append(f"{profile.slice_mm:.1f} mm slices; {whose} {seen.resolution}")
+        reasons["slices"] = f"{profile.slice_mm:.1f} mm slices; {whose} {seen.resolution}"
     skulls, checked = seen.skull
     extracted = any(step.startswith("brain extracted") for step in profile.steps)
     if profile.skull and checked and skulls == 0 and not extracted:
-        reasons.append(
+        reasons["skull"] = (
             "skull present; the model was trained on skull-stripped scans and brain "
             "extraction is off"
         )
@@ -189,7 +191,7 @@ def _acquisition_reasons(profile: DomainProfile, seen: ProfileSummary, whose: st
 
 def compare(profile: DomainProfile, controls: ProfileSummary) -> DomainCheck:
     """The reasons ``profile`` lies outside the controls' domain (:data:`LIMITS`)."""
-    reasons = _acquisition_reasons(profile, controls, "the model's controls had")
+    reasons = list(_acquisition_reasons(profile, controls, "the model's controls had").values())
     if profile.brain_z_mm < LIMITS["coverage"] * controls.brain_z_mm:
         reasons.append(
             f"covers {profile.brain_z_mm:.0f} mm of the brain's {controls.brain_z_mm:.0f} mm "
@@ -220,9 +222,14 @@ def controls_profile(reference) -> ProfileSummary | None:
     return None if not stored else ProfileSummary.from_dict(stored)
 
 
-def compare_training(profile: DomainProfile, training: ProfileSummary) -> list[str]:
-    """The reasons ``profile`` lies outside what the model was trained on."""
-    return _acquisition_reasons(profile, training, "the model was trained on")
+def compare_training(
+    profile: DomainProfile, training: ProfileSummary, controls: ProfileSummary | None = None
+) -> list[str]:
+    """The reasons ``profile`` lies outside what the model was trained on, leaving out the
+    kinds its ``controls`` already give."""
+    given = {} if controls is None else _acquisition_reasons(profile, controls, "")
+    found = _acquisition_reasons(profile, training, "the model was trained on")
+    return [text for kind, text in found.items() if kind not in given]
 
 
 def guard(
@@ -238,9 +245,8 @@ def guard(
         check = None
     else:
         reasons = [] if summary is None else compare(profile, summary).reasons
-        for reason in [] if trained is None else compare_training(profile, trained):
-            if reason.split(";")[0] not in {r.split(";")[0] for r in reasons}:
-                reasons.append(reason)
+        if trained is not None:
+            reasons += compare_training(profile, trained, summary)
         check = DomainCheck(in_domain=not reasons, reasons=reasons)
     if summary is None:
         return check, ""

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from madgan_core.anatomy.steps import bias_step, brain_step, template_working_grid
+from madgan_core.anatomy import correct_bias
+from madgan_core.anatomy.steps import brain_step, template_working_grid
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
 from madgan_core.scan import Scan
@@ -181,7 +182,7 @@ def prepare_scan(
     """
     steps: list[str] = []
     working = scan
-    mask = None
+    mask = skull = alignment = None
     if brain_mask is not None:
         mask = np.asarray(brain_mask, dtype=bool)
         if mask.shape != scan.data.shape:
@@ -191,19 +192,17 @@ def prepare_scan(
             )
         if not mask.any():
             raise ScanError("the brain mask is empty", scan.path)
-        data = np.where(mask, scan.data, scan.data.min()).astype(np.float32)
-        working = _with_data(scan, data, scan.affine)
         steps.append("brain masked (given mask)")
-    skull = alignment = None
-    if mask is None and cfg.brain != "none":
+    elif cfg.brain != "none":
         found = brain_step(scan, cfg.brain)
         skull, alignment, mask = found.skull, found.alignment, found.mask
         if mask is not None:
-            data = np.where(mask, scan.data, scan.data.min()).astype(np.float32)
-            working = _with_data(scan, data, scan.affine)
             steps.append(found.step)
+    if mask is not None:  # everything outside the brain takes the scan's minimum
+        data = np.where(mask, scan.data, scan.data.min()).astype(np.float32)
+        working = _with_data(scan, data, scan.affine)
     if cfg.bias == "n4":
-        working = bias_step(working, mask)
+        working = correct_bias(working, mask=mask)
         steps.append("bias corrected (N4)")
     grid = None
     if cfg.align in ("rigid", "affine"):

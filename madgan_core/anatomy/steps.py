@@ -1,4 +1,4 @@
-"""The anatomy steps of the prepare stage: brain, bias and template alignment, as
+"""The anatomy steps of the prepare stage: the brain step and template alignment, as
 :func:`madgan_core.prepare.prepare_scan` runs them.
 
 ``brain = auto`` first asks whether the scan is plainly a brain alone: most of its voxels
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from madgan_core.anatomy.bias import correct_bias
 from madgan_core.anatomy.brain import BRAIN_ML, extract_brain, looks_skull_stripped
 from madgan_core.anatomy.register import Alignment, register_to_template, template_grid
 from madgan_core.scan import Scan
@@ -54,11 +53,6 @@ def brain_step(scan: Scan, mode: str) -> BrainStep:
         return BrainStep(None, False, alignment, None)
     mask = extract_brain(scan, alignment=alignment)
     return BrainStep(mask, True, alignment, "brain extracted (template registration)")
-
-
-def bias_step(scan: Scan, mask: np.ndarray | None) -> Scan:
-    """N4 bias-field correction inside ``mask`` (the whole foreground when None)."""
-    return correct_bias(scan, mask=mask)
 
 
 def template_working_grid(
