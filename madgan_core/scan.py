@@ -85,6 +85,14 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
     shape = tuple(int(s) for s in img.shape)
     if any(s <= 0 for s in shape):
         raise ScanError(f"header declares non-positive dimensions {shape}", path)
+    affine = img.affine
+    # Checked first: slicing a 4-D image rebuilds its header from this affine.
+    if (
+        affine is None
+        or not np.all(np.isfinite(affine))
+        or abs(np.linalg.det(affine[:3, :3])) < 1e-12
+    ):
+        raise ScanError("header has an invalid (singular or non-finite) affine", path)
     if len(shape) == 4 and shape[3] == 1:
         _check_stored_size(img, path)
         img = img.slicer[..., 0]
@@ -104,14 +112,6 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         raise ScanError(
             f"unsupported voxel type {dtype} (complex or RGB); give a scalar image", path
         )
-    affine = img.affine
-    if (
-        affine is None
-        or not np.all(np.isfinite(affine))
-        or abs(np.linalg.det(affine[:3, :3])) < 1e-12
-    ):
-        raise ScanError("header has an invalid (singular or non-finite) affine", path)
-
     native_affine = np.asarray(affine, dtype=float)
     try:  # reorienting a non-RAS image reads the voxels, so it can fail on damaged data too
         canonical = nib.as_closest_canonical(img)

@@ -157,3 +157,15 @@ def test_from_array_round_trip():
     scan = Scan.from_array(data, np.diag([-1.0, 1.0, 1.0, 1.0]))
     np.testing.assert_array_equal(scan.data, data[::-1])
     np.testing.assert_array_equal(scan.to_native(scan.data), data)
+
+
+def test_a_single_volume_4d_file_with_a_non_finite_affine_is_refused(tmp_path):
+    """Found by the header fuzz: slicing the volume out rebuilt the header from the bad affine."""
+    affine = np.eye(4)
+    affine[2, :] = np.nan
+    image = nib.Nifti1Image(np.ones((4, 4, 4, 1), np.uint8), None)
+    image.header.set_sform(affine, code=1)
+    path = tmp_path / "bad.nii"
+    image.to_filename(path)
+    with pytest.raises(ScanError, match="invalid .* affine"):
+        load_scan(path)
