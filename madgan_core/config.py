@@ -305,8 +305,12 @@ class ScoreConfig:
         finding_threshold: the z above which a voxel belongs to a finding, a connected
             region of the z-map (:mod:`madgan_core.findings`).
         finding_min_ml: smaller regions (mL) are not reported as findings.
-        finding_extent: a lower z to which each finding grows (hysteresis), so its
-            outline follows the lesion rather than its core; ``None``: no growth.
+        finding_extent: the z that draws each finding's outline. Above
+            ``finding_threshold`` (the default, 5) a finding is outlined by its voxels
+            at or above it, the core of its smoothed region; below, each finding grows
+            over the connected voxels above it (hysteresis); ``None``: the regions as
+            thresholded. Chosen on validation cohorts
+            (``scripts/finding_extent_validation.py``).
     """
 
     mode: str = "auto"
@@ -318,7 +322,7 @@ class ScoreConfig:
     position_bins: int = 24
     finding_threshold: float = 4.0
     finding_min_ml: float = 0.2
-    finding_extent: float | None = None
+    finding_extent: float | None = 5.0
 
     def validate(self) -> None:
         if self.mode not in (AUTO, *MODE_NAMES):

@@ -2,10 +2,13 @@
 
 A finding is a 3-D connected region of the z-map above a threshold (26-connected,
 so a lesion cut obliquely by the slice grid stays one region), at least a minimum
-volume. With an extent threshold below it, each region then grows over the connected
-voxels above that lower z (hysteresis, as in Canny edges): the strict threshold decides
-*whether* there is a finding, the lower one *how far* it reaches, so the outline follows
-the lesion rather than its most abnormal core. Each one carries what a reader needs to go and look: its volume in mL,
+volume. An extent z then draws each region's outline; the threshold alone decides
+*whether* there is a finding and how strong its evidence is. Above the threshold (the
+default, z = 5) the outline is the region's core at or above that z: the z-map is
+smoothed, and a lesion's error runs on past its last slice in the direction the model
+predicts, so the thresholded region is about twice the lesion. Below the threshold each
+region grows over the connected voxels above the lower z (hysteresis, as in Canny
+edges), for lesions whose core alone stands out. Each one carries what a reader needs to go and look: its volume in mL,
 peak and mean z, its centre and peak in scanner (RAS+ world) coordinates, and the
 axial slices it spans. Regions are ranked by evidence, the sum of their z above the
 threshold, so a large moderate region and a small intense one both rank high.
@@ -32,14 +35,14 @@ class Finding:
 
     Attributes:
         rank: 1 for the strongest evidence.
-        volume_ml: region volume in millilitres.
+        volume_ml: volume of the region's outline in millilitres.
         peak_z: the largest z in the region.
-        mean_z: mean z over the region.
+        mean_z: mean z over the outline.
         evidence: sum over the region's voxels of (z - threshold) x voxel volume in mL.
-        centre_mm: centre of mass in scanner coordinates (RAS+, mm).
+        centre_mm: the outline's centre of mass in scanner coordinates (RAS+, mm).
         peak_mm: the peak voxel in scanner coordinates.
         peak_voxel: the peak's RAS+ voxel index ``(i, j, k)``; ``k`` is the axial slice.
-        slices: first and last axial (RAS+ ``k``) slice the region touches.
+        slices: first and last axial (RAS+ ``k``) slice the outline touches.
         centre_mni: the centre in MNI152 mm, when the scan was registered to the template
             (brain extraction or ``preprocess.align = rigid | affine``); else None.
     """
@@ -85,8 +88,8 @@ def label_regions(
     max_regions: int = DEFAULT_MAX_REGIONS,
     extent_threshold: float | None = None,
 ) -> tuple[list[Finding], np.ndarray]:
-    """The findings and a label volume: voxel value ``r`` belongs to the finding ranked ``r``
-    (0: none).
+    """The findings and a label volume: voxel value ``r`` lies in the outline of the
+    finding ranked ``r`` (0: none).
 
     Args:
         zmap: RAS+ volume of z-scores; NaN (outside the brain, unscored slices) never counts.
@@ -94,10 +97,12 @@ def label_regions(
         threshold: z above which a voxel belongs to a region.
         min_volume_ml: smaller regions are dropped (noise specks).
         max_regions: at most this many regions are returned.
-        extent_threshold: when below ``threshold``, each region takes in the connected
-            voxels above this z (hysteresis). Which regions exist, their evidence and
-            their rank depend on ``threshold`` alone, except that regions joined by the
-            lower z become one.
+        extent_threshold: the z that draws each region's outline. Above ``threshold``,
+            the outline is the region's voxels at or above it (a region whose peak is
+            lower keeps its whole outline); below, the region takes in the connected
+            voxels above it (hysteresis); None: the thresholded region. Which regions
+            exist, their peak, evidence and rank depend on ``threshold`` alone, except
+            that regions joined by a lower z become one.
     """
     zmap = np.asarray(zmap, dtype=np.float32)
     if zmap.ndim != 3:
@@ -106,6 +111,7 @@ def label_regions(
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
     ranked = np.zeros(zmap.shape, np.int32)
     grow = extent_threshold is not None and extent_threshold < threshold
+    shrink = extent_threshold is not None and extent_threshold > threshold
     if not np.any(zmap > threshold):  # NaN compares False
         return [], ranked
     # Label inside the box around every voxel that may join a region: the same regions,
@@ -139,13 +145,21 @@ def label_regions(
         return [], ranked
     index, core_counts = index[keep], core_counts[keep]
     values = np.where(region, zmap, 0.0)
-    counts = ndimage.sum_labels(region, labels, index)
-    sums = ndimage.sum_labels(values, labels, index)
     peaks = ndimage.maximum(values, labels, index)
     peak_at = ndimage.maximum_position(values, labels, index)
+    core_sums = ndimage.sum_labels(np.where(above, zmap, 0.0), core, index)
+    if shrink:
+        # Outline each region by its voxels at or above the extent z, where it has any.
+        inner = region & (finite >= extent_threshold)
+        has_inner = np.zeros(n + 1, bool)
+        has_inner[np.unique(labels[inner])] = True
+        region = np.where(has_inner[labels], inner, region)
+        labels = np.where(region, labels, 0)
+        values = np.where(region, zmap, 0.0)
+    counts = ndimage.sum_labels(region, labels, index)
+    sums = ndimage.sum_labels(values, labels, index)
     centres = ndimage.center_of_mass(region, labels, index)
     extents = ndimage.find_objects(labels)
-    core_sums = ndimage.sum_labels(np.where(above, zmap, 0.0), core, index)
     evidence = (core_sums - threshold * core_counts) * voxel_ml
     order = np.argsort(-evidence, kind="stable")[:max_regions]
 

@@ -75,8 +75,9 @@ SCORE_MODES += (
     ScoreMode(
         "anomaly",
         "Anomaly score (calibrated)",
-        "largest of the z-map scores, each in SDs above the healthy controls' mean; "
-        "its percentile is against the controls' own (the calibrated headline)",
+        "larger of zvolume (focal) and zmean (diffuse), each on the normal scale of the "
+        "healthy controls' own distribution; its percentile is against the controls' own "
+        "(the calibrated headline)",
         needs_calibration=True,
         overlay="zmap",
     ),

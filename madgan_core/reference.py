@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtri
 
 from madgan_core.errors import MadganError
 from madgan_core.zmap import ZStats
@@ -22,23 +23,43 @@ from madgan_core.zmap import ZStats
 UNUSUAL_PERCENTILE = 90.0
 HIGHLY_UNUSUAL_PERCENTILE = 99.0
 
-# The calibrated headline: the largest of these z-map scores, each standardised against
-# the controls. ztail and zvolume answer focal lesions, zmean diffuse change.
+# The calibrated headline: the larger of a focal and a diffuse z-map score, each placed
+# on the normal scale of the controls' own distribution. zvolume answers focal lesions,
+# zmean diffuse change. Chosen on a validation cohort (scripts/headline_validation.py).
 ANOMALY = "anomaly"
-ANOMALY_PARTS = ("ztail", "zvolume", "zmean")
+ANOMALY_PARTS = ("zvolume", "zmean")
 MIN_CONTROLS_FOR_ANOMALY = 6
 
 
-def standardise(values: np.ndarray, score: float) -> float:
-    """``score`` in standard deviations above the mean of ``values`` (NaN ignored).
+def normal_score(values: np.ndarray, score: float) -> float:
+    """``score`` on the normal scale of the controls' ``values`` (NaN ignored).
 
-    The plain mean and standard deviation, not a median and MAD: ``zvolume`` is near 0
-    for most healthy scans with a long upper tail, so its MAD is a small fraction of
-    its spread and would let ``zvolume`` decide every anomaly score.
+    Inside the controls' range it is the normal quantile of its plotting position,
+    linear between neighbouring controls (the i-th smallest of n sits at the quantile
+    of i / (n + 1)); past the largest it goes on in the controls' standard deviations
+    from there (and likewise below the smallest), so it is continuous and increasing.
+    Unlike a plain standardisation it gives every part the same healthy distribution
+    whatever its shape: ``zvolume`` is near 0 for most healthy scans with a long upper
+    tail, which a mean and SD would either let dominate (MAD) or squash (SD).
     """
-    values = values[np.isfinite(values)]
-    scale = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return (score - float(np.mean(values))) / (scale if scale > 0 else 1.0)
+    values = np.sort(values[np.isfinite(values)])
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    quantiles = ndtri(np.arange(1, n + 1) / (n + 1))
+    scale = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    scale = scale if scale > 0 else 1.0
+    if score > values[-1]:
+        return float(quantiles[-1] + (score - values[-1]) / scale)
+    if score < values[0]:
+        return float(quantiles[0] + (score - values[0]) / scale)
+    if n == 1:
+        return float(quantiles[0])
+    # Equal control values: np.interp needs increasing x, so average the tied quantiles.
+    unique, first = np.unique(values, return_index=True)
+    counts = np.diff(np.append(first, n))
+    tied = np.add.reduceat(quantiles, first) / counts
+    return float(np.interp(score, unique, tied))
 
 
 class MalformedReference(ValueError):
@@ -107,24 +128,24 @@ class HealthyReference:
     def anomaly(
         self, scores: Mapping[str, float], sequence: str | None
     ) -> tuple[float, str] | None:
-        """The calibrated headline and the z-map score that sets it: the largest of the
-        scan's z-map scores, each in standard deviations above the controls of its
-        sequence (None: no z-map score with enough controls).
+        """The calibrated headline and the z-map score that sets it: the larger of the
+        scan's z-map scores, each on the normal scale of the controls of its sequence
+        (:func:`normal_score`; None: no z-map score with enough controls).
 
         Taking the largest of several is corrected for by ranking it among the controls'
         own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
         """
-        standardised = {
-            part: standardise(controls, float(scores[part]))
+        placed = {
+            part: normal_score(controls, float(scores[part]))
             for part in ANOMALY_PARTS
             if part in scores
             and np.isfinite(scores[part])
             and len(controls := self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
         }
-        if not standardised:
+        if not placed:
             return None
-        driver = max(standardised, key=standardised.__getitem__)
-        return standardised[driver], driver
+        driver = max(placed, key=placed.__getitem__)
+        return placed[driver], driver
 
     def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
         found = self.anomaly(scores, sequence)
@@ -135,8 +156,8 @@ class HealthyReference:
         return None if found is None else found[1]
 
     def control_anomaly_scores(self, sequence: str | None) -> np.ndarray:
-        """Each control's anomaly score, standardised against the other controls
-        (leave-one-out), so a scan's percentile among them is honest."""
+        """Each control's anomaly score, made against the other controls (leave-one-out),
+        so a scan's percentile among them is honest."""
         chosen = self._controls(sequence)
         parts = [
             p
@@ -151,7 +172,7 @@ class HealthyReference:
         for j in range(len(chosen)):
             others = np.delete(table, j, axis=1)
             values = [
-                standardise(others[k], table[k, j])
+                normal_score(others[k], table[k, j])
                 for k in range(len(parts))
                 if np.isfinite(table[k, j])
             ]

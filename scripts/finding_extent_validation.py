@@ -1,7 +1,7 @@
-"""Choose ``score.finding_extent`` on a validation cohort: how far findings grow below
-the detection threshold (hysteresis), judged by the Dice of the top region with the
-true lesion, with the FROC operating points alongside (they move only when regions
-merge).
+"""Choose ``score.finding_extent`` on a validation cohort: the z that draws each
+finding's outline (above the detection threshold: its core; below: hysteresis growth;
+None: the thresholded region), judged by the Dice of the top region with the true
+lesion, with the FROC operating points alongside (they move only when regions merge).
 
 Each test scan of the validation manifest is scored once with maps; every candidate
 extent is then applied to the same z-map. Never run this on the demo's test split.
@@ -31,7 +31,7 @@ from madgan_core.io import load_scan
 from madgan_core.manifest import read_manifest
 from madgan_core.score import score_scan
 
-CANDIDATES = (None, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0)
+CANDIDATES = (None, 6.0, 5.5, 5.0, 4.5, 3.5, 3.0, 2.0)
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from madgan_core.findings import describe_findings, find_regions
 from madgan_core.modes import headline_mode
-from madgan_core.reference import ANOMALY, HealthyReference, standardise
+from madgan_core.reference import ANOMALY, ANOMALY_PARTS, HealthyReference, normal_score
 
 AFFINE_2MM = np.array([[2.0, 0, 0, -90.0], [0, 2.0, 0, -126.0], [0, 0, 2.0, -72.0], [0, 0, 0, 1.0]])
 
@@ -64,6 +64,22 @@ def test_an_extent_threshold_grows_regions_without_creating_or_reranking_them():
     assert len(find_regions(z2, AFFINE_2MM, min_volume_ml=0.0, extent_threshold=2.0)) == 1
 
 
+def test_an_extent_above_the_threshold_outlines_each_region_by_its_core():
+    z = np.zeros((30, 30, 30), np.float32)
+    z[5:15, 5:15, 5:15] = 4.5  # a smoothed halo ...
+    z[8:12, 8:12, 8:12] = 7.0  # ... around a core
+    z[20:24, 20:24, 20:24] = 4.8  # a region whose peak stays below the extent z
+    plain = find_regions(z, AFFINE_2MM, threshold=4.0, min_volume_ml=0.0, extent_threshold=None)
+    cored = find_regions(z, AFFINE_2MM, threshold=4.0, min_volume_ml=0.0, extent_threshold=5.0)
+    assert len(cored) == len(plain) == 2
+    assert [r.evidence for r in cored] == [r.evidence for r in plain]  # ranks unchanged
+    assert [r.peak_z for r in cored] == [r.peak_z for r in plain]
+    assert plain[0].volume_ml == pytest.approx(1000 * 0.008)
+    assert cored[0].volume_ml == pytest.approx(64 * 0.008) and cored[0].mean_z == 7.0
+    assert cored[0].slices == (8, 11) and plain[0].slices == (5, 14)
+    assert cored[1] == plain[1]  # no voxel reaches 5: the whole region is its outline
+
+
 def test_the_summary_reads_like_a_report_line():
     regions = find_regions(_zmap(), AFFINE_2MM, threshold=4.0, min_volume_ml=0.05)
     text = describe_findings(regions)
@@ -85,12 +101,44 @@ def _reference(n: int = 40, seed: int = 0) -> HealthyReference:
     return HealthyReference(scores=scores, names=[f"c{i}" for i in range(n)], sequences=["T1"] * n)
 
 
-def test_the_anomaly_score_is_the_largest_standardised_zmap_score():
+def test_normal_scores_follow_the_controls_ranks_and_go_on_past_them():
+    controls = np.array([0.0, 1.0, 2.0, 3.0, 10.0])  # n = 5: quantiles of 1/6 ... 5/6
+    quantiles = [normal_score(controls, v) for v in controls]
+    assert quantiles[2] == pytest.approx(0.0, abs=1e-12)  # the median control
+    assert quantiles[-1] == pytest.approx(0.9674, abs=1e-4)  # Phi^-1(5/6)
+    assert np.all(np.diff(quantiles) > 0)
+    # linear between neighbouring controls; continuous at the ends
+    assert normal_score(controls, 6.5) == pytest.approx((quantiles[3] + quantiles[4]) / 2)
+    sd = float(np.std(controls, ddof=1))
+    assert normal_score(controls, 10.0 + 2 * sd) == pytest.approx(quantiles[-1] + 2.0)
+    assert normal_score(controls, -sd) == pytest.approx(quantiles[0] - 1.0)
+    # NaN controls are ignored; tied controls share their quantiles
+    assert normal_score(np.append(controls, np.nan), 2.0) == pytest.approx(0.0, abs=1e-12)
+    assert normal_score(np.array([0.0, 1.0, 1.0, 2.0]), 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_heavy_tailed_part_reaches_high_scores_no_more_often_than_a_normal_one():
+    """zvolume: most controls near 0 with a long upper tail. In the controls' SDs, new
+    healthy scans pass 2.33 five times as often as a normal part would (1 %); on the
+    normal scale both parts pass it at about the nominal rate."""
+
+    def draw(rng, n):
+        heavy = np.where(rng.random(n) < 0.8, rng.normal(0, 0.002, n), rng.exponential(0.3, n))
+        return heavy, rng.normal(0, 0.3, n)
+
+    heavy, normal = draw(np.random.default_rng(3), 60)
+    new_heavy, new_normal = draw(np.random.default_rng(4), 2000)
+    for controls, scans in ((heavy, new_heavy), (normal, new_normal)):
+        passed = np.mean([normal_score(controls, v) > 2.33 for v in scans])
+        assert passed < 0.03
+
+
+def test_the_anomaly_score_is_the_largest_normal_score_of_its_parts():
     reference = _reference()
-    scan = {"mean": 0.05, "ztail": 3.0, "zvolume": 0.0, "zmean": 1.0}
-    expected = max(standardise(reference.scores[p], scan[p]) for p in ("ztail", "zvolume", "zmean"))
+    scan = {"mean": 0.05, "ztail": 9.0, "zvolume": 0.0, "zmean": 1.0}
+    expected = max(normal_score(reference.scores[p], scan[p]) for p in ANOMALY_PARTS)
     assert reference.anomaly_score(scan, "T1") == pytest.approx(expected)
-    assert reference.anomaly_driver(scan, "T1") == "zmean"
+    assert reference.anomaly_driver(scan, "T1") == "zmean"  # ztail is not a part
     scored = reference.with_anomaly(scan, "T1")
     assert scored[ANOMALY] == pytest.approx(expected)
     assert reference.percentiles(scored, "T1")[ANOMALY] == 100.0
@@ -98,20 +146,20 @@ def test_the_anomaly_score_is_the_largest_standardised_zmap_score():
     assert reference.with_anomaly({"mean": 0.05}, "T1") == {"mean": 0.05}
 
 
-def test_controls_are_standardised_leaving_themselves_out():
+def test_controls_are_scored_leaving_themselves_out():
     reference = _reference(n=12)
     controls = reference.control_anomaly_scores("T1")
     j = 3
-    table = {p: reference.scores[p] for p in ("ztail", "zvolume", "zmean")}
-    expected = max(standardise(np.delete(v, j), v[j]) for v in table.values())
+    table = {p: reference.scores[p] for p in ANOMALY_PARTS}
+    expected = max(normal_score(np.delete(v, j), v[j]) for v in table.values())
     assert controls[j] == pytest.approx(expected)
     # a control's own score is not part of its yardstick: leave-one-out is stricter
-    with_self = max(standardise(v, v[j]) for v in table.values())
+    with_self = max(normal_score(v, v[j]) for v in table.values())
     assert controls[j] != pytest.approx(with_self)
 
 
 def test_healthy_scans_land_uniformly_among_the_controls():
-    """Taking the largest of three is corrected for: healthy percentiles are not inflated."""
+    """Taking the larger of two is corrected for: healthy percentiles are not inflated."""
     reference = _reference(n=60, seed=1)
     healthy = _reference(n=400, seed=2)
     percentiles = [
