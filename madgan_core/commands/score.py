@@ -84,9 +84,10 @@ def add_parser(subparsers) -> None:
         "--mode",
         choices=(AUTO, *MODE_NAMES),
         default=None,
-        help="headline score printed per scan (default: the model's; 'auto' leads with the "
-        "calibrated 'anomaly' score where the model has controls of the scan's sequence and "
-        "with the paper's 'mean' elsewhere); the files always hold every mode",
+        help="headline score printed per scan and recorded as 'headline' in scores.jsonl "
+        "(default: the model's; 'auto' leads with the calibrated 'anomaly' score where the "
+        "model has controls of the scan's sequence and with the paper's 'mean' elsewhere); "
+        "the files always hold every mode",
     )
     add_device_options(p)
     add_window_batch_option(p, old_spelling=True)
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.score_files import score_files
 
     overrides = score_overrides(args)  # checked before the model is read
+    if args.mode is not None:  # the files record the headline the lines print
+        overrides.setdefault("score", {})["mode"] = args.mode
     if args.brain_mask is not None and len(args.brain_mask) != len(args.scans):
         raise ConfigError(
             f"--brain-mask was given {len(args.brain_mask)} times for {len(args.scans)} scans; "
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         )
     with cohort_group(args.device) as (info, device):
         model = with_score_overrides(load_model(args.model, device=device), overrides)
-        mode = args.mode or model.config.score.mode
+        mode = model.config.score.mode
         _require_mode(model, mode, args.sequence, args.model)
         if args.dicom_out is not None:
             from madgan_core.dicom.results import require_dicom_inputs

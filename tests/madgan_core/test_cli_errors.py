@@ -304,6 +304,12 @@ def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, mo
     line = assert_one_error_line(capsys.readouterr().err, "score", model)
     assert "needs a noise fit" in line and "re-run `madgan calibrate`" in line
     assert main([*argv, "--mode", "ztail", "--device", "cpu"]) == 0  # the plain tail still works
+    # the files record the headline the line printed, not the model's own
+    assert "scan: ztail score" in capsys.readouterr().out
+    row = json.loads((tmp_path / "out" / "scores.jsonl").read_text().splitlines()[0])
+    assert (
+        row["headline"] == "ztail" and load_model(model, device="cpu").config.score.mode != "ztail"
+    )
     # With statistics for two sequences, a missing --sequence is named as the problem.
     zstats = {"T1": stats.to_dict(), "T1c": stats.to_dict()}
     update_checkpoint(model, healthy_reference={**reference, "zstats": zstats})
