@@ -5,14 +5,14 @@ scan is scored with maps and its findings (:mod:`madgan_core.findings`) are laid
 over its mask:
 
 - a true lesion (a connected component of the mask) is *detected* by a finding
-  whose region overlaps it;
+  whose region (the z-map's connected voxels above the threshold) overlaps it;
 - a finding on a healthy scan is a false positive.
 
 Sweeping a minimum evidence over the findings gives the FROC curve: the share of
 lesions detected against the false-positive regions per healthy scan of the same
 sequence. The report gives the detection rate at 0, 1 and 5 false positives per
-healthy scan, and the Dice of each lesioned scan's top region with the lesion it
-overlaps most.
+healthy scan, and the Dice of each lesioned scan's top finding, as outlined
+(``score.finding_extent``), with the lesion it overlaps most.
 """
 
 from __future__ import annotations
@@ -81,13 +81,17 @@ def match_regions(
 ) -> ScanRegions:
     """One scan's findings (``settings``: the model's :class:`~madgan_core.config.ScoreConfig`)
     laid over its lesion ``mask`` (RAS+, on the z-map's grid; None or empty: no lesion)."""
-    findings, labels = label_regions(
-        zmap,
-        affine,
+    threshold, min_ml, extent = (
         settings.finding_threshold,
         settings.finding_min_ml,
-        extent_threshold=settings.finding_extent,
+        settings.finding_extent,
     )
+    findings, labels = label_regions(zmap, affine, threshold, min_ml, extent_threshold=extent)
+    # A finding is detected by its region; an outline drawn by its core (an extent above
+    # the threshold) is what its Dice is measured on. Ranks are the same in both labellings.
+    regions = labels
+    if extent is not None and extent > threshold:
+        regions = label_regions(zmap, affine, threshold, min_ml)[1]
     out = ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     out.evidence = [f.evidence for f in findings]
     if mask is not None and mask.shape != labels.shape:
@@ -102,7 +106,7 @@ def match_regions(
         round(float(v) * voxel_ml, 3) for v in ndimage.sum_labels(mask, lesions, range(1, n + 1))
     ]
     for finding in findings:
-        hit = np.unique(lesions[labels == finding.rank])
+        hit = np.unique(lesions[regions == finding.rank])
         out.lesions_hit.append([int(v) - 1 for v in hit if v > 0])
     if findings:
         # Dice with the lesion the top region overlaps most (0 if it misses them all)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from madgan_core.evaluation.regions import (
@@ -53,3 +55,25 @@ def test_summary_takes_the_healthy_scans_of_the_same_sequence():
     assert summary.median_top_dice == pytest.approx(0.4)
     table = "\n".join(regions_markdown([summary]))
     assert "| mets | T1c | 3 | 4 | 3 | 75 % | 75 % | 75 % | 0.40 |" in table
+
+
+def test_a_lesion_is_detected_by_the_region_and_measured_by_the_outline():
+    import numpy as np
+
+    from madgan_core.config import ScoreConfig
+    from madgan_core.evaluation.regions import match_regions
+    from madgan_core.manifest import ManifestRow
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    z = np.zeros((30, 30, 30), np.float32)
+    z[5:15, 5:15, 5:15] = 4.5  # the smoothed halo ...
+    z[5:9, 5:9, 5:9] = 8.0  # ... around a core in one corner
+    mask = np.zeros(z.shape, bool)
+    mask[5:9, 5:9, 5:9] = True  # the lesion under the core
+    mask[12:14, 12:14, 12:14] = True  # a small lesion touched only by the halo
+    row = ManifestRow(Path("m.nii.gz"), "m", "mets", 1, "T1c", "test")
+    cored = match_regions(row, z, affine, mask, ScoreConfig(finding_extent=5.0))
+    plain = match_regions(row, z, affine, mask, ScoreConfig(finding_extent=None))
+    assert cored.lesions_hit == plain.lesions_hit == [[0, 1]]
+    assert cored.top_dice == pytest.approx(1.0)
+    assert plain.top_dice == pytest.approx(2 * 64 / (1000 + 64))
