@@ -39,7 +39,7 @@ from madgan_core.preprocess import Slab, preprocess
 log = logging.getLogger(__name__)
 
 # Bump when the cached arrays or the preprocessing they come from change meaning.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass

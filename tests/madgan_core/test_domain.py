@@ -99,6 +99,22 @@ def test_partial_coverage_and_a_foreign_contrast_are_flagged(model):
     assert compare(profile, summary).reasons == ["intensity profile far from the controls'"]
 
 
+def test_disease_is_not_read_as_another_intensity_profile(model):
+    """A bright lesion raises the clip percentile that normalises a scan, and atrophy adds
+    dark CSF: neither is another scanner (another contrast is: the test above)."""
+    summary = ProfileSummary.from_dict(model.reference.domain)
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"))
+    volume = head(7)
+    lesion = np.sum((grid - np.array([20, 30, 30])[:, None, None, None]) ** 2, axis=0) < 6**2
+    bright = np.where(lesion & (volume > 0), 300.0, volume)  # an enhancing lesion, ~2 %
+    atrophy = np.where((volume > 0) & (volume < 75.0), volume - 25.0, volume)  # wider CSF
+    cfg = config().preprocess
+    cfg.brain = "none"  # the test heads are stripped; the check is about intensities
+    for changed in (bright, atrophy):
+        profile = preprocess(Scan.from_array(changed, AFFINE), cfg).profile
+        assert compare(profile, summary).reasons == []
+
+
 def test_a_skull_on_a_model_of_stripped_scans_is_flagged(model):
     from dataclasses import replace
 
