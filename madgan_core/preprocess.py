@@ -298,14 +298,9 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
     values, low, high, indices, band_fg, fg = band_intensities(scan, cfg)
     raw_marks = np.percentile(values, LANDMARK_PERCENTILES)
     scan_marks = scan_landmarks(values, low, high, raw_marks)
+    steps, skull = prepared.steps, prepared.skull
     profile = scan_profile(
-        native_zooms,
-        fg,
-        float(scan.zooms[2]),
-        scan_marks,
-        prepared.steps,
-        prepared.skull,
-        raw_deciles=raw_marks,
+        native_zooms, fg, float(scan.zooms[2]), scan_marks, steps, skull, raw_marks
     )
 
     xs, ys = np.nonzero(band_fg.any(axis=2))
@@ -354,14 +349,10 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
     return slab
 
 
-def scan_landmarks(
-    values: np.ndarray, low: float, high: float, raw_marks: np.ndarray | None = None
-) -> np.ndarray:
-    """A scan's foreground deciles in linear model units, strictly increasing inside (-1, 1).
-
-    ``raw_marks``: the deciles of ``values`` when they are already known.
-    """
-    marks = np.percentile(values, LANDMARK_PERCENTILES) if raw_marks is None else raw_marks
+def scan_landmarks(values: np.ndarray, low: float, high: float, raw=None) -> np.ndarray:
+    """A scan's foreground deciles (``raw``, when known) in linear model units, strictly
+    increasing inside (-1, 1)."""
+    marks = np.percentile(values, LANDMARK_PERCENTILES) if raw is None else raw
     marks = np.clip((marks - low) * (2.0 / (high - low)) - 1.0, -0.999, 0.999)
     # Ties (a flat histogram) would make the piecewise map ill-defined: separate them.
     return np.maximum.accumulate(marks) + np.linspace(0.0, 1e-4, len(marks))
