@@ -34,6 +34,7 @@ from madgan_core.atomic import atomic_write_text
 from madgan_core.checkpoint import load_model
 from madgan_core.evaluation.cohort import read_scores
 from madgan_core.evaluation.stats import auc, comparisons_for, split_scores
+from madgan_core.reference import normal_score
 
 PARTS = ("ztail", "zvolume", "zmean")
 SINGLE = tuple(f"madgan:{p}" for p in PARTS)
@@ -81,22 +82,8 @@ def _rank_normal(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
 
 
 def _normal_scores(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
-    """The scan placed on the normal quantiles of the controls' plotting positions,
-    linearly between neighbouring controls (continuous, strictly increasing); past
-    either end, standardised by the controls' SD from the end quantile."""
-    n = controls.shape[1]
-    quantiles = scistats.norm.ppf(np.arange(1, n + 1) / (n + 1))
-    out = []
-    for k in range(len(scan)):
-        values = np.sort(controls[k])
-        sd = values.std(ddof=1) or 1.0
-        if scan[k] > values[-1]:
-            out.append(quantiles[-1] + (scan[k] - values[-1]) / sd)
-        elif scan[k] < values[0]:
-            out.append(quantiles[0] + (scan[k] - values[0]) / sd)
-        else:
-            out.append(float(np.interp(scan[k], values, quantiles)))
-    return np.asarray(out)
+    """The product's :func:`~madgan_core.reference.normal_score`, part by part."""
+    return np.array([normal_score(controls[k], scan[k]) for k in range(len(scan))])
 
 
 def _pick(indices: tuple[int, ...], combine: Callable, scale: Callable) -> Candidate:
