@@ -291,6 +291,12 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> LoadedM
             "against its controls' domain (re-run `madgan calibrate` to add the check)",
             path,
         )
+    elif reference is not None and not reference.domain.get("contrast_mean"):
+        log.info(
+            "%s: calibrated before the tissue-contrast check; scans are not checked against "
+            "its controls' intensities (re-run `madgan calibrate` to add the check)",
+            path,
+        )
     training = record.get("training_domain")
     return LoadedModel(generator, cfg, int(record["step"]), path, reference, dev, training)
 

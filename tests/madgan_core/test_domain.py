@@ -60,6 +60,7 @@ def test_calibration_stores_the_controls_profile(model):
     summary = ProfileSummary.from_dict(model.reference.domain)
     assert summary.n == 4 and summary.slice_mm == (1.0, 1.0) and summary.resolution == "1.0 mm"
     assert summary.skull == (0, 4)  # the brain step checked every control: no skull
+    assert len(summary.contrast_mean) == len(summary.contrast_std) == 9
     again = HealthyReference.from_dict(model.reference.to_dict())
     assert again.domain == model.reference.domain
 
@@ -162,3 +163,22 @@ def test_the_training_scans_profile_guards_a_model_without_controls(tmp_path):
     assert result.domain.reasons == ["5.0 mm slices; the model was trained on 1.0 mm"]
     upright = score_scan(model, Scan.from_array(head(7), AFFINE), maps=False)
     assert upright.domain == DomainCheck(True, [])
+
+
+def test_a_model_calibrated_before_the_contrast_check_says_so(tmp_path, tiny_model_file, caplog):
+    import logging
+
+    summary = {
+        "n": 3,
+        "slice_mm": [1.0, 1.0],
+        "brain_z_mm": 100.0,
+        "skull": [0, 3],
+        "deciles_mean": [0.0] * 9,
+        "deciles_std": [0.1] * 9,
+    }
+    reference = {"scores": {"mean": [0.1, 0.2, 0.3]}, "names": ["a", "b", "c"], "domain": summary}
+    path = tiny_model_file(tmp_path / "model.pt", reference=reference)
+    with caplog.at_level(logging.INFO, logger="madgan_core.checkpoint"):
+        loaded = load_model(path, device="cpu")
+    assert "calibrated before the tissue-contrast check" in caplog.text
+    assert ProfileSummary.from_dict(loaded.reference.domain).contrast_mean == ()
