@@ -306,11 +306,14 @@ class ScoreConfig:
             region of the z-map (:mod:`madgan_core.findings`).
         finding_min_ml: smaller regions (mL) are not reported as findings.
         finding_extent: the z that draws each finding's outline. Above
-            ``finding_threshold`` (the default, 5) a finding is outlined by its voxels
-            at or above it, the core of its smoothed region; below, each finding grows
-            over the connected voxels above it (hysteresis); ``None``: the regions as
-            thresholded. Chosen on validation cohorts
-            (``scripts/finding_extent_validation.py``).
+            ``finding_threshold`` a finding is outlined by its voxels at or above it,
+            the core of its smoothed region; below, each finding grows over the
+            connected voxels above it (hysteresis); ``None`` (the default): the regions
+            as thresholded.
+        finding_sign: trim each outline to the voxels where the scan departs from its
+            prediction in the region's dominant direction (brighter or darker), which
+            drops the error the model carries on past a lesion. With ``finding_extent``,
+            chosen on validation cohorts (``scripts/finding_extent_validation.py``).
     """
 
     mode: str = "auto"
@@ -322,7 +325,8 @@ class ScoreConfig:
     position_bins: int = 24
     finding_threshold: float = 4.0
     finding_min_ml: float = 0.2
-    finding_extent: float | None = 5.0
+    finding_extent: float | None = None
+    finding_sign: bool = True
 
     def validate(self) -> None:
         if self.mode not in (AUTO, *MODE_NAMES):

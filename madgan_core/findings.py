@@ -8,7 +8,17 @@ default, z = 5) the outline is the region's core at or above that z: the z-map i
 smoothed, and a lesion's error runs on past its last slice in the direction the model
 predicts, so the thresholded region is about twice the lesion. Below the threshold each
 region grows over the connected voxels above the lower z (hysteresis, as in Canny
-edges), for lesions whose core alone stands out. Each one carries what a reader needs to go and look: its volume in mL,
+edges), for lesions whose core alone stands out.
+
+Given the scan's signed residual (scan minus prediction), each outline is also trimmed
+to the voxels that depart in the region's dominant direction, and to the connected part
+of those carrying most of its z. A lesion is where the *scan* is brighter (or darker)
+than predicted; past its last slice the model, still seeing it in its input slices,
+predicts a lesion that is not there, so the residual there has the other sign. The
+direction is reported as the finding's ``signal``: ``brighter`` or ``darker`` than the
+healthy prediction.
+
+Each one carries what a reader needs to go and look: its volume in mL,
 peak and mean z, its centre and peak in scanner (RAS+ world) coordinates, and the
 axial slices it spans. Regions are ranked by evidence, the sum of their z above the
 threshold, so a large moderate region and a small intense one both rank high.
@@ -27,6 +37,7 @@ from scipy import ndimage
 DEFAULT_THRESHOLD = 4.0
 DEFAULT_MIN_VOLUME_ML = 0.1
 DEFAULT_MAX_REGIONS = 20
+RESIDUAL_SIGMA_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class Finding:
     Attributes:
         rank: 1 for the strongest evidence.
         volume_ml: volume of the region's outline in millilitres.
-        peak_z: the largest z in the region.
+        peak_z: the largest z in the outline.
         mean_z: mean z over the outline.
         evidence: sum over the region's voxels of (z - threshold) x voxel volume in mL.
         centre_mm: the outline's centre of mass in scanner coordinates (RAS+, mm).
@@ -45,6 +56,8 @@ class Finding:
         slices: first and last axial (RAS+ ``k``) slice the outline touches.
         centre_mni: the centre in MNI152 mm, when the scan was registered to the template
             (brain extraction or ``preprocess.align = rigid | affine``); else None.
+        signal: ``brighter`` or ``darker``: how the scan departs from the healthy
+            prediction over the region; None when no residual was given.
     """
 
     rank: int
@@ -57,11 +70,13 @@ class Finding:
     peak_voxel: tuple[int, int, int]
     slices: tuple[int, int]
     centre_mni: tuple[float, float, float] | None = None
+    signal: str | None = None
 
     def summary(self) -> str:
-        """E.g. ``14.2 mL at (31, -12, 18) mm, peak z 9.1``."""
+        """E.g. ``14.2 mL at (31, -12, 18) mm, peak z 9.1, brighter than predicted``."""
         x, y, z = (round(v) for v in self.centre_mm)
-        return f"{self.volume_ml:.1f} mL at ({x}, {y}, {z}) mm, peak z {self.peak_z:.1f}"
+        text = f"{self.volume_ml:.1f} mL at ({x}, {y}, {z}) mm, peak z {self.peak_z:.1f}"
+        return text if self.signal is None else f"{text}, {self.signal} than predicted"
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -70,6 +85,21 @@ class Finding:
         """This finding with its centre in MNI152 mm (``scan_to_mni`` maps scanner mm)."""
         centre = np.asarray(scan_to_mni(np.asarray(self.centre_mm, dtype=float)))
         return replace(self, centre_mni=tuple(round(float(v), 2) for v in centre))
+
+
+def signed_residual(
+    data: np.ndarray, reconstruction: np.ndarray, voxel_mm, sigma_mm: float = RESIDUAL_SIGMA_MM
+) -> np.ndarray:
+    """The scan minus its reconstruction, in the scan's own units, Gaussian-smoothed over
+    ``sigma_mm`` (``voxel_mm``: the voxel sizes); 0 where nothing was predicted.
+
+    In the scan's units, not the model's: a lesion brighter than the normalisation's
+    upper clip is clipped in model space, where its residual fades, but stays brighter
+    than any prediction here.
+    """
+    residual = np.nan_to_num(np.asarray(data, np.float32) - np.asarray(reconstruction, np.float32))
+    sigma = [sigma_mm / max(float(v), 1e-6) for v in voxel_mm]
+    return ndimage.gaussian_filter(residual, sigma=sigma).astype(np.float32)
 
 
 def find_regions(zmap: np.ndarray, affine: np.ndarray, *args, **kwargs) -> list[Finding]:
@@ -87,6 +117,7 @@ def label_regions(
     min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
     max_regions: int = DEFAULT_MAX_REGIONS,
     extent_threshold: float | None = None,
+    residual: np.ndarray | None = None,
 ) -> tuple[list[Finding], np.ndarray]:
     """The findings and a label volume: voxel value ``r`` lies in the outline of the
     finding ranked ``r`` (0: none).
@@ -103,6 +134,9 @@ def label_regions(
             voxels above it (hysteresis); None: the thresholded region. Which regions
             exist, their peak, evidence and rank depend on ``threshold`` alone, except
             that regions joined by a lower z become one.
+        residual: the scan minus its prediction on the same grid
+            (:func:`signed_residual`); each outline keeps the voxels departing in its dominant direction (see
+            the module's docstring). None: outlines by z alone, and no ``signal``.
     """
     zmap = np.asarray(zmap, dtype=np.float32)
     if zmap.ndim != 3:
@@ -112,6 +146,8 @@ def label_regions(
     ranked = np.zeros(zmap.shape, np.int32)
     grow = extent_threshold is not None and extent_threshold < threshold
     shrink = extent_threshold is not None and extent_threshold > threshold
+    if residual is not None and np.shape(residual) != zmap.shape:
+        raise ValueError(f"residual shape {np.shape(residual)} is not the z-map's {zmap.shape}")
     if not np.any(zmap > threshold):  # NaN compares False
         return [], ranked
     # Label inside the box around every voxel that may join a region: the same regions,
@@ -156,6 +192,13 @@ def label_regions(
         region = np.where(has_inner[labels], inner, region)
         labels = np.where(region, labels, 0)
         values = np.where(region, zmap, 0.0)
+    signs = None
+    if residual is not None:
+        labels, signs = _trim_by_sign(labels, index, finite, np.asarray(residual)[box])
+        region = labels > 0
+        values = np.where(region, zmap, 0.0)
+        peaks = ndimage.maximum(values, labels, index)  # within the trimmed outline
+        peak_at = ndimage.maximum_position(values, labels, index)
     counts = ndimage.sum_labels(region, labels, index)
     sums = ndimage.sum_labels(values, labels, index)
     centres = ndimage.center_of_mass(region, labels, index)
@@ -183,10 +226,41 @@ def label_regions(
                 peak_mm=world(peak_at[i]),
                 peak_voxel=tuple(int(v) for v in np.add(peak_at[i], corner)),
                 slices=(int(extent[2].start + corner[2]), int(extent[2].stop + corner[2] - 1)),
+                signal=None if signs is None else ("brighter" if signs[i] > 0 else "darker"),
             )
         )
     ranked[box] = relabel[labels]
     return findings, ranked
+
+
+def _trim_by_sign(
+    labels: np.ndarray, index: np.ndarray, z: np.ndarray, residual: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each region of ``labels`` cut to its voxels whose residual has the region's
+    z-weighted sign, then to the connected part of them with the most z; a region with
+    no such voxel keeps its outline. Returns the new labels and each region's sign."""
+    residual = np.nan_to_num(np.asarray(residual, dtype=np.float32))
+    weight = np.maximum(z, 0.0)
+    signs = np.sign(ndimage.sum_labels(residual * weight, labels, index))
+    signs[signs == 0] = 1.0
+    sign_of = np.zeros(int(labels.max()) + 1, np.float32)
+    sign_of[index] = signs
+    agrees = (labels > 0) & (np.sign(residual) == sign_of[labels])
+    parts, n_parts = ndimage.label(agrees, structure=np.ones((3, 3, 3), bool))
+    if n_parts == 0:
+        return labels, signs
+    part_index = np.arange(1, n_parts + 1)
+    mass = ndimage.sum_labels(weight, parts, part_index)
+    owner = ndimage.maximum(labels, parts, part_index).astype(np.int64)  # parts lie in one region
+    best = np.zeros(int(labels.max()) + 1, np.int64)  # per region, its heaviest part
+    for part in np.argsort(mass, kind="stable"):  # heavier parts overwrite lighter ones
+        best[owner[part]] = part + 1
+    keep = np.zeros(n_parts + 1, bool)
+    keep[best[best > 0]] = True
+    kept = keep[parts]
+    has_part = best > 0
+    trimmed = np.where(has_part[labels], np.where(kept, labels, 0), labels)
+    return trimmed, signs
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:

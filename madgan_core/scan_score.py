@@ -40,6 +40,9 @@ class ScanScore:
         reconstruction: RAS+ volume of the prediction in the scan's intensity units; NaN where not predicted.
         zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with
             z-statistics); NaN outside the foreground, where no z-map score looks.
+        residual: RAS+ volume of the scan minus its prediction in the scan's units,
+            smoothed over 2 mm; its sign outlines the findings. With maps, a z-map and
+            ``score.finding_sign``; else None.
         foreground: RAS+ mask of the voxels the model sees as brain (or head), with maps.
         brain_mask: RAS+ brain mask the brain step made or was given, with maps; None
             when the scan was used as given (already skull-stripped, or no brain step).
@@ -66,6 +69,7 @@ class ScanScore:
     heatmap: np.ndarray | None = None
     reconstruction: np.ndarray | None = None
     zmap: np.ndarray | None = None
+    residual: np.ndarray | None = None
     slice_zvolume: np.ndarray | None = None
     foreground: np.ndarray | None = None
     brain_mask: np.ndarray | None = None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.domain import guard
-from madgan_core.findings import find_regions
+from madgan_core.findings import find_regions, signed_residual
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
 from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
@@ -207,6 +207,19 @@ def _world_affine(scan) -> np.ndarray | None:
     return affine
 
 
+def _scan_data(scan) -> np.ndarray | None:
+    """The voxels of a scan, or of the scan a prepared slab kept; None if neither has them."""
+    data = getattr(scan, "data", None)
+    if data is None and getattr(scan, "scan", None) is not None:
+        data = scan.scan.data
+    return None if data is None else np.asarray(data)
+
+
+def _voxel_mm(scan) -> np.ndarray:
+    """Voxel sizes (mm) from the scan's affine."""
+    return np.sqrt((np.asarray(_world_affine(scan), dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+
+
 def scan_result(
     scan: Scan | ScanSource,
     slab: Slab,
@@ -229,14 +242,18 @@ def scan_result(
         slice_losses = np.where(
             errors.coverage > 0, errors.slice_loss_sum / errors.coverage, np.nan
         )
-    heatmap = reconstruction = zmap = foreground = None
+    heatmap = reconstruction = zmap = foreground = residual = None
     if maps or z is not None:  # the z-map is made without maps too: the findings need it
         # Every map through one bilinear stencil (native_maps), computed once.
         grid = NativeGrid.of(slab)
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
         foreground = to_mask(slab, seen, 0.5, grid)
+        # a z-map comes with the predictions: the findings' outlines take the residual's sign
+        data = _scan_data(scan) if z is not None and settings.finding_sign else None
+        if _world_affine(scan) is None:
+            data = None
         stacks = []
-        if maps:
+        if maps or data is not None:
             err_maps, pred_maps = errors.slice_maps()
             stacks += [err_maps, slab.to_intensity(pred_maps)]
         if z is not None:
@@ -244,6 +261,8 @@ def scan_result(
         volumes = to_volumes(slab, *stacks, grid=grid)
         if maps:
             heatmap, reconstruction = volumes[:2]
+        if data is not None and data.shape == volumes[1].shape:
+            residual = signed_residual(data, volumes[1], _voxel_mm(scan))
         if z is not None:
             zmap = volumes[-1]
             zmap[~foreground] = np.nan
@@ -265,12 +284,13 @@ def scan_result(
             settings.finding_threshold,
             settings.finding_min_ml,
             extent_threshold=settings.finding_extent,
+            residual=residual,
         )
         alignment = getattr(slab.prepared, "alignment", None)
         if alignment is not None:
             findings = [f.in_mni(alignment.scan_to_mni) for f in findings]
     if not maps:
-        zmap = foreground = None
+        zmap = foreground = residual = None
     brain_mask = getattr(slab.prepared, "brain_mask", None) if maps else None
     domain, controls = guard(slab.profile, reference, sequence, training_domain)
     return ScanScore(
@@ -285,6 +305,7 @@ def scan_result(
         heatmap=heatmap,
         reconstruction=reconstruction,
         zmap=zmap,
+        residual=residual,
         slice_zvolume=slice_zvolume,
         foreground=foreground,
         brain_mask=brain_mask,

@@ -1,10 +1,11 @@
-"""Choose ``score.finding_extent`` on a validation cohort: the z that draws each
-finding's outline (above the detection threshold: its core; below: hysteresis growth;
-None: the thresholded region), judged by the Dice of the top region with the true
+"""Choose ``score.finding_extent`` and ``score.finding_sign`` on a validation cohort:
+the z that draws each finding's outline (above the detection threshold: its core;
+below: hysteresis growth; None: the thresholded region), with and without the trim to
+the residual's dominant sign, judged by the Dice of the top region with the true
 lesion, with the FROC operating points alongside (they move only when regions merge).
 
 Each test scan of the validation manifest is scored once with maps; every candidate
-extent is then applied to the same z-map. Never run this on the demo's test split.
+outline is then drawn on the same z-map and residual. Never run this on the demo's test split.
 
     madgan phantom val --healthy 40 --mets 20 --ad 0 --various 0 --seed 11 --voxel-mm 2
     python scripts/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
@@ -31,7 +32,8 @@ from madgan_core.io import load_scan
 from madgan_core.manifest import read_manifest
 from madgan_core.score import score_scan
 
-CANDIDATES = (None, 6.0, 5.5, 5.0, 4.5, 3.5, 3.0, 2.0)
+EXTENTS = (None, 6.0, 5.5, 5.0, 4.5, 3.5, 3.0, 2.0)
+CANDIDATES = [(extent, sign) for sign in (False, True) for extent in EXTENTS]
 
 
 def main() -> int:
@@ -42,25 +44,32 @@ def main() -> int:
     args = parser.parse_args()
 
     model = load_model(args.model)
+    # the residual is kept when the sign trim is on; each candidate decides whether to use it
+    model.config.score = dataclasses.replace(model.config.score, finding_sign=True)
     rows = [r for r in read_manifest(args.manifest) if r.split == "test"]
     lesioned_sequences = {r.sequence for r in rows if r.mask is not None}
     rows = [r for r in rows if r.mask is not None or r.sequence in lesioned_sequences]
-    records = {extent: [] for extent in CANDIDATES}
+    records = {candidate: [] for candidate in CANDIDATES}
     for row in tqdm(rows, desc="scans"):
         scan = load_scan(row.path)
-        zmap = score_scan(model, scan, maps=True, sequence=row.sequence).zmap
+        result = score_scan(model, scan, maps=True, sequence=row.sequence)
         mask = None if row.mask is None else np.asarray(load_scan(row.mask).data) > 0.5
-        for extent in CANDIDATES:
-            settings = dataclasses.replace(model.config.score, finding_extent=extent)
-            records[extent].append(match_regions(row, zmap, scan.affine, mask, settings))
+        for extent, sign in CANDIDATES:
+            settings = dataclasses.replace(
+                model.config.score, finding_extent=extent, finding_sign=sign
+            )
+            records[(extent, sign)].append(
+                match_regions(row, result.zmap, scan.affine, mask, settings, result.residual)
+            )
 
     result = {"model": str(args.model), "manifest": str(args.manifest), "candidates": []}
-    for extent, recs in records.items():
+    for (extent, sign), recs in records.items():
         for s in summarise(recs):
             dice = [r.top_dice or 0.0 for r in recs if r.group == s.group and r.n_lesions > 0]
             result["candidates"].append(
                 {
                     "finding_extent": extent,
+                    "finding_sign": sign,
                     "group": s.group,
                     "sequence": s.sequence,
                     "n_scans": s.n_scans,

@@ -12,7 +12,8 @@ Sweeping a minimum evidence over the findings gives the FROC curve: the share of
 lesions detected against the false-positive regions per healthy scan of the same
 sequence. The report gives the detection rate at 0, 1 and 5 false positives per
 healthy scan, and the Dice of each lesioned scan's top finding, as outlined
-(``score.finding_extent``), with the lesion it overlaps most.
+(``score.finding_extent``, trimmed by sign with ``score.finding_sign``), with the
+lesion it overlaps most.
 """
 
 from __future__ import annotations
@@ -73,24 +74,36 @@ def scan_regions(model: LoadedModel, row: ManifestRow) -> ScanRegions:
     if result.zmap is None:
         return ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     mask = None if row.mask is None else np.asarray(load_scan(row.mask).data) > 0.5
-    return match_regions(row, result.zmap, scan.affine, mask, model.config.score)
+    return match_regions(
+        row, result.zmap, scan.affine, mask, model.config.score, residual=result.residual
+    )
 
 
 def match_regions(
-    row: ManifestRow, zmap: np.ndarray, affine: np.ndarray, mask: np.ndarray | None, settings
+    row: ManifestRow,
+    zmap: np.ndarray,
+    affine: np.ndarray,
+    mask: np.ndarray | None,
+    settings,
+    residual: np.ndarray | None = None,
 ) -> ScanRegions:
     """One scan's findings (``settings``: the model's :class:`~madgan_core.config.ScoreConfig`)
-    laid over its lesion ``mask`` (RAS+, on the z-map's grid; None or empty: no lesion)."""
+    laid over its lesion ``mask`` (RAS+, on the z-map's grid; None or empty: no lesion).
+    ``residual`` (the scan's :attr:`~madgan_core.scan_score.ScanScore.residual`) trims the
+    outlines when ``settings.finding_sign`` is set."""
     threshold, min_ml, extent = (
         settings.finding_threshold,
         settings.finding_min_ml,
         settings.finding_extent,
     )
-    findings, labels = label_regions(zmap, affine, threshold, min_ml, extent_threshold=extent)
+    residual = residual if settings.finding_sign else None
+    findings, labels = label_regions(
+        zmap, affine, threshold, min_ml, extent_threshold=extent, residual=residual
+    )
     # A finding is detected by its region; an outline drawn by its core (an extent above
     # the threshold) is what its Dice is measured on. Ranks are the same in both labellings.
     regions = labels
-    if extent is not None and extent > threshold:
+    if (extent is not None and extent > threshold) or residual is not None:
         regions = label_regions(zmap, affine, threshold, min_ml)[1]
     out = ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     out.evidence = [f.evidence for f in findings]

@@ -18,7 +18,16 @@ from napari_madgan._layers import in_viewer, real_layer
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
 
-COLUMNS = ("#", "mL", "peak z", "mean z", "centre (R, A, S) mm", "slices", "MNI (x, y, z) mm")
+COLUMNS = (
+    "#",
+    "mL",
+    "peak z",
+    "mean z",
+    "signal",
+    "centre (R, A, S) mm",
+    "slices",
+    "MNI (x, y, z) mm",
+)
 FINDINGS_NAME = "findings"
 
 
@@ -30,6 +39,7 @@ def finding_cells(finding: Finding) -> tuple[str, ...]:
         f"{finding.volume_ml:.2f}",
         f"{finding.peak_z:.1f}",
         f"{finding.mean_z:.1f}",
+        finding.signal or "",
         f"({x}, {y}, {z})",
         f"{first}–{last}",
         ""
@@ -56,8 +66,10 @@ class FindingsTable(QTableWidget):
     def set_findings(self, findings: list[Finding]) -> None:
         self.findings = list(findings)
         self.setRowCount(len(self.findings))
-        # MNI coordinates exist only for scans registered to the template
+        # MNI coordinates exist only for scans registered to the template; the signal
+        # only where the outlines were trimmed by the residual's sign
         self.setColumnHidden(len(COLUMNS) - 1, all(f.centre_mni is None for f in self.findings))
+        self.setColumnHidden(COLUMNS.index("signal"), all(f.signal is None for f in self.findings))
         for row, finding in enumerate(self.findings):
             for column, text in enumerate(finding_cells(finding)):
                 self.setItem(row, column, QTableWidgetItem(text))

@@ -80,6 +80,49 @@ def test_an_extent_above_the_threshold_outlines_each_region_by_its_core():
     assert cored[1] == plain[1]  # no voxel reaches 5: the whole region is its outline
 
 
+def _lesion_and_trail() -> tuple[np.ndarray, np.ndarray]:
+    """A bright lesion on slices 10-13 and the error the model carries on to slice 17,
+    where it predicts the lesion the scan no longer has (negative residual)."""
+    z = np.zeros((30, 30, 30), np.float32)
+    residual = np.zeros_like(z)
+    z[10:14, 10:14, 10:18] = 6.0
+    z[11:13, 11:13, 15] = 9.0  # the trail's peak: stronger than the lesion's z
+    residual[10:14, 10:14, 10:14] = 0.4  # the scan is brighter than predicted ...
+    residual[10:14, 10:14, 14:18] = -0.2  # ... then darker, past the lesion
+    return z, residual
+
+
+def test_the_residual_sign_trims_the_error_carried_past_a_lesion():
+    z, residual = _lesion_and_trail()
+    plain = find_regions(z, AFFINE_2MM, threshold=4.0, min_volume_ml=0.0)
+    (signed,) = find_regions(z, AFFINE_2MM, 4.0, 0.0, residual=residual)
+    assert plain[0].slices == (10, 17) and plain[0].signal is None
+    assert signed.slices == (10, 13) and signed.signal == "brighter"
+    assert signed.volume_ml == pytest.approx(64 * 0.008)
+    assert signed.peak_voxel[2] in range(10, 14)  # the peak lies in the outline
+    # evidence and rank are the thresholded region's
+    assert signed.evidence == plain[0].evidence
+    # a dark lesion keeps its dark part
+    (dark,) = find_regions(z, AFFINE_2MM, 4.0, 0.0, residual=-residual * (residual > 0))
+    assert dark.signal == "darker" and dark.slices == (10, 13)
+
+
+def test_the_sign_trim_keeps_the_heaviest_part_and_each_region_apart():
+    z, residual = _lesion_and_trail()
+    z[10:12, 10:12, 22:24] = 7.0  # a second region, darker than predicted
+    residual[10:12, 10:12, 22:24] = -0.3
+    residual[13, 13, 16] = 0.5  # a stray bright voxel in the trail: not connected
+    first, second = find_regions(z, AFFINE_2MM, 4.0, 0.0, residual=residual)
+    assert first.slices == (10, 13) and first.signal == "brighter"
+    assert second.slices == (22, 23) and second.signal == "darker"
+    assert second.volume_ml == pytest.approx(8 * 0.008)
+    # no voxel of the region agrees with nothing: a zero residual keeps the outline
+    (whole,) = find_regions(z[:, :, :20], AFFINE_2MM, 4.0, 0.0, residual=np.zeros((30, 30, 20)))
+    assert whole.slices == (10, 17)
+    with pytest.raises(ValueError, match="residual shape"):
+        find_regions(z, AFFINE_2MM, residual=np.zeros((3, 3, 3)))
+
+
 def test_the_summary_reads_like_a_report_line():
     regions = find_regions(_zmap(), AFFINE_2MM, threshold=4.0, min_volume_ml=0.05)
     text = describe_findings(regions)

@@ -77,3 +77,26 @@ def test_a_lesion_is_detected_by_the_region_and_measured_by_the_outline():
     assert cored.lesions_hit == plain.lesions_hit == [[0, 1]]
     assert cored.top_dice == pytest.approx(1.0)
     assert plain.top_dice == pytest.approx(2 * 64 / (1000 + 64))
+
+
+def test_the_outline_is_trimmed_by_the_residual_sign_only_when_the_config_says():
+    import numpy as np
+
+    from madgan_core.config import ScoreConfig
+    from madgan_core.evaluation.regions import match_regions
+    from madgan_core.manifest import ManifestRow
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    z = np.zeros((20, 20, 20), np.float32)
+    residual = np.zeros_like(z)
+    z[5:9, 5:9, 5:13] = 6.0  # a lesion on slices 5-8 and its trail to slice 12
+    residual[5:9, 5:9, 5:9] = 0.3
+    residual[5:9, 5:9, 9:13] = -0.3
+    mask = np.zeros(z.shape, bool)
+    mask[5:9, 5:9, 5:9] = True
+    row = ManifestRow(Path("m.nii.gz"), "m", "mets", 1, "T1c", "test")
+    signed = match_regions(row, z, affine, mask, ScoreConfig(), residual)
+    unsigned = match_regions(row, z, affine, mask, ScoreConfig(finding_sign=False), residual)
+    assert signed.top_dice == pytest.approx(1.0)
+    assert unsigned.top_dice == pytest.approx(2 * 64 / (128 + 64))
+    assert signed.lesions_hit == unsigned.lesions_hit == [[0]]

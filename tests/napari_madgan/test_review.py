@@ -139,6 +139,16 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
     assert findings, "the untrained tiny model's z-map has regions above 4"
     assert widget.results.findings_table.rowCount() == len(findings)
     assert widget.results.findings_table.item(0, 0).text() == "1"
+    # each finding says whether the scan is brighter or darker than predicted there
+    table = widget.results.findings_table
+    signal_column = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    signal_column = signal_column.index("signal")
+    assert not table.isColumnHidden(signal_column)
+    assert {table.item(r, signal_column).text() for r in range(table.rowCount())} <= {
+        "brighter",
+        "darker",
+    }
+    assert f"{findings[0].signal} than predicted" in widget.results.score_label.text()
     points = viewer.layers[f"{SCAN} findings"]
     assert len(points.data) == len(findings)
     # a point sits on its region's peak: the scan layer maps it back to the peak voxel
