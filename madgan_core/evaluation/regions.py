@@ -100,11 +100,13 @@ def match_regions(
     findings, labels = label_regions(
         zmap, affine, threshold, min_ml, extent_threshold=extent, residual=residual
     )
-    # A finding is detected by its region; an outline drawn by its core (an extent above
-    # the threshold) is what its Dice is measured on. Ranks are the same in both labellings.
+    # A finding is detected by its region (grown, when the extent is below the threshold);
+    # the outline drawn by its core or trimmed by sign is what its Dice is measured on.
+    # Ranks are the same in both labellings.
     regions = labels
     if (extent is not None and extent > threshold) or residual is not None:
-        regions = label_regions(zmap, affine, threshold, min_ml)[1]
+        grown = extent if extent is not None and extent < threshold else None
+        regions = label_regions(zmap, affine, threshold, min_ml, extent_threshold=grown)[1]
     out = ScanRegions(str(row.path), row.group, int(row.stage), row.sequence)
     out.evidence = [f.evidence for f in findings]
     if mask is not None and mask.shape != labels.shape:

@@ -100,3 +100,24 @@ def test_the_outline_is_trimmed_by_the_residual_sign_only_when_the_config_says()
     assert signed.top_dice == pytest.approx(1.0)
     assert unsigned.top_dice == pytest.approx(2 * 64 / (128 + 64))
     assert signed.lesions_hit == unsigned.lesions_hit == [[0]]
+
+
+def test_a_grown_region_detects_what_it_joins_when_its_outline_is_trimmed_by_sign():
+    import numpy as np
+
+    from madgan_core.config import ScoreConfig
+    from madgan_core.evaluation.regions import match_regions
+    from madgan_core.manifest import ManifestRow
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    z = np.zeros((20, 20, 20), np.float32)
+    z[3:7, 3:7, 3:7] = 8.0  # a strong lesion ...
+    z[7:12, 5, 5] = 3.0  # ... joined at a lower z to
+    z[12:14, 4:6, 4:6] = 4.5  # a weak one
+    residual = np.where(z > 0, 0.2, 0.0).astype(np.float32)
+    mask = np.zeros(z.shape, bool)
+    mask[3:7, 3:7, 3:7] = True
+    mask[12:14, 4:6, 4:6] = True
+    row = ManifestRow(Path("m.nii.gz"), "m", "mets", 1, "T1c", "test")
+    grown = match_regions(row, z, affine, mask, ScoreConfig(finding_extent=2.0), residual)
+    assert grown.lesions_hit == [[0, 1]]  # one grown finding over both lesions
