@@ -178,6 +178,25 @@ class RegionSummary:
     detected: dict[str, float | None]
     median_top_dice: float | None
     curve: list[tuple[float, float, float]]
+    median_top_dice_ci: tuple[float, float] | None = None
+
+
+def median_interval(values: Sequence[float], n_boot: int = 1000) -> tuple[float, float] | None:
+    """A bootstrap 95 % interval of the median (SciPy's percentile bootstrap, resampling
+    scans); None for fewer than 2 values."""
+    from scipy.stats import bootstrap
+
+    if len(values) < 2 or np.ptp(values) == 0:
+        return None if len(values) < 2 else (float(values[0]), float(values[0]))
+    result = bootstrap(
+        (np.asarray(values, dtype=np.float64),),
+        np.median,
+        n_resamples=n_boot,
+        method="percentile",
+        random_state=0,
+    )
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def summarise(records: Sequence[ScanRegions]) -> list[RegionSummary]:
@@ -200,6 +219,7 @@ def summarise(records: Sequence[ScanRegions]) -> list[RegionSummary]:
                 detected={f"{fp:g}": sensitivity_at(curve, fp) for fp in FP_RATES},
                 median_top_dice=float(np.median(dice)) if dice else None,
                 curve=curve,
+                median_top_dice_ci=median_interval(dice),
             )
         )
     return summaries
@@ -242,12 +262,15 @@ def evaluate_regions(
 
 def write_summary_csv(summaries: Sequence[RegionSummary], path: Path) -> Path:
     fields = ["group", "sequence", "n_scans", "n_lesions", "n_healthy"]
-    fields += [f"detected_at_{fp:g}_fp" for fp in FP_RATES] + ["median_top_dice"]
+    fields += [f"detected_at_{fp:g}_fp" for fp in FP_RATES]
+    fields += ["median_top_dice", "median_top_dice_low", "median_top_dice_high"]
     rows = []
     for s in summaries:
         row = {k: getattr(s, k) for k in fields[:5]}
         row.update({f"detected_at_{k}_fp": v for k, v in s.detected.items()})
         row["median_top_dice"] = s.median_top_dice
+        low, high = s.median_top_dice_ci or (None, None)
+        row["median_top_dice_low"], row["median_top_dice_high"] = low, high
         rows.append(row)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields)
@@ -271,11 +294,13 @@ def regions_markdown(summaries: Sequence[RegionSummary]) -> list[str]:
         "findings on healthy scans of the same sequence.",
         "",
         "| group | sequence | scans | lesions | healthy | detected at 0 FP | at 1 FP | at 5 FP "
-        "| median Dice of the top region |",
+        "| median Dice of the top region [95% CI] |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         dice = "—" if s.median_top_dice is None else f"{s.median_top_dice:.2f}"
+        if s.median_top_dice_ci is not None:
+            dice += " [{:.2f}, {:.2f}]".format(*s.median_top_dice_ci)
         lines.append(
             f"| {s.group} | {s.sequence} | {s.n_scans} | {s.n_lesions} | {s.n_healthy} | "
             f"{pct(s.detected['0'])} | {pct(s.detected['1'])} | {pct(s.detected['5'])} | {dice} |"

@@ -53,8 +53,12 @@ def test_summary_takes_the_healthy_scans_of_the_same_sequence():
     assert (summary.n_scans, summary.n_lesions, summary.n_healthy) == (3, 4, 3)
     assert summary.detected == {"0": 0.75, "1": 0.75, "5": 0.75}
     assert summary.median_top_dice == pytest.approx(0.4)
+    low, high = summary.median_top_dice_ci  # resampled medians of 0.6, 0.4 and 0.0
+    assert 0.0 <= low <= 0.4 <= high <= 0.6 and low < high
     table = "\n".join(regions_markdown([summary]))
-    assert "| mets | T1c | 3 | 4 | 3 | 75 % | 75 % | 75 % | 0.40 |" in table
+    assert (
+        f"| mets | T1c | 3 | 4 | 3 | 75 % | 75 % | 75 % | 0.40 [{low:.2f}, {high:.2f}] |" in table
+    )
 
 
 def test_a_lesion_is_detected_by_the_region_and_measured_by_the_outline():
