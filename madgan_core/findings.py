@@ -88,18 +88,35 @@ class Finding:
 
 
 def signed_residual(
-    data: np.ndarray, reconstruction: np.ndarray, voxel_mm, sigma_mm: float = RESIDUAL_SIGMA_MM
+    data: np.ndarray,
+    reconstruction: np.ndarray,
+    voxel_mm,
+    sigma_mm: float = RESIDUAL_SIGMA_MM,
+    near: np.ndarray | None = None,
 ) -> np.ndarray:
     """The scan minus its reconstruction, in the scan's own units, Gaussian-smoothed over
     ``sigma_mm`` (``voxel_mm``: the voxel sizes); 0 where nothing was predicted.
 
     In the scan's units, not the model's: a lesion brighter than the normalisation's
     upper clip is clipped in model space, where its residual fades, but stays brighter
-    than any prediction here.
+    than any prediction here. ``near`` (a boolean volume) limits the work to the box
+    around its voxels, the same values there as over the whole volume; 0 elsewhere.
     """
-    residual = np.nan_to_num(np.asarray(data, np.float32) - np.asarray(reconstruction, np.float32))
     sigma = [sigma_mm / max(float(v), 1e-6) for v in voxel_mm]
-    return ndimage.gaussian_filter(residual, sigma=sigma).astype(np.float32)
+    box = tuple(slice(0, n) for n in np.shape(data))
+    if near is not None:
+        if not near.any():
+            return np.zeros(np.shape(data), np.float32)
+        # the filter's reach (scipy truncates the kernel at 4 sigma) around the box
+        reach = [int(4.0 * s + 0.5) + 1 for s in sigma]
+        box = tuple(
+            slice(max(b.start - r, 0), min(b.stop + r, n))
+            for b, r, n in zip(_bounding_box(near), reach, np.shape(data), strict=True)
+        )
+    difference = np.asarray(data[box], np.float32) - np.asarray(reconstruction[box], np.float32)
+    residual = np.zeros(np.shape(data), np.float32)
+    residual[box] = ndimage.gaussian_filter(np.nan_to_num(difference), sigma=sigma)
+    return residual
 
 
 def find_regions(zmap: np.ndarray, affine: np.ndarray, *args, **kwargs) -> list[Finding]:

@@ -41,8 +41,8 @@ class ScanScore:
         zmap: RAS+ volume of healthy-normalised z-scores of ℓ2 (needs a reference with
             z-statistics); NaN outside the foreground, where no z-map score looks.
         residual: RAS+ volume of the scan minus its prediction in the scan's units,
-            smoothed over 2 mm; its sign outlines the findings. With maps, a z-map and
-            ``score.finding_sign``; else None.
+            smoothed over 2 mm, around the z-map's regions (0 elsewhere); its sign
+            outlines the findings. With maps, a z-map and ``score.finding_sign``; else None.
         foreground: RAS+ mask of the voxels the model sees as brain (or head), with maps.
         brain_mask: RAS+ brain mask the brain step made or was given, with maps; None
             when the scan was used as given (already skull-stripped, or no brain step).

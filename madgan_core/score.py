@@ -220,6 +220,19 @@ def _voxel_mm(scan) -> np.ndarray:
     return np.sqrt((np.asarray(_world_affine(scan), dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
 
 
+def _residual_near_regions(scan, slab, errors, zmap, reconstruction, settings, grid):
+    """The findings' :func:`signed_residual` around the z-map's regions; None when there
+    is no region or the scan's voxels are not at hand."""
+    lowest = min(settings.finding_threshold, settings.finding_extent or np.inf)
+    near = np.nan_to_num(zmap, nan=-np.inf) > lowest
+    data = _scan_data(scan)
+    if not near.any() or data is None or data.shape != zmap.shape or _world_affine(scan) is None:
+        return None
+    if reconstruction is None:  # scored without maps: the prediction alone, on the same grid
+        (reconstruction,) = to_volumes(slab, slab.to_intensity(errors.slice_maps()[1]), grid=grid)
+    return signed_residual(data, reconstruction, _voxel_mm(scan), near=near)
+
+
 def scan_result(
     scan: Scan | ScanSource,
     slab: Slab,
@@ -248,12 +261,8 @@ def scan_result(
         grid = NativeGrid.of(slab)
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
         foreground = to_mask(slab, seen, 0.5, grid)
-        # a z-map comes with the predictions: the findings' outlines take the residual's sign
-        data = _scan_data(scan) if z is not None and settings.finding_sign else None
-        if _world_affine(scan) is None:
-            data = None
         stacks = []
-        if maps or data is not None:
+        if maps:
             err_maps, pred_maps = errors.slice_maps()
             stacks += [err_maps, slab.to_intensity(pred_maps)]
         if z is not None:
@@ -261,11 +270,13 @@ def scan_result(
         volumes = to_volumes(slab, *stacks, grid=grid)
         if maps:
             heatmap, reconstruction = volumes[:2]
-        if data is not None and data.shape == volumes[1].shape:
-            residual = signed_residual(data, volumes[1], _voxel_mm(scan))
         if z is not None:
             zmap = volumes[-1]
             zmap[~foreground] = np.nan
+            if settings.finding_sign:
+                residual = _residual_near_regions(
+                    scan, slab, errors, zmap, reconstruction, settings, grid
+                )
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles: dict[str, float] = {}
     driver = None

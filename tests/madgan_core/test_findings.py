@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from madgan_core.findings import describe_findings, find_regions
+from madgan_core.findings import describe_findings, find_regions, signed_residual
 from madgan_core.modes import headline_mode
 from madgan_core.reference import ANOMALY, ANOMALY_PARTS, HealthyReference, normal_score
 
@@ -121,6 +122,22 @@ def test_the_sign_trim_keeps_the_heaviest_part_and_each_region_apart():
     assert whole.slices == (10, 17)
     with pytest.raises(ValueError, match="residual shape"):
         find_regions(z, AFFINE_2MM, residual=np.zeros((3, 3, 3)))
+
+
+def test_the_residual_is_smoothed_in_millimetres_and_only_where_it_is_needed():
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(30, 24, 12)).astype(np.float32)
+    prediction = np.full(data.shape, np.nan, np.float32)
+    prediction[:, :, 1:11] = 0.5  # the first and last slices are never predicted
+    whole = signed_residual(data, prediction, (1.0, 1.0, 4.0))
+    expected = ndimage.gaussian_filter(np.nan_to_num(data - prediction), sigma=(2.0, 2.0, 0.5))
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    near = np.zeros(data.shape, bool)
+    near[12:15, 10:13, 5:7] = True
+    boxed = signed_residual(data, prediction, (1.0, 1.0, 4.0), near=near)
+    np.testing.assert_allclose(boxed[near], whole[near], atol=1e-6)
+    assert boxed[0, 0, 0] == 0.0  # far from every region: not computed
+    assert not signed_residual(data, prediction, (1, 1, 4), near=near & False).any()
 
 
 def test_the_summary_reads_like_a_report_line():
