@@ -46,7 +46,14 @@ class ResultExports:
     def report(self, path: str | Path) -> Path:
         shown = self._shown()
         slice_z = self.widget.current_slice()
-        return write_report(path, self._screenshot(), shown.result, slice_z, shown.model_name)
+        return write_report(
+            path,
+            self._screenshot(),
+            shown.result,
+            slice_z,
+            shown.model_name,
+            self.widget.headline(),
+        )
 
     def dicom(self, folder: str | Path) -> Path:
         """The result as new series of the scan's DICOM study, in ``folder/<scan>/``."""
@@ -59,6 +66,7 @@ class ResultExports:
             self.widget.current_slice(),
             shown.model_name,
             shown.request.sequence,
+            self.widget.headline(),
         )
         return written.folder
 

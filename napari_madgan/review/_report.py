@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_madgan.review._panel import score_lines
+from napari_madgan.review._panel import domain_warning, score_lines
+
+REPORT_FINDINGS = 5  # findings listed one per line, strongest first
 
 if TYPE_CHECKING:
     from madgan_core.dicom.export import DicomExport
@@ -26,27 +28,56 @@ def export_heatmap(result: ScanScore, scan: Scan, path: str | Path) -> Path:
     return save_like(np.asarray(result.heatmap, dtype=np.float32), scan, path)
 
 
+def report_lines(result: ScanScore, model_name: str, headline: str = "mean") -> list[str]:
+    """The report's text: the model, any domain warning, the scores (``headline`` first)
+    and the findings, one line each."""
+    lines = [f"Model: {model_name}"]
+    warning = domain_warning(result)
+    if warning:
+        lines.append(f"Warning: {warning}")
+    lines += score_lines(result, headline)
+    findings = result.findings
+    if not findings:  # no z-map, or no focal region
+        lines.append(f"Findings: {result.findings_text()}")
+        return lines
+    noun = "region" if len(findings) == 1 else "regions"
+    diffuse = "; brain-wide elevation" if result.brain_wide else ""
+    lines.append(f"Findings: {len(findings)} {noun}{diffuse}")
+    for finding in findings[:REPORT_FINDINGS]:
+        x, y, z = (round(v) for v in finding.centre_mm)
+        first, last = finding.slices
+        signal = f", {finding.signal} than predicted" if finding.signal else ""
+        lines.append(
+            f"  {finding.rank}. {finding.volume_ml:.1f} mL at ({x}, {y}, {z}) mm, slices "
+            f"{first}-{last}, peak z {finding.peak_z:.1f}, mean z {finding.mean_z:.1f}{signal}"
+        )
+    if len(findings) > REPORT_FINDINGS:
+        lines.append(f"  ... and {len(findings) - REPORT_FINDINGS} more")
+    return lines
+
+
 def write_report(
     path: str | Path,
     screenshot: np.ndarray,
     result: ScanScore,
     current_slice: int,
     model_name: str,
+    headline: str = "mean",
 ) -> Path:
-    """Compose the viewer screenshot, the score lines and the per-slice plot into one page."""
+    """Compose the viewer screenshot, :func:`report_lines` and the per-slice plot into one page."""
     from matplotlib.figure import Figure
 
     path = Path(path)
     fig = Figure(figsize=(8.27, 11.0), layout="constrained")
-    grid = fig.add_gridspec(3, 1, height_ratios=[6, 1.3, 2.2])
+    grid = fig.add_gridspec(3, 1, height_ratios=[5.6, 2.6, 1.9])
     ax_img = fig.add_subplot(grid[0])
     ax_img.imshow(screenshot)
     ax_img.set_axis_off()
     ax_img.set_title(f"{result.name} — axial slice z = {current_slice}", fontsize=11)
     ax_txt = fig.add_subplot(grid[1])
     ax_txt.set_axis_off()
-    text = "\n".join([f"Model: {model_name}", *score_lines(result)])
-    ax_txt.text(0.0, 1.0, text, va="top", ha="left", fontsize=9, wrap=True)
+    text = "\n".join(report_lines(result, model_name, headline))
+    ax_txt.text(0.0, 1.0, text, va="top", ha="left", fontsize=8, wrap=True)
     ax_plot = fig.add_subplot(grid[2])
     ax_plot.plot(result.slice_indices, result.slice_losses, ".-", lw=1, ms=3)
     ax_plot.axvline(current_slice, color="crimson", lw=1)
@@ -65,6 +96,7 @@ def export_dicom_results(
     current_slice: int,
     model_name: str,
     sequence: str | None = None,
+    headline: str = "mean",
 ) -> DicomExport:
     """The maps, overlay and this report (PDF) as new series of the scan's DICOM study."""
     import tempfile
@@ -73,7 +105,7 @@ def export_dicom_results(
 
     with tempfile.TemporaryDirectory(prefix="madgan-report-") as tmp:
         report = write_report(
-            Path(tmp) / "report.pdf", screenshot, result, current_slice, model_name
+            Path(tmp) / "report.pdf", screenshot, result, current_slice, model_name, headline
         )
         pdf = report.read_bytes()
     return export_dicom(result, scan, folder, sequence=sequence, report_pdf=pdf)

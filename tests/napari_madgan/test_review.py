@@ -149,6 +149,20 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
         "darker",
     }
     assert f"{findings[0].signal} than predicted" in widget.results.score_label.text()
+    # the exported report leads with the panel's headline and lists the findings
+    from madgan_core.modes import score_mode
+    from napari_madgan.review._report import REPORT_FINDINGS, report_lines
+
+    lines = report_lines(widget.result, "tiny.pt", widget.headline())
+    assert lines[0] == "Model: tiny.pt"
+    assert lines[1].startswith(score_mode(widget.headline()).label)
+    found = lines.index(next(line for line in lines if line.startswith("Findings: ")))
+    assert lines[found].startswith(f"Findings: {len(findings)} region")
+    listed = lines[found + 1 : found + 1 + min(len(findings), REPORT_FINDINGS)]
+    assert listed[0].startswith(f"  1. {findings[0].volume_ml:.1f} mL at")
+    assert all(
+        f"{f.signal} than predicted" in line for f, line in zip(findings, listed, strict=False)
+    )
     points = viewer.layers[f"{SCAN} findings"]
     assert len(points.data) == len(findings)
     # a point sits on its region's peak: the scan layer maps it back to the peak voxel
