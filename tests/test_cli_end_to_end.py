@@ -106,6 +106,7 @@ def test_calibrate_then_score_with_maps(trained):
     assert "findings: " in out.stdout
     assert isinstance(row["regions"], list) and row["findings"]
     assert all(r["volume_ml"] >= 0.2 for r in row["regions"])
+    assert all(r["signal"] in ("brighter", "darker") for r in row["regions"])
     stem = scan.name.replace(".nii.gz", "")
     heat = nib.load(root / "scores" / f"{stem}_heatmap.nii.gz")
     native = nib.load(scan)

@@ -246,3 +246,30 @@ def test_a_finding_carries_its_centre_in_mni_space_once_registered():
     shifted = region.in_mni(lambda points: points + np.array([1.0, -2.0, 3.0]))
     assert shifted.centre_mni == pytest.approx(np.add(region.centre_mm, [1.0, -2.0, 3.0]))
     assert shifted.to_dict()["centre_mni"] == list(shifted.centre_mni)
+
+
+def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zstats):
+    import dataclasses
+
+    from madgan_core.checkpoint import load_model
+    from madgan_core.io import Scan
+    from madgan_core.phantom import make_subject
+    from madgan_core.score import score_scan
+
+    volume, affine, _ = make_subject("mets", voxel_mm=4.0)
+    scan = Scan.from_array(volume, affine)
+    model = load_model(tiny_model_zstats)
+    with_maps = score_scan(model, scan, maps=True, sequence="T1c")
+    without_maps = score_scan(model, scan, maps=False, sequence="T1c")
+    assert with_maps.findings, "the untrained tiny model's z-map has regions above 4"
+    assert with_maps.findings == without_maps.findings  # the CLI's line is the panel's
+    assert {f.signal for f in with_maps.findings} <= {"brighter", "darker"}
+    assert with_maps.residual is not None and without_maps.residual is None
+    # the sign trim only takes voxels away: same regions, same evidence, smaller outlines
+    model.config.score = dataclasses.replace(model.config.score, finding_sign=False)
+    unsigned = score_scan(model, scan, maps=False, sequence="T1c").findings
+    assert [f.evidence for f in unsigned] == [f.evidence for f in with_maps.findings]
+    assert all(f.signal is None for f in unsigned)
+    assert all(
+        s.volume_ml <= u.volume_ml for s, u in zip(with_maps.findings, unsigned, strict=True)
+    )
