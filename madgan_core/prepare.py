@@ -30,6 +30,7 @@ The grid step (``preprocess.align``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ from madgan_core.anatomy import correct_bias
 from madgan_core.anatomy.steps import brain_step, template_working_grid
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
-from madgan_core.scan import Scan
+from madgan_core.scan import MAX_VOXELS, Scan
 
 # Voxel spacings equal within this many mm need no resampling.
 SPACING_TOLERANCE_MM = 1e-3
@@ -292,6 +293,12 @@ def working_grid(
     world = scan.affine[:3, :3] @ corners + scan.affine[:3, 3:4]
     lo, hi = world.min(axis=1), world.max(axis=1)
     n = np.maximum(np.ceil((hi - lo) / spacing - 1e-6), 1).astype(int)
+    if math.prod(int(v) for v in n) > MAX_VOXELS:
+        raise ScanError(
+            f"an axis-aligned grid around this oblique scan would need {' x '.join(map(str, n))} "
+            "voxels; check the affine (sform/qform) in the header",
+            scan.path,
+        )
     origin = lo + ((hi - lo) - n * spacing) / 2.0 + spacing / 2.0
     affine = np.eye(4)
     affine[:3, :3] = np.diag(spacing)

@@ -17,6 +17,8 @@ from madgan_core.errors import ScanError
 SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
 # Refuse declared volumes beyond this many voxels before allocating them (2 GiB of float32).
 MAX_VOXELS = 512 * 1024 * 1024
+# Voxel edges outside this range (mm) are a damaged header or wrong units, not an MRI.
+VOXEL_MM_RANGE = (0.01, 50.0)
 # gzip (deflate) cannot compress better than about 1032:1, so a compressed file holding
 # fewer than 1/GZIP_MAX_RATIO of the declared voxel bytes is certainly truncated.
 GZIP_MAX_RATIO = 1100
@@ -93,6 +95,15 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         or abs(np.linalg.det(affine[:3, :3])) < 1e-12
     ):
         raise ScanError("header has an invalid (singular or non-finite) affine", path)
+    voxel_mm = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    low, high = VOXEL_MM_RANGE
+    if voxel_mm.min() < low or voxel_mm.max() > high:
+        size = " x ".join(f"{v:.3g}" for v in voxel_mm)
+        raise ScanError(
+            f"header gives {size} mm voxels, outside {low:g}-{high:g} mm; check the voxel "
+            "size (pixdim, units) and the sform/qform",
+            path,
+        )
     if len(shape) == 4 and shape[3] == 1:
         _check_stored_size(img, path)
         img = img.slicer[..., 0]

@@ -234,8 +234,16 @@ def gzip_of_short_data(tmp_path: Path) -> Path:
     return crafted_nifti(tmp_path / "few.nii.gz", [20, 20, 20], payload=payload)
 
 
+@pytest.mark.parametrize("voxel_mm", [2e-4, 524288.0], ids=["metres", "524-km"])
+def test_an_implausible_voxel_size_is_refused_on_loading(tmp_path, voxel_mm):
+    path = tmp_path / "odd.nii"
+    nib.save(nib.Nifti1Image(synthetic_brain((12, 12, 10)), np.diag([voxel_mm] * 3 + [1.0])), path)
+    with pytest.raises(ScanError, match=r"odd\.nii: header gives .* mm voxels, outside .*pixdim"):
+        load_scan(path)
+
+
 def test_voxel_size_in_the_wrong_units_is_refused_quickly(tmp_path):
-    """A header in metres (0.0002 'mm' voxels): the brain is a speck in model space.
+    """Voxels of 0.02 mm (a header in the wrong units): the brain is a speck in model space.
 
     Before the guard this took a minute of Gaussian blurring and gave an all-background slab.
     """
@@ -243,7 +251,7 @@ def test_voxel_size_in_the_wrong_units_is_refused_quickly(tmp_path):
     from madgan_core.preprocess import preprocess
 
     path = tmp_path / "metres.nii.gz"
-    nib.save(nib.Nifti1Image(synthetic_brain((96, 96, 30)), np.diag([2e-4] * 3 + [1.0])), path)
+    nib.save(nib.Nifti1Image(synthetic_brain((96, 96, 30)), np.diag([0.02] * 3 + [1.0])), path)
     start = time.perf_counter()
     with pytest.raises(ScanError, match=r"metres\.nii\.gz: the brain spans only .* voxel size"):
         preprocess(load_scan(path), demo_preset().preprocess)

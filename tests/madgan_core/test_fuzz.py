@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from madgan_core.config import PreprocessConfig
@@ -236,6 +236,7 @@ def _valid_file(gz: bool) -> bytes:
     edits=st.lists(st.tuples(st.integers(0, 351), st.integers(0, 255)), min_size=1, max_size=12),
     cut=st.one_of(st.none(), st.integers(0, 40000)),
 )
+@example(edits=[(315, 73)], cut=None)  # srow_z[0] = -524288: a 524 km voxel, once a MemoryError
 def test_mutated_headers(edits, cut):
     """A valid NIfTI with random header bytes overwritten, and maybe cut short."""
     raw = bytearray(_valid_file(gz=False))
