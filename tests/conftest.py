@@ -14,6 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Fuzz tests draw the same examples on every run (CI is reproducible, and a failure found
+# once stays found); HYPOTHESIS_PROFILE=explore draws new ones each run.
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # napari reads its settings path when napari.settings is first imported: keep the tests'
 # reader preferences and window state out of the user's napari settings.
