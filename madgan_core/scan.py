@@ -95,7 +95,7 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         or abs(np.linalg.det(affine[:3, :3])) < 1e-12
     ):
         raise ScanError("header has an invalid (singular or non-finite) affine", path)
-    voxel_mm = np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+    voxel_mm = nib.affines.voxel_sizes(affine)
     low, high = VOXEL_MM_RANGE
     if voxel_mm.min() < low or voxel_mm.max() > high:
         size = " x ".join(f"{v:.3g}" for v in voxel_mm)

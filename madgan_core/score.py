@@ -207,17 +207,11 @@ def _world_affine(scan) -> np.ndarray | None:
     return affine
 
 
-def _scan_data(scan) -> np.ndarray | None:
-    """The voxels of a scan, or of the scan a prepared slab kept; None if neither has them."""
-    data = getattr(scan, "data", None)
-    if data is None and getattr(scan, "scan", None) is not None:
-        data = scan.scan.data
-    return None if data is None else np.asarray(data)
-
-
-def _voxel_mm(scan) -> np.ndarray:
-    """Voxel sizes (mm) from the scan's affine."""
-    return np.sqrt((np.asarray(_world_affine(scan), dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+def _source_scan(scan) -> Scan | None:
+    """The scan itself, or the scan a prepared slab kept; None if neither is at hand."""
+    if getattr(scan, "data", None) is not None:
+        return scan
+    return getattr(scan, "scan", None)
 
 
 def _residual_near_regions(scan, slab, errors, zmap, reconstruction, settings, grid):
@@ -225,12 +219,12 @@ def _residual_near_regions(scan, slab, errors, zmap, reconstruction, settings, g
     is no region or the scan's voxels are not at hand."""
     lowest = min(settings.finding_threshold, settings.finding_extent or np.inf)
     near = np.nan_to_num(zmap, nan=-np.inf) > lowest
-    data = _scan_data(scan)
-    if not near.any() or data is None or data.shape != zmap.shape or _world_affine(scan) is None:
+    source = _source_scan(scan)
+    if not near.any() or source is None or source.data.shape != zmap.shape:
         return None
     if reconstruction is None:  # scored without maps: the prediction alone, on the same grid
         (reconstruction,) = to_volumes(slab, slab.to_intensity(errors.slice_maps()[1]), grid=grid)
-    return signed_residual(data, reconstruction, _voxel_mm(scan), near=near)
+    return signed_residual(source.data, reconstruction, source.zooms, near=near)
 
 
 def scan_result(

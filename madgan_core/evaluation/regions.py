@@ -186,10 +186,13 @@ def median_interval(values: Sequence[float], n_boot: int = 1000) -> tuple[float,
     scans); None for fewer than 2 values."""
     from scipy.stats import bootstrap
 
-    if len(values) < 2 or np.ptp(values) == 0:
-        return None if len(values) < 2 else (float(values[0]), float(values[0]))
+    if len(values) < 2:
+        return None
+    values = np.asarray(values, dtype=np.float64)
+    if np.ptp(values) == 0:  # nothing to resample: SciPy refuses degenerate data
+        return float(values[0]), float(values[0])
     result = bootstrap(
-        (np.asarray(values, dtype=np.float64),),
+        (values,),
         np.median,
         n_resamples=n_boot,
         method="percentile",

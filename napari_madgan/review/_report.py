@@ -44,12 +44,10 @@ def report_lines(result: ScanScore, model_name: str, headline: str = "mean") -> 
     diffuse = "; brain-wide elevation" if result.brain_wide else ""
     lines.append(f"Findings: {len(findings)} {noun}{diffuse}")
     for finding in findings[:REPORT_FINDINGS]:
-        x, y, z = (round(v) for v in finding.centre_mm)
         first, last = finding.slices
-        signal = f", {finding.signal} than predicted" if finding.signal else ""
         lines.append(
-            f"  {finding.rank}. {finding.volume_ml:.1f} mL at ({x}, {y}, {z}) mm, slices "
-            f"{first}-{last}, peak z {finding.peak_z:.1f}, mean z {finding.mean_z:.1f}{signal}"
+            f"  {finding.rank}. {finding.summary()}, mean z {finding.mean_z:.1f}, "
+            f"slices {first}-{last}"
         )
     if len(findings) > REPORT_FINDINGS:
         lines.append(f"  ... and {len(findings) - REPORT_FINDINGS} more")
