@@ -43,10 +43,18 @@ if TYPE_CHECKING:
     from madgan_core.io import Scan
     from madgan_core.score import ScanScore
 
+# Zoomed past the whole-slice view by more than this, a picked finding is centred on.
+ZOOMED_IN = 1.2
 ZMAP_RANGE_TIP = (
     "These set the ℓ2 heatmap's range. The z-map is drawn from z = {lo:g} to {hi:g}; "
     "change that in napari's layer controls (contrast limits)."
 )
+
+
+def viewer_camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return viewer.camera if scene is None else scene.camera
 
 
 class ReviewWidget(QWidget):
@@ -325,12 +333,21 @@ class ReviewWidget(QWidget):
 
     @guarded
     def _finding_picked(self, finding) -> None:
-        """Go to the region's peak slice with the result's overlay in view."""
+        """Go to the region's peak slice with the result's overlay in view.
+
+        A reader looking at the whole slice keeps seeing all of it (the ring marks the
+        region); one zoomed in past it keeps the zoom, centred on the peak.
+        """
         self.go_to_slice(finding.peak_voxel[2])
         for kind, layer in self.controller.overlay_layers().items():
             layer.visible = kind == (self.form.overlay.value or HEATMAP)
-        centre = world_of_ras(np.array(finding.peak_mm))[0]
-        self.viewer.camera.center = tuple(float(v) for v in centre[1:])
+        camera = viewer_camera(self.viewer)
+        zoom = camera.zoom
+        self.viewer.reset_view()
+        if zoom > ZOOMED_IN * camera.zoom:
+            centre = world_of_ras(np.array(finding.peak_mm))[0]
+            camera.zoom = zoom
+            camera.center = tuple(float(v) for v in centre[1:])
 
     # ---- slices ---------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from madgan_core.config import HEATMAP_RANGE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
+from napari_madgan.review._widget import viewer_camera
 from napari_madgan.review._layers import HEATMAP, HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
 from napari_madgan.review._panel import NO_REFERENCE
 
@@ -171,8 +172,22 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
     x, y, z = findings[0].peak_voxel
     assert (i, scan_layer.data.shape[1] - 1 - j, k) == (x, y, z)
     last = findings[-1]
+    camera = viewer_camera(viewer)
+    camera.center = (0.0, 500.0, 500.0)  # panned off the brain
     widget.results.findings_table.cellClicked.emit(len(findings) - 1, 0)
     assert widget.current_slice() == last.peak_voxel[2]
+    # from the whole-slice view, the whole slice stays in view: the camera is reset
+    picked = (camera.zoom, camera.center)
+    viewer.reset_view()
+    assert picked == (camera.zoom, camera.center)
+    # zoomed in, the zoom is kept and the peak centred
+    camera.zoom *= 4
+    widget.results.findings_table.cellClicked.emit(0, 0)
+    assert widget.current_slice() == findings[0].peak_voxel[2]
+    x, y, z = findings[0].peak_voxel
+    peak = scan_layer.data_to_world((z, scan_layer.data.shape[1] - 1 - y, x))
+    np.testing.assert_allclose(camera.center[1:], np.asarray(peak)[1:], atol=1e-3)
+    assert camera.zoom == pytest.approx(picked[0] * 4)
     # running again updates the same layers instead of stacking new ones
     _run(qtbot, widget)
     assert sum(layer.name.endswith("findings") for layer in viewer.layers) == 1
