@@ -12,9 +12,9 @@ from madgan_core.config import HEATMAP_RANGE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
-from napari_madgan.review._widget import viewer_camera
 from napari_madgan.review._layers import HEATMAP, HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
 from napari_madgan.review._panel import NO_REFERENCE
+from napari_madgan.review._widget import viewer_camera
 
 SCAN = "mets"
 
