@@ -91,7 +91,8 @@ class SlabCache:
         """The cached slab, or None when there is none (or it cannot be read)."""
         path = self.path(key)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # Opened here so a broken file is closed too (np.load leaks it on a bad zip).
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
                 return _slab_from(data)
         except FileNotFoundError:
             return None
