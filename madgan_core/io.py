@@ -76,9 +76,10 @@ def load_scan(path: str | Path) -> Scan:
     return _to_scan(img, path)
 
 
-def save_like(volume: np.ndarray, scan: Scan, path: str | Path) -> Path:
-    """Write a volume on ``scan``'s RAS+ grid as NIfTI in the scan's native voxel space."""
-    native = np.asarray(scan.to_native(volume), dtype=np.float32)
+def save_like(volume: np.ndarray, scan: Scan, path: str | Path, dtype: type = np.float32) -> Path:
+    """Write a volume on ``scan``'s RAS+ grid as NIfTI in the scan's native voxel space
+    (masks and label volumes as ``np.uint8``)."""
+    native = np.asarray(scan.to_native(volume), dtype=dtype)
     img = nib.Nifti1Image(native, scan.native_affine)
     img.header.set_xyzt_units("mm")
     img.header.set_qform(scan.native_affine, code=1)

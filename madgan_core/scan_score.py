@@ -52,6 +52,8 @@ class ScanScore:
         headline: the mode reports lead with (``score.mode``, ``auto`` resolved).
         findings: connected regions of the z-map above ``score.finding_threshold``,
             strongest first (:mod:`madgan_core.findings`); None without a z-map.
+        finding_labels: RAS+ volume (uint8) in which value ``r`` marks the outline of the
+            finding ranked ``r`` (0: none); with maps and a z-map, else None.
         driver: the z-map score that sets the ``anomaly`` headline (``zmean``: diffuse
             change), or None.
         domain: the domain check (:mod:`madgan_core.domain`); None without profiles.
@@ -77,6 +79,7 @@ class ScanScore:
     n_controls: int = 0
     headline: str = "mean"
     findings: list[Finding] | None = None
+    finding_labels: np.ndarray | None = None
     driver: str | None = None
     domain: DomainCheck | None = None
     controls: str = ""

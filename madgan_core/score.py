@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.domain import guard
-from madgan_core.findings import find_regions, signed_residual
+from madgan_core.findings import label_regions, signed_residual
 from madgan_core.io import Scan
 from madgan_core.modes import headline_mode
 from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
@@ -280,10 +280,10 @@ def scan_result(
             scores = {**scores, ANOMALY: float(found[0])}
             driver = found[1]
         percentiles = reference.percentiles(scores, sequence)
-    findings = None
+    findings = finding_labels = None
     affine = _world_affine(scan)
     if zmap is not None and affine is not None:
-        findings = find_regions(
+        findings, finding_labels = label_regions(
             zmap,
             affine,
             settings.finding_threshold,
@@ -295,7 +295,9 @@ def scan_result(
         if alignment is not None:
             findings = [f.in_mni(alignment.scan_to_mni) for f in findings]
     if not maps:
-        zmap = foreground = residual = None
+        zmap = foreground = residual = finding_labels = None
+    elif finding_labels is not None:
+        finding_labels = finding_labels.astype(np.uint8)  # at most DEFAULT_MAX_REGIONS ranks
     brain_mask = getattr(slab.prepared, "brain_mask", None) if maps else None
     domain, controls = guard(slab.profile, reference, sequence, training_domain)
     return ScanScore(
@@ -318,6 +320,7 @@ def scan_result(
         n_controls=0 if reference is None else reference.n_for(sequence),
         headline=headline_mode(settings.mode, scores),
         findings=findings,
+        finding_labels=finding_labels,
         driver=driver,
         domain=domain,
         controls=controls,

@@ -55,7 +55,8 @@ def score_files(
         model: the loaded model (score settings as the caller wants them).
         paths: the scan files.
         out: the output folder.
-        maps: also write ``<scan>_heatmap``, ``_recon`` and (with a z-map) ``_zmap.nii.gz``.
+        maps: also write ``<scan>_heatmap``, ``_recon`` and (with a z-map) ``_zmap`` and
+            ``_findings.nii.gz`` (each finding's outline, valued by its rank).
         dicom_out: for DICOM series inputs, also write the results as new series of each
             scan's study into ``dicom_out/<scan>/`` (:mod:`madgan_core.dicom.results`).
         sequence: the scans' sequence, for percentiles and the z-map.
@@ -144,12 +145,14 @@ def write_rows(rows: Sequence[dict[str, object]], out: Path) -> tuple[Path, Path
 
 
 def _save_maps(result: ScanScore, prepared: Prepared, out: Path) -> None:
-    """The scan's ℓ2 heatmap, reconstruction and z-map in its native space."""
+    """The scan's ℓ2 heatmap, reconstruction, z-map and findings' outlines in its native space."""
     scan = prepared.scan
     save_like(result.heatmap, scan, out / f"{scan.name}_heatmap.nii.gz")
     save_like(result.reconstruction, scan, out / f"{scan.name}_recon.nii.gz")
     if result.zmap is not None:
         save_like(result.zmap, scan, out / f"{scan.name}_zmap.nii.gz")
+    if result.finding_labels is not None:
+        save_like(result.finding_labels, scan, out / f"{scan.name}_findings.nii.gz", np.uint8)
     if result.brain_mask is not None:
         mask = result.brain_mask.astype(np.uint8)
-        save_like(mask, scan, out / f"{scan.name}_brainmask.nii.gz")
+        save_like(mask, scan, out / f"{scan.name}_brainmask.nii.gz", np.uint8)

@@ -115,6 +115,16 @@ def test_calibrate_then_score_with_maps(trained):
     values = np.asarray(heat.dataobj)
     assert np.isfinite(values).any() and np.isnan(values).any()  # unpredicted slices are marked
     assert (root / "scores" / f"{stem}_zmap.nii.gz").exists()
+    # the findings' outlines, each valued by its rank, in the scan's own voxel space
+    outlines = nib.load(root / "scores" / f"{stem}_findings.nii.gz")
+    assert outlines.shape == native.shape and outlines.get_data_dtype() == np.uint8
+    ranks = np.asarray(outlines.dataobj)
+    assert set(np.unique(ranks)) == {0, *range(1, len(row["regions"]) + 1)}
+    voxel_ml = abs(np.linalg.det(native.affine[:3, :3])) / 1000.0
+    for region in row["regions"]:
+        assert np.count_nonzero(ranks == region["rank"]) * voxel_ml == pytest.approx(
+            region["volume_ml"], abs=1e-3
+        )
 
 
 def test_evaluate_writes_the_report(trained):

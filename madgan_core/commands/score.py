@@ -53,8 +53,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--maps",
         action="store_true",
-        help="also write <scan>_heatmap.nii.gz, <scan>_recon.nii.gz and, with --sequence, "
-        "<scan>_zmap.nii.gz",
+        help="also write <scan>_heatmap.nii.gz, <scan>_recon.nii.gz and, with a z-map (a model "
+        "calibrated for the scans' --sequence), <scan>_zmap.nii.gz and <scan>_findings.nii.gz "
+        "(each finding's outline, valued by its rank)",
     )
     p.add_argument(
         "--dicom-out",

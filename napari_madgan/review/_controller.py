@@ -229,12 +229,23 @@ class ReviewController:
                 self._pending -= 1
                 QTimer.singleShot(0, lambda: self._add_next(shown, specs[1:], previous))
                 return
+            self._drop_stale(shown, previous)
             self.shown = shown
             self._pending = 0
             self._on_shown(shown)
         except Exception as exc:  # noqa: BLE001 - handed to the widget, which reports it
             self._pending = 0
             self._on_error(exc)
+
+    def _drop_stale(self, shown: ShownResult, previous: dict) -> None:
+        """Remove the last run's layers of kinds this result has none of (a z-map from a
+        calibrated model, say, after a run with an uncalibrated one)."""
+        made = self._made.get(shown.request.layer_name, {})
+        for kind, layer in previous.items():
+            if kind not in shown.layers:
+                made.pop(kind, None)
+                if in_viewer(self.viewer, layer):
+                    self.viewer.layers.remove(layer)
 
     def _finished(self) -> None:
         self._worker = None

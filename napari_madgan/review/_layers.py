@@ -1,4 +1,5 @@
-"""Result layers (heatmap, z-map, reconstruction) on the scan's grid, through the shared geometry.
+"""Result layers (heatmap, z-map, reconstruction, outlines) on the scan's grid, through the
+shared geometry.
 
 NaN choice: the core marks voxels that no window predicted with NaN. The
 heatmap keeps them as NaN: napari draws NaN transparent (its colormaps'
@@ -28,16 +29,19 @@ if TYPE_CHECKING:
     from madgan_core.score import ScanScore
 
 # Result layer kinds, and the name each takes after the scan layer's name.
-HEATMAP, ZMAP, RECONSTRUCTION, BRAIN = "heatmap", "zmap", "reconstruction", "brain"
+HEATMAP, ZMAP, RECONSTRUCTION = "heatmap", "zmap", "reconstruction"
+BRAIN, OUTLINES = "brain", "outlines"
 HEATMAP_NAME = "ℓ2 heatmap"
 ZMAP_NAME = "z-map (vs healthy)"
 RECONSTRUCTION_NAME = "reconstruction"
 BRAIN_NAME = "brain mask"
+OUTLINES_NAME = "finding outlines"
 LAYER_NAMES = {
     HEATMAP: HEATMAP_NAME,
     ZMAP: ZMAP_NAME,
     RECONSTRUCTION: RECONSTRUCTION_NAME,
     BRAIN: BRAIN_NAME,
+    OUTLINES: OUTLINES_NAME,
 }
 HEATMAP_OPACITY = 0.55
 RESULT_KEY = "madgan_result"
@@ -98,17 +102,23 @@ def result_layer_specs(
         for kind, volume, style in layers
         if volume is not None
     ]
-    if result.brain_mask is not None:
-        # The extracted brain as an outline, so the reader sees what was scored.
-        specs.append(
-            LayerSpec(
-                BRAIN,
-                f"{prefix}{BRAIN_NAME}",
-                np.ascontiguousarray(to_display(result.brain_mask.astype(np.uint8))),
-                {**common, "metadata": dict(common["metadata"]), "contour": 1, "opacity": 0.8},
-                layer_type="labels",
-            )
+    # Outlines drawn over the overlays: the extracted brain, so the reader sees what was
+    # scored, and each finding on every slice it spans, under its rank.
+    outlines = [
+        (BRAIN, result.brain_mask, 0.8),
+        (OUTLINES, result.finding_labels, 1.0),
+    ]
+    specs += [
+        LayerSpec(
+            kind,
+            f"{prefix}{LAYER_NAMES[kind]}",
+            np.ascontiguousarray(to_display(volume.astype(np.uint8))),
+            {**common, "metadata": dict(common["metadata"]), "contour": 1, "opacity": opacity},
+            layer_type="labels",
         )
+        for kind, volume, opacity in outlines
+        if volume is not None
+    ]
     return specs
 
 

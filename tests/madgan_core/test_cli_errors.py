@@ -328,6 +328,7 @@ def test_score_takes_a_brain_mask_and_refuses_a_bad_one(tmp_path, model_file, ca
     argv = ["score", str(model_file), str(scan), "--maps", "--out", str(out), "--device", "cpu"]
     assert main([*argv, "--brain-mask", str(mask)]) == 0
     written = nib.load(out / "scan_brainmask.nii.gz")
+    assert written.get_data_dtype() == np.uint8
     assert written.shape == image.shape and np.array_equal(
         np.asarray(written.dataobj) > 0, data > 0
     )

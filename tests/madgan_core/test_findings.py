@@ -265,6 +265,17 @@ def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zsta
     assert with_maps.findings == without_maps.findings  # the CLI's line is the panel's
     assert {f.signal for f in with_maps.findings} <= {"brighter", "darker"}
     assert with_maps.residual is not None and without_maps.residual is None
+    # with maps, a label volume holds each finding's outline under its rank
+    labels = with_maps.finding_labels
+    assert without_maps.finding_labels is None
+    assert labels.shape == scan.data.shape and labels.dtype == np.uint8
+    voxel_ml = abs(np.linalg.det(scan.affine[:3, :3])) / 1000.0
+    for finding in with_maps.findings:
+        outline = labels == finding.rank
+        assert outline[finding.peak_voxel]
+        assert np.count_nonzero(outline) * voxel_ml == pytest.approx(finding.volume_ml, abs=1e-3)
+        k = np.flatnonzero(outline.any(axis=(0, 1)))
+        assert (k[0], k[-1]) == finding.slices
     # the sign trim only takes voxels away: same regions, same evidence, smaller outlines
     model.config.score = dataclasses.replace(model.config.score, finding_sign=False)
     unsigned = score_scan(model, scan, maps=False, sequence="T1c").findings

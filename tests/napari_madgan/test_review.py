@@ -12,7 +12,13 @@ from madgan_core.config import HEATMAP_RANGE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
-from napari_madgan.review._layers import HEATMAP, HEATMAP_NAME, RECONSTRUCTION_NAME, ZMAP_NAME
+from napari_madgan.review._layers import (
+    HEATMAP,
+    HEATMAP_NAME,
+    OUTLINES_NAME,
+    RECONSTRUCTION_NAME,
+    ZMAP_NAME,
+)
 from napari_madgan.review._panel import NO_REFERENCE
 from napari_madgan.review._widget import viewer_camera
 
@@ -132,7 +138,9 @@ def test_zmap_overlay_follows_the_headline_score(review, qtbot, tiny_model_zstat
     assert heat.visible and not zmap.visible
 
 
-def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_model_zstats):
+def test_findings_are_listed_marked_and_jump_to_their_peak(
+    review, qtbot, tiny_model, tiny_model_zstats
+):
     viewer, widget = review
     widget.set_model_path(tiny_model_zstats)
     _run(qtbot, widget)
@@ -188,9 +196,24 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(review, qtbot, tiny_m
     peak = scan_layer.data_to_world((z, scan_layer.data.shape[1] - 1 - y, x))
     np.testing.assert_allclose(camera.center[1:], np.asarray(peak)[1:], atol=1e-3)
     assert camera.zoom == pytest.approx(picked[0] * 4)
+    # each finding is outlined, under its rank, on every slice it spans
+    outlines = viewer.layers[f"{SCAN} {OUTLINES_NAME}"]
+    assert outlines.contour >= 1 and outlines.data.shape == scan_layer.data.shape
+    for finding in findings:
+        x, y, z = finding.peak_voxel
+        assert outlines.data[z, scan_layer.data.shape[1] - 1 - y, x] == finding.rank
+        spanned = np.flatnonzero((outlines.data == finding.rank).any(axis=(1, 2)))
+        assert (spanned[0], spanned[-1]) == finding.slices
     # running again updates the same layers instead of stacking new ones
     _run(qtbot, widget)
     assert sum(layer.name.endswith("findings") for layer in viewer.layers) == 1
+    assert sum(layer.name.endswith(OUTLINES_NAME) for layer in viewer.layers) == 1
+    # a run with an uncalibrated model leaves no z-map or outlines of the last run behind
+    widget.set_model_path(tiny_model)
+    _run(qtbot, widget)
+    names = {layer.name for layer in viewer.layers}
+    assert f"{SCAN} {HEATMAP_NAME}" in names
+    assert f"{SCAN} {ZMAP_NAME}" not in names and f"{SCAN} {OUTLINES_NAME}" not in names
 
 
 def test_zmap_overlay_without_zstats_keeps_the_heatmap(review, qtbot):
