@@ -105,18 +105,19 @@ def result_layer_specs(
     # Outlines drawn over the overlays: the extracted brain, so the reader sees what was
     # scored, and each finding on every slice it spans, under its rank.
     outlines = [
-        (BRAIN, result.brain_mask, 0.8),
-        (OUTLINES, result.finding_labels, 1.0),
+        (BRAIN, result.brain_mask, {"opacity": 0.8}),
+        # white like the findings' rings, a colour the jet overlays never take
+        (OUTLINES, result.finding_labels, {"colormap": {None: "white", 0: "transparent"}}),
     ]
     specs += [
         LayerSpec(
             kind,
             f"{prefix}{LAYER_NAMES[kind]}",
             np.ascontiguousarray(to_display(volume.astype(np.uint8))),
-            {**common, "metadata": dict(common["metadata"]), "contour": 1, "opacity": opacity},
+            {**common, "metadata": dict(common["metadata"]), "contour": 1, **style},
             layer_type="labels",
         )
-        for kind, volume, opacity in outlines
+        for kind, volume, style in outlines
         if volume is not None
     ]
     return specs
