@@ -8,7 +8,8 @@ For a scan read from a DICOM series, :func:`export_dicom` writes into
   can fuse it with the scan);
 * ``zmap/``: the z-map the same way, when the model has healthy z-statistics;
 * ``overlay/``: an RGB secondary capture of the jet overlay on the scan, as the
-  review widget draws it, slice by slice with the source's plane geometry;
+  review widget draws it, slice by slice with the source's plane geometry, with
+  each finding outlined in white;
 * ``report.dcm`` and ``report.pdf``: the report as DICOM encapsulated PDF, and as
   PDF beside it, when one is given.
 
@@ -37,6 +38,7 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
     generate_uid,
 )
+from scipy import ndimage
 
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
@@ -141,7 +143,12 @@ def export_dicom(
         (result.zmap, ZMAP_RANGE) if result.zmap is not None else (result.heatmap, heat_range)
     )
     series["overlay"] = write_overlay_series(
-        scan, shown, limits, folder / "overlay", foreground=result.foreground
+        scan,
+        shown,
+        limits,
+        folder / "overlay",
+        foreground=result.foreground,
+        outlines=result.finding_labels,
     )
     if report_pdf is not None:
         series["report"] = (
@@ -189,11 +196,15 @@ def write_overlay_series(
     limits: tuple[float, float],
     folder: Path,
     foreground: np.ndarray | None = None,
+    outlines: np.ndarray | None = None,
 ) -> tuple[Path, ...]:
-    """The jet overlay of ``volume`` on the scan as RGB secondary captures, one per source slice."""
+    """The jet overlay of ``volume`` on the scan as RGB secondary captures, one per source
+    slice, with the regions of the label volume ``outlines`` outlined in white."""
     source = dicom_source(scan)
     rgb = overlay_rgb(scan.data, volume, limits, foreground)
     native = scan.to_native(rgb)  # (i, j, k, 3)
+    if outlines is not None:  # edges within each source slice, whatever its plane
+        native[region_edges(scan.to_native(outlines))] = 255
     series = _SeriesHeader(source, "overlay", scan)
     paths = []
     for k in range(native.shape[2]):
@@ -230,6 +241,16 @@ def overlay_rgb(
     colour = colormaps["jet"](scaled)[..., :3]
     alpha = np.where(shown, opacity, 0.0)[..., None]
     return np.rint(255 * ((1 - alpha) * base + alpha * colour)).astype(np.uint8)
+
+
+def region_edges(labels: np.ndarray) -> np.ndarray:
+    """Voxels of a label volume on the edge of their region within their slice (the
+    plane of the first two axes)."""
+    labels = np.asarray(labels)
+    inner = np.ones((3, 3, 1), bool)  # neighbours within the slice
+    same = ndimage.minimum_filter(labels, footprint=inner, mode="nearest") == labels
+    same &= ndimage.maximum_filter(labels, footprint=inner, mode="nearest") == labels
+    return (labels > 0) & ~same
 
 
 def _window(volume: np.ndarray) -> np.ndarray:

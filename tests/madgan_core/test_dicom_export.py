@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from madgan_core.dicom import load_series
-from madgan_core.dicom.export import export_dicom, overlay_rgb
+from madgan_core.dicom.export import export_dicom, overlay_rgb, region_edges
 from madgan_core.dicom.synthetic import write_series
 from madgan_core.errors import MadganError
 from madgan_core.io import Scan, load_scan
@@ -23,10 +23,13 @@ PDF = b"%PDF-1.4\n% a stand-in report\n%%EOF\n"
 
 
 def scored(scan: Scan):
-    """A quick score with maps (the copy-slice predictor), plus a made-up z-map."""
+    """A quick score with maps (the copy-slice predictor), plus a made-up z-map and a
+    made-up finding (a box of the scan's grid)."""
     result = score_scan(fake_model(small_config()), scan, predictor=copy_predictor(3), maps=True)
     zmap = np.where(result.foreground, np.nan_to_num(result.heatmap) * 40.0, np.nan)
-    return dataclasses.replace(result, zmap=zmap.astype(np.float32))
+    labels = np.zeros(scan.data.shape, np.uint8)
+    labels[10:20, 12:22, 14:18] = 1
+    return dataclasses.replace(result, zmap=zmap.astype(np.float32), finding_labels=labels)
 
 
 @pytest.fixture(scope="module", params=["axial", "oblique", "sagittal-multiframe"])
@@ -80,6 +83,17 @@ def test_maps_overlay_and_report_are_new_series_of_the_study(source, result, wri
         if "PixelData" in ds:
             assert ds.FrameOfReferenceUID == src.frame_of_reference_uid
     assert len(series_uids) == 4 and len(sop_uids) == len(written.files) - 1
+
+
+def test_the_overlay_series_outlines_the_findings(source, result, written):
+    # one file per source slice, in order; pixels are (rows, columns) = (j, i)
+    frames = [pydicom.dcmread(path).pixel_array for path in written.series["overlay"]]
+    white = np.stack([f.transpose(1, 0, 2) for f in frames], axis=2).min(axis=-1) == 255
+    native = source.to_native(result.finding_labels)
+    on_edge = region_edges(native)  # within each source slice, whatever its plane
+    inside = (native > 0) & ~on_edge
+    assert on_edge.any() and inside.any()
+    assert white[on_edge].all() and not white[inside].any()
 
 
 def test_map_series_reads_back_on_the_source_grid(source, result, written):
@@ -152,6 +166,19 @@ def test_overlay_blends_jet_only_where_there_is_a_value():
     assert gray[0] == gray[1] == gray[2]
     hot = rgb[1, 1, 0].astype(int)
     assert hot[0] > hot[2]  # top of jet is red
+
+
+def test_region_edges_are_taken_within_each_slice():
+    labels = np.zeros((9, 9, 3), np.uint8)
+    labels[2:7, 2:7, :] = 1  # a 5 x 5 square through every slice
+    labels[5:7, 5:7, 1] = 2  # a second finding against it, on the middle slice
+    edges = region_edges(labels)
+    for k in (0, 2):  # whole squares: only their rim, though the region ends there
+        assert edges[..., k].sum() == 16 and not edges[3:6, 3:6, k].any()
+    assert edges[2, 2:7, 1].all() and edges[2:7, 2, 1].all()  # the first one's edge
+    assert edges[4, 4, 1]  # and where it meets the second
+    assert not edges[3, 3, 1] and not edges[0, 0, 1]
+    assert edges[5:7, 5:7, 1].all()
 
 
 def test_only_dicom_scans_can_be_written_back(tmp_path):
