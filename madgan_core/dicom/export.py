@@ -10,6 +10,8 @@ For a scan read from a DICOM series, :func:`export_dicom` writes into
 * ``overlay/``: an RGB secondary capture of the jet overlay on the scan, as the
   review widget draws it, slice by slice with the source's plane geometry, with
   each finding outlined in white;
+* ``findings.dcm``: the findings as a DICOM Segmentation, one segment per finding
+  (:mod:`madgan_core.dicom.seg`), when the z-map has any;
 * ``report.dcm`` and ``report.pdf``: the report as DICOM encapsulated PDF, and as
   PDF beside it, when one is given.
 
@@ -46,6 +48,7 @@ from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
 from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.dicom.naming import without_quoted_values
+from madgan_core.dicom.seg import write_findings_seg
 from madgan_core.errors import MadganError
 
 if TYPE_CHECKING:
@@ -150,6 +153,11 @@ def export_dicom(
         foreground=result.foreground,
         outlines=result.finding_labels,
     )
+    if result.finding_labels is not None and result.findings:
+        seg = write_findings_seg(
+            result.finding_labels, result.findings, scan, folder / "findings.dcm"
+        )
+        series["findings"] = (seg,)
     if report_pdf is not None:
         series["report"] = (
             write_encapsulated_pdf(report_pdf, source, folder / "report.dcm"),

@@ -12,6 +12,7 @@ from madgan_core.dicom import load_series
 from madgan_core.dicom.export import export_dicom, overlay_rgb, region_edges
 from madgan_core.dicom.synthetic import write_series
 from madgan_core.errors import MadganError
+from madgan_core.findings import label_regions
 from madgan_core.io import Scan, load_scan
 from madgan_core.reconstruct import copy_predictor
 from madgan_core.score import score_scan
@@ -23,13 +24,19 @@ PDF = b"%PDF-1.4\n% a stand-in report\n%%EOF\n"
 
 
 def scored(scan: Scan):
-    """A quick score with maps (the copy-slice predictor), plus a made-up z-map and a
-    made-up finding (a box of the scan's grid)."""
+    """A quick score with maps (the copy-slice predictor), plus a made-up z-map and its
+    findings (regions above a made-up threshold)."""
     result = score_scan(fake_model(small_config()), scan, predictor=copy_predictor(3), maps=True)
     zmap = np.where(result.foreground, np.nan_to_num(result.heatmap) * 40.0, np.nan)
-    labels = np.zeros(scan.data.shape, np.uint8)
-    labels[10:20, 12:22, 14:18] = 1
-    return dataclasses.replace(result, zmap=zmap.astype(np.float32), finding_labels=labels)
+    threshold = float(np.nanpercentile(zmap, 97))
+    findings, labels = label_regions(zmap, scan.affine, threshold, min_volume_ml=0.0)
+    assert len(findings) >= 2
+    return dataclasses.replace(
+        result,
+        zmap=zmap.astype(np.float32),
+        findings=findings,
+        finding_labels=labels.astype(np.uint8),
+    )
 
 
 @pytest.fixture(scope="module", params=["axial", "oblique", "sagittal-multiframe"])
@@ -65,7 +72,7 @@ def written(case):
 
 def test_maps_overlay_and_report_are_new_series_of_the_study(source, result, written):
     assert written.folder.name == source.name
-    assert set(written.series) == {"heatmap", "zmap", "overlay", "report"}
+    assert set(written.series) == {"heatmap", "zmap", "overlay", "findings", "report"}
     n = source.native_shape[2]
     assert [len(written.series[k]) for k in ("heatmap", "zmap", "overlay")] == [n, n, n]
     src = source.dicom
@@ -82,7 +89,7 @@ def test_maps_overlay_and_report_are_new_series_of_the_study(source, result, wri
         sop_uids.add(ds.SOPInstanceUID)
         if "PixelData" in ds:
             assert ds.FrameOfReferenceUID == src.frame_of_reference_uid
-    assert len(series_uids) == 4 and len(sop_uids) == len(written.files) - 1
+    assert len(series_uids) == 5 and len(sop_uids) == len(written.files) - 1
 
 
 def test_the_overlay_series_outlines_the_findings(source, result, written):
@@ -92,8 +99,41 @@ def test_the_overlay_series_outlines_the_findings(source, result, written):
     native = source.to_native(result.finding_labels)
     on_edge = region_edges(native)  # within each source slice, whatever its plane
     inside = (native > 0) & ~on_edge
-    assert on_edge.any() and inside.any()
+    assert on_edge.any()
     assert white[on_edge].all() and not white[inside].any()
+
+
+def test_findings_are_a_segmentation_of_the_source_frames(source, result, written):
+    import highdicom as hd
+
+    [path] = written.series["findings"]
+    seg = hd.seg.segread(path)
+    src = source.dicom
+    assert seg.StudyInstanceUID == src.study_uid
+    assert seg.FrameOfReferenceUID == src.frame_of_reference_uid
+    assert seg.PatientID == src.headers[0].PatientID
+    assert seg.SeriesNumber == 9905 and seg.SeriesInstanceUID != src.series_uid
+    numbers = seg.get_segment_numbers()
+    assert numbers == [f.rank for f in result.findings]
+    labels = [seg.get_segment_description(n).SegmentLabel for n in numbers]
+    assert labels[0].startswith(f"Finding 1: {result.findings[0].volume_ml:.1f} mL")
+    # each source frame's mask is the label volume's slice there
+    native = source.to_native(result.finding_labels)
+    options = {"combine_segments": True, "assert_missing_frames_are_empty": True}
+    for k, ref in enumerate(src.slices):
+        if ref.frame is None:
+            pixels = seg.get_pixels_by_source_instance([ref.sop_instance_uid], **options)
+        else:
+            pixels = seg.get_pixels_by_source_frame(ref.sop_instance_uid, [ref.frame], **options)
+        np.testing.assert_array_equal(pixels[0], native[:, :, k].T)
+
+
+def test_no_finding_writes_no_segmentation(source, result, tmp_path):
+    none = dataclasses.replace(
+        result, findings=[], finding_labels=np.zeros_like(result.finding_labels)
+    )
+    written = export_dicom(none, source, tmp_path)
+    assert "findings" not in written.series and not (written.folder / "findings.dcm").exists()
 
 
 def test_map_series_reads_back_on_the_source_grid(source, result, written):

@@ -22,6 +22,7 @@ from madgan_core.cli import main
 from madgan_core.dicom import find_series
 from madgan_core.dicom.naming import PATIENT_KEYWORDS
 from madgan_core.dicom.synthetic import Patient, write_series
+from tests.conftest import reference_with_zstats
 from tests.madgan_core.synthetic import synthetic_brain
 
 PATIENT = Patient(
@@ -72,14 +73,19 @@ def identifying_elements(path: Path) -> set[str]:
     return found
 
 
-def test_score_with_every_output_keeps_identifiers_out(tmp_path, capsys, caplog, tiny_model_file):
+def test_score_with_every_output_keeps_identifiers_out(
+    tmp_path, capsys, caplog, tiny_model_file, tiny_config
+):
     study = tmp_path / "study"
     affine = np.diag([-4.0, -4.0, 4.0, 1.0])
     write_series(synthetic_brain((40, 48, 36)), affine, study / "s1", patient=PATIENT)
-    model = tiny_model_file(tmp_path / "model.pt")
+    size = tiny_config().preprocess
+    # calibrated (flat z-statistics), so the z-map, its findings and their SEG are written
+    reference = reference_with_zstats(size.height, size.width)
+    model = tiny_model_file(tmp_path / "model.pt", reference=reference)
     out, dicom_out = tmp_path / "scores", tmp_path / "dicom"
     caplog.set_level(logging.DEBUG)
-    argv = ["-v", "score", str(model), str(study), "--out", str(out), "--maps"]
+    argv = ["-v", "score", str(model), str(study), "--out", str(out), "--maps", "--sequence", "T1"]
     code = main([*argv, "--dicom-out", str(dicom_out), "--device", "cpu"])
     console = capsys.readouterr()
     assert code == 0, console.err
@@ -91,7 +97,9 @@ def test_score_with_every_output_keeps_identifiers_out(tmp_path, capsys, caplog,
     files = sorted(p for p in tmp_path.joinpath("scores").rglob("*") if p.is_file())
     dicom_files = sorted(p for p in dicom_out.rglob("*") if p.is_file())
     assert {p.name for p in files} >= {"scores.csv", "scores.jsonl"}
-    assert len(files) == 4 and len(dicom_files) > 70  # maps, overlay, report
+    # maps (heatmap, reconstruction, z-map, outlines), overlay, findings SEG, report
+    assert len(files) == 6 and len(dicom_files) > 70
+    assert any(p.name == "findings.dcm" for p in dicom_files)
     for path in files + dicom_files:
         relative = str(path.relative_to(tmp_path))
         assert not [s for s in IDENTIFIERS if s in relative], relative
