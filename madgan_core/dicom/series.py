@@ -272,6 +272,10 @@ def _describe(uid: str, items: list[tuple[Path, Dataset]]) -> SeriesInfo:
     return info
 
 
+# Objects that label a scan rather than image it: segmentations and RT structure sets.
+LABEL_MODALITIES = ("SEG", "RTSTRUCT")
+
+
 def _check(info: SeriesInfo) -> tuple[str | None, StackGeometry | None]:
     first = info.headers[0]
     if not info.rows or not info.columns:
@@ -279,6 +283,11 @@ def _check(info: SeriesInfo) -> tuple[str | None, StackGeometry | None]:
             f"is not an image (its {info.sop_class} objects have no pixel rows and columns)",
             None,
         )
+    if info.modality in LABEL_MODALITIES:
+        return (
+            f"is a {info.sop_class} object (labels drawn on a scan, such as the findings "
+            "madgan writes), not a scan; give the series it was made from"
+        ), None
     if any(int(h.get("SamplesPerPixel", 1) or 1) != 1 for h in info.headers):
         return (
             f"holds colour images ({header_text(first, 'PhotometricInterpretation') or 'RGB'}, "

@@ -11,7 +11,7 @@ import pytest
 from madgan_core.dicom import load_series
 from madgan_core.dicom.export import export_dicom, overlay_rgb, region_edges
 from madgan_core.dicom.synthetic import write_series
-from madgan_core.errors import MadganError
+from madgan_core.errors import MadganError, ScanError
 from madgan_core.findings import label_regions
 from madgan_core.io import Scan, load_scan
 from madgan_core.reconstruct import copy_predictor
@@ -126,6 +126,11 @@ def test_findings_are_a_segmentation_of_the_source_frames(source, result, writte
         else:
             pixels = seg.get_pixels_by_source_frame(ref.sop_instance_uid, [ref.frame], **options)
         np.testing.assert_array_equal(pixels[0], native[:, :, k].T)
+
+
+def test_the_segmentation_is_no_scan_to_score(written):
+    with pytest.raises(ScanError, match="is a Segmentation Storage object .* not a scan"):
+        load_scan(written.series["findings"][0])
 
 
 def test_no_finding_writes_no_segmentation(source, result, tmp_path):
