@@ -28,6 +28,7 @@ brain) are written as 0. Files are written atomically (temporary file, then rena
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +48,7 @@ from madgan_core.atomic import atomic_write_with
 from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
 from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
-from madgan_core.dicom.naming import without_quoted_values
+from madgan_core.dicom.naming import patient_identifiers, without_quoted_values
 from madgan_core.dicom.seg import write_findings_seg
 from madgan_core.errors import MadganError
 
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     from madgan_core.dicom.read import DicomSource
     from madgan_core.scan import Scan
     from madgan_core.score import ScanScore
+
+log = logging.getLogger(__name__)
 
 OVERLAY_OPACITY = 0.55
 MANUFACTURER = "napari-madgan"
@@ -154,10 +157,23 @@ def export_dicom(
         outlines=result.finding_labels,
     )
     if result.finding_labels is not None and result.findings:
-        seg = write_findings_seg(
-            result.finding_labels, result.findings, scan, folder / "findings.dcm"
-        )
-        series["findings"] = (seg,)
+        try:
+            seg = write_findings_seg(
+                result.finding_labels, result.findings, scan, folder / "findings.dcm"
+            )
+            series["findings"] = (seg,)
+        except (AttributeError, TypeError, ValueError) as exc:  # highdicom refused the source
+            # The Segmentation is one result among several: say why, write the others.
+            reason = str(exc)
+            if any(value in reason for value in patient_identifiers(source.headers[0])):
+                reason = "its reason quotes the patient's header"
+            log.warning(
+                "%s: the findings were not written as a DICOM Segmentation (%s: %s); the "
+                "overlay series outlines them",
+                folder,
+                type(exc).__name__,
+                reason,
+            )
     if report_pdf is not None:
         series["report"] = (
             write_encapsulated_pdf(report_pdf, source, folder / "report.dcm"),

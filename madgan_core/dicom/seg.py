@@ -9,16 +9,32 @@ highdicom does, like the other result series).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
+from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.errors import MadganError
+
+# Patient and study attributes highdicom copies from the source (Type 2: may be empty).
+PATIENT_STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
@@ -37,6 +53,7 @@ def segment_label(finding: Finding) -> str:
     return text[:SEGMENT_LABEL_CHARS]
 
 
+@without_quoted_values
 def write_findings_seg(
     labels: np.ndarray, findings: list[Finding], scan: Scan, path: Path
 ) -> Path | None:
@@ -51,7 +68,7 @@ def write_findings_seg(
     if not findings:
         return None
     native = np.asarray(scan.to_native(labels))  # (columns, rows, slices)
-    by_uid = {header.SOPInstanceUID: header for header in source.headers}
+    by_uid = {header.SOPInstanceUID: _with_patient_study(header) for header in source.headers}
     frames = [ref.frame for ref in source.slices]
     if all(frame is None for frame in frames):
         # One image per slice: the source images and their frames in slice order.
@@ -95,3 +112,13 @@ def write_findings_seg(
         omit_empty_frames=True,
     )
     return atomic_write_with(path, lambda tmp: seg.save_as(tmp), ".dcm")
+
+
+def _with_patient_study(header: Dataset) -> Dataset:
+    """A copy of a source header with every patient and study attribute the Segmentation
+    copies present (empty where the source leaves one out, as anonymised data may)."""
+    header = copy.deepcopy(header)
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        if keyword not in header:
+            setattr(header, keyword, "")
+    return header

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -131,6 +132,42 @@ def test_findings_are_a_segmentation_of_the_source_frames(source, result, writte
 def test_the_segmentation_is_no_scan_to_score(written):
     with pytest.raises(ScanError, match="is a Segmentation Storage object .* not a scan"):
         load_scan(written.series["findings"][0])
+
+
+def test_a_source_without_patient_attributes_still_gets_its_segmentation(source, result, tmp_path):
+    import highdicom as hd
+
+    anonymised = []
+    for header in source.dicom.headers:
+        header = copy.deepcopy(header)
+        for keyword in ("PatientName", "PatientID", "StudyID", "AccessionNumber", "StudyDate"):
+            if keyword in header:
+                delattr(header, keyword)
+        anonymised.append(header)
+    scan = dataclasses.replace(
+        source, dicom=dataclasses.replace(source.dicom, headers=tuple(anonymised))
+    )
+    [path] = export_dicom(result, scan, tmp_path).series["findings"]
+    seg = hd.seg.segread(path)
+    assert seg.PatientID == "" and seg.get_segment_numbers() == [f.rank for f in result.findings]
+    assert "PatientID" not in scan.dicom.headers[0]  # the source's headers are left alone
+
+
+def test_a_refused_segmentation_leaves_the_other_series(
+    source, result, tmp_path, monkeypatch, caplog
+):
+    import madgan_core.dicom.export as export
+
+    patient = str(source.dicom.headers[0].PatientID)
+
+    def refuse(*args, **kwargs):
+        raise ValueError(f"bad value {patient!r}")
+
+    monkeypatch.setattr(export, "write_findings_seg", refuse)
+    written = export_dicom(result, source, tmp_path, report_pdf=PDF)
+    assert set(written.series) == {"heatmap", "zmap", "overlay", "report"}
+    assert "not written as a DICOM Segmentation (ValueError" in caplog.text
+    assert patient not in caplog.text  # the reason quoted the header: withheld
 
 
 def test_no_finding_writes_no_segmentation(source, result, tmp_path):
