@@ -23,7 +23,7 @@ from napari_madgan._reader_preference import (
     prefer_this_reader,
 )
 from napari_madgan.review import ReviewWidget
-from napari_madgan.review._layers import HEATMAP_NAME, ZMAP_NAME
+from napari_madgan.review._layers import HEATMAP_NAME, OUTLINES_NAME, ZMAP_NAME
 from napari_madgan.training import TrainingWidget
 
 # Widgets opened from the menu must not lean on napari's private API through the proxy,
@@ -199,3 +199,34 @@ def test_a_failing_slot_does_not_take_napari_down(viewer, qtbot, monkeypatch):
     # the viewer and the widget carry on
     viewer.open_sample(PLUGIN_NAME, "healthy")
     assert widget.form.scan_layer.value == "phantom healthy"
+
+
+def test_result_layers_save_as_nifti_on_the_scans_grid(viewer, qtbot, tiny_model_zstats, tmp_path):
+    from napari import save_layers
+
+    viewer.open_sample(PLUGIN_NAME, "mets")
+    widget = _menu_widget(viewer, "MADGAN review")
+    widget.set_model_path(tiny_model_zstats)
+    widget.form.run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=60_000)
+    result = widget.result
+    assert result is not None and result.findings, widget.status_text
+    scan = viewer.layers["phantom metastasis"].metadata[SCAN_KEY]
+    expected = {
+        "phantom metastasis": (scan.data, np.float32),
+        f"phantom metastasis {ZMAP_NAME}": (result.zmap, np.float32),
+        f"phantom metastasis {OUTLINES_NAME}": (result.finding_labels, np.uint8),
+    }
+    for i, (name, (volume, dtype)) in enumerate(expected.items()):
+        path = tmp_path / f"layer{i}.nii.gz"
+        assert save_layers(str(path), [viewer.layers[name]], plugin=PLUGIN_NAME) == [str(path)]
+        saved = nib.load(path)
+        np.testing.assert_allclose(saved.affine, scan.native_affine, atol=1e-5)
+        assert saved.get_data_dtype() == dtype
+        np.testing.assert_array_equal(np.asarray(saved.dataobj), scan.to_native(volume))
+    # a layer the plugin did not make has no scan grid to save on
+    viewer.add_image(np.zeros((4, 5, 6), np.float32), name="elsewhere")
+    other = tmp_path / "other.nii.gz"
+    with pytest.warns(UserWarning, match="'elsewhere' was not made by napari-madgan"):
+        save_layers(str(other), [viewer.layers["elsewhere"]], plugin=PLUGIN_NAME)
+    assert not other.exists()
