@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from napari_madgan._geometry import AXIS_LABELS, UNITS, world_of_ras
-from napari_madgan._layers import in_viewer, real_layer
+from napari_madgan._geometry import display_affine
+from napari_madgan._layers import geometry_kwargs, in_viewer, real_layer
 
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
+    from madgan_core.io import Scan
 
 COLUMNS = (
     "#",
@@ -79,15 +80,22 @@ class FindingsTable(QTableWidget):
             self._on_pick(self.findings[row])
 
 
-def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dict]:
-    """Points at each finding's peak (napari world), sized by the region's extent."""
-    peaks = world_of_ras(np.array([f.peak_mm for f in findings]).reshape(-1, 3))
+def findings_points(findings: list[Finding], name: str, scan: Scan) -> tuple[np.ndarray, dict]:
+    """Points at each finding's peak voxel, on the scan's grid (its data indices and
+    geometry, so the slider keeps one step per slice), sized by the region's extent."""
+    ny = scan.data.shape[1]
+    peaks = np.array(
+        [(k, ny - 1 - j, i) for i, j, k in (f.peak_voxel for f in findings)], dtype=float
+    ).reshape(-1, 3)
+    # the equivalent sphere's diameter in mm, in in-plane voxels
+    voxel_mm = np.linalg.norm(display_affine(scan.affine, scan.data.shape)[:3, 1:3], axis=0)
     sizes = [
         max(4.0, 2.0 * (3.0 * f.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1 / 3)) for f in findings
     ]
     kwargs = {
+        **geometry_kwargs(scan),
         "name": name,
-        "size": np.asarray(sizes, dtype=float),
+        "size": np.asarray(sizes, dtype=float) / float(np.mean(voxel_mm)),
         # a thin circle the size of the region around its peak: the overlay inside stays visible
         "symbol": "disc",
         "face_color": "transparent",
@@ -100,20 +108,18 @@ def findings_points(findings: list[Finding], name: str) -> tuple[np.ndarray, dic
             "size": 10,
             "anchor": "upper_left",
         },
-        "axis_labels": AXIS_LABELS,
-        "units": (UNITS,) * 3,
         "out_of_slice_display": True,
         "metadata": {"madgan_findings": [f.to_dict() for f in findings]},
     }
     return peaks, kwargs
 
 
-def show_findings(viewer, findings: list[Finding], name: str, previous=None):
-    """Mark ``findings`` with a Points layer, replacing ``previous`` (the layer made for the
-    last result); returns the new layer, or None when there is nothing to mark."""
+def show_findings(viewer, findings: list[Finding], name: str, scan: Scan, previous=None):
+    """Mark ``findings`` of ``scan`` with a Points layer, replacing ``previous`` (the layer
+    made for the last result); returns the new layer, or None when there is nothing to mark."""
     if previous is not None and in_viewer(viewer, previous):
         viewer.layers.remove(previous)
     if not findings:
         return None
-    points, kwargs = findings_points(findings, name)
+    points, kwargs = findings_points(findings, name, scan)
     return real_layer(viewer.add_points(points, **kwargs))

@@ -328,7 +328,11 @@ class ReviewWidget(QWidget):
     def _show_findings_layer(self, shown: ShownResult) -> None:
         name = f"{shown.request.layer_name} {FINDINGS_NAME}".strip()
         self._findings_layer = show_findings(
-            self.viewer, shown.result.findings or [], name, self._findings_layer
+            self.viewer,
+            shown.result.findings or [],
+            name,
+            shown.request.scan,
+            self._findings_layer,
         )
 
     @guarded

@@ -176,9 +176,12 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(
     assert len(points.data) == len(findings)
     # a point sits on its region's peak: the scan layer maps it back to the peak voxel
     scan_layer = viewer.layers[SCAN]
-    k, j, i = np.round(scan_layer.world_to_data(points.data[0])).astype(int)
+    peak_world = points.data_to_world(points.data[0])
+    k, j, i = np.round(scan_layer.world_to_data(peak_world)).astype(int)
     x, y, z = findings[0].peak_voxel
     assert (i, scan_layer.data.shape[1] - 1 - j, k) == (x, y, z)
+    # the marks keep the slider on the scan's slices: one step per slice, index = slice
+    assert viewer.dims.nsteps[0] == scan_layer.data.shape[0]
     last = findings[-1]
     camera = viewer_camera(viewer)
     camera.center = (0.0, 500.0, 500.0)  # panned off the brain
