@@ -169,3 +169,36 @@ def test_review_and_dicom_export_on_a_series(viewer, qtbot, tmp_path, phantom_vo
     overlay = pydicom.dcmread(next((written / "overlay").iterdir()))
     assert overlay.FrameOfReferenceUID == layer.metadata[SCAN_KEY].dicom.frame_of_reference_uid
     assert widget.export_heatmap(tmp_path / "heat.nii.gz").exists()  # NIfTI export works too
+
+
+def test_the_export_buttons_write_in_a_worker_and_report_errors(
+    viewer, qtbot, tmp_path, phantom_volume, tiny_model, monkeypatch
+):
+    from qtpy.QtWidgets import QFileDialog
+
+    folder = study(tmp_path / "study", phantom_volume)
+    [layer] = viewer.open(str(folder), plugin=None)
+    widget = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="MADGAN review")
+    widget.set_model_path(tiny_model)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.controller.running, timeout=30_000)
+    chosen = {"folder": str(tmp_path / "button")}
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a: chosen["folder"])
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a: (str(tmp_path / "button.pdf"), "")
+    )
+    for kind in ("dicom", "report"):
+        widget.results.export_buttons[kind].click()
+        assert "Writing" in widget.status_text  # the button returned before the files exist
+        qtbot.waitUntil(lambda: not widget.exports.workers, timeout=60_000)
+        assert "saved to" in widget.status_text, widget.status_text
+    assert (tmp_path / "button" / layer.name / "report.dcm").exists()
+    assert (tmp_path / "button.pdf").read_bytes().startswith(b"%PDF")
+    # a folder that cannot be written: one error on the widget, and the viewer goes on
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    chosen["folder"] = str(blocker)
+    widget.results.export_buttons["dicom"].click()
+    qtbot.waitUntil(lambda: not widget.exports.workers, timeout=60_000)
+    assert widget.status_text.startswith("Error: "), widget.status_text
