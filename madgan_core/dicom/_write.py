@@ -10,6 +10,9 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from madgan_core.atomic import atomic_write_with
 
+# The Manufacturer every object written back names.
+MANUFACTURER = "napari-madgan"
+
 
 def decimal_string(value: float) -> str:
     """A number as a DICOM decimal string (DS holds at most 16 characters)."""

@@ -46,7 +46,7 @@ from scipy import ndimage
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
 from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
-from madgan_core.dicom._write import decimal_string, save_dataset, set_pixels
+from madgan_core.dicom._write import MANUFACTURER, decimal_string, save_dataset, set_pixels
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.dicom.naming import patient_identifiers, without_quoted_values
 from madgan_core.dicom.seg import write_findings_seg
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OVERLAY_OPACITY = 0.55
-MANUFACTURER = "napari-madgan"
 SERIES_NUMBERS = {"heatmap": 9901, "zmap": 9902, "overlay": 9903, "report": 9904}
 DESCRIPTIONS = {
     "heatmap": "MADGAN L2 heatmap",

@@ -20,6 +20,7 @@ from pydicom.uid import generate_uid
 
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
+from madgan_core.dicom._write import MANUFACTURER
 from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.errors import MadganError
 
@@ -104,7 +105,7 @@ def write_findings_seg(
         series_number=SEG_SERIES_NUMBER,
         sop_instance_uid=generate_uid(),
         instance_number=1,
-        manufacturer="napari-madgan",
+        manufacturer=MANUFACTURER,
         manufacturer_model_name="MADGAN",
         software_versions=__version__,
         device_serial_number="none",
