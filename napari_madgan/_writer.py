@@ -32,10 +32,11 @@ def write_nifti(path: str, data: Any, attributes: dict) -> list[str]:
             f"{path}: {name!r} was not made by napari-madgan, so its scan's grid is unknown; "
             "save a scan opened with the plugin, or one of its results"
         )
-    volume = from_display(np.asarray(data))
+    data = np.asarray(data)
+    volume = from_display(data) if data.ndim == 3 else data
     if volume.shape != scan.data.shape:
         return _refuse(
-            f"{path}: {name!r} has shape {volume.shape[::-1]} in napari, not its scan's "
+            f"{path}: {name!r} has shape {data.shape} in napari, not its scan's "
             f"{scan.data.shape[::-1]}; it was changed after it was made"
         )
     dtype = np.float32

@@ -230,3 +230,9 @@ def test_result_layers_save_as_nifti_on_the_scans_grid(viewer, qtbot, tiny_model
     with pytest.warns(UserWarning, match="'elsewhere' was not made by napari-madgan"):
         save_layers(str(other), [viewer.layers["elsewhere"]], plugin=PLUGIN_NAME)
     assert not other.exists()
+    # nor does one changed after it was made (here: cut to one slice)
+    cut = viewer.layers["phantom metastasis"]
+    viewer.add_image(cut.data[0], name="one slice", metadata=dict(cut.metadata))
+    with pytest.warns(UserWarning, match="'one slice' has shape .* not its scan's"):
+        save_layers(str(other), [viewer.layers["one slice"]], plugin=PLUGIN_NAME)
+    assert not other.exists()
