@@ -198,8 +198,7 @@ def label_regions(
         return [], ranked
     index, core_counts = index[keep], core_counts[keep]
     values = np.where(region, zmap, 0.0)
-    peaks = ndimage.maximum(values, labels, index)
-    peak_at = ndimage.maximum_position(values, labels, index)
+    peaks, peak_at = _label_maxima(values, labels, index)
     core_sums = ndimage.sum_labels(np.where(above, zmap, 0.0), core, index)
     if shrink:
         # Outline each region by its voxels at or above the extent z, where it has any.
@@ -214,8 +213,7 @@ def label_regions(
         labels, signs = _trim_by_sign(labels, index, finite, np.asarray(residual)[box])
         region = labels > 0
         values = np.where(region, zmap, 0.0)
-        peaks = ndimage.maximum(values, labels, index)  # within the trimmed outline
-        peak_at = ndimage.maximum_position(values, labels, index)
+        peaks, peak_at = _label_maxima(values, labels, index)  # within the trimmed outline
     counts = ndimage.sum_labels(region, labels, index)
     sums = ndimage.sum_labels(values, labels, index)
     centres = ndimage.center_of_mass(region, labels, index)
@@ -268,7 +266,9 @@ def _trim_by_sign(
         return labels, signs
     part_index = np.arange(1, n_parts + 1)
     mass = ndimage.sum_labels(weight, parts, part_index)
-    owner = ndimage.maximum(labels, parts, part_index).astype(np.int64)  # parts lie in one region
+    owner = np.zeros(n_parts + 1, np.int64)  # each part lies in one region
+    owner[parts[agrees]] = labels[agrees]
+    owner = owner[1:]
     best = np.zeros(int(labels.max()) + 1, np.int64)  # per region, its heaviest part
     for part in np.argsort(mass, kind="stable"):  # heavier parts overwrite lighter ones
         best[owner[part]] = part + 1
@@ -278,6 +278,25 @@ def _trim_by_sign(
     has_part = best > 0
     trimmed = np.where(has_part[labels], np.where(kept, labels, 0), labels)
     return trimmed, signs
+
+
+def _label_maxima(
+    values: np.ndarray, labels: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Each label's largest value and its position: ``ndimage.maximum`` and
+    ``maximum_position`` found in each label's own box instead of by sorting the whole
+    volume (and, among equal values, the first in C order, where scipy's pick is arbitrary)."""
+    boxes = ndimage.find_objects(labels)
+    peaks = np.empty(len(index), dtype=np.float64)
+    positions = []
+    for i, label in enumerate(index):
+        box = boxes[label - 1]
+        inside = np.where(labels[box] == label, values[box], -np.inf)
+        flat = int(np.argmax(inside))
+        peaks[i] = inside.flat[flat]
+        offset = np.unravel_index(flat, inside.shape)
+        positions.append(tuple(int(o + b.start) for o, b in zip(offset, box, strict=True)))
+    return peaks, positions
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:

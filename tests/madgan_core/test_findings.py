@@ -284,3 +284,24 @@ def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zsta
     assert all(
         s.volume_ml <= u.volume_ml for s, u in zip(with_maps.findings, unsigned, strict=True)
     )
+
+
+def test_label_maxima_agree_with_scipy_and_break_ties_by_order():
+    from madgan_core.findings import _label_maxima
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        shape = tuple(int(n) for n in rng.integers(3, 12, 3))
+        labels, n = ndimage.label(rng.random(shape) > 0.6, structure=np.ones((3, 3, 3), bool))
+        if n == 0:
+            continue
+        values = rng.random(shape).astype(np.float32)
+        index = np.arange(1, n + 1)
+        peaks, positions = _label_maxima(values, labels, index)
+        np.testing.assert_array_equal(peaks, ndimage.maximum(values, labels, index))
+        assert positions == [
+            tuple(map(int, p)) for p in ndimage.maximum_position(values, labels, index)
+        ]
+    tied = np.zeros((4, 4, 4), np.float32)
+    tied[2, 2, 2] = tied[1, 1, 1] = 5.0
+    assert _label_maxima(tied, np.ones(tied.shape, np.int32), np.array([1]))[1] == [(1, 1, 1)]
