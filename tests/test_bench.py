@@ -66,3 +66,11 @@ def test_cohort_throughput_measures_prefetch_and_projects_from_measurements(gpu_
     assert hours["hours_prefetch_on"] <= hours["hours_prefetch_off"]
     gpu = result["projection_gpu"]
     assert str(gpu_json) in gpu["costs"]["source"] and set(gpu["hours"]) == set(mine["hours"])
+
+
+def test_the_findings_bench_labels_its_blobs_and_checks_the_peaks_both_ways():
+    result = bench("findings.py", "--reps", "1")
+    assert result["bench"] == "findings" and result["regions"] == 4
+    assert result["region_ml"][0] > 10 and result["grid"] == [197, 233, 189]
+    for key in ("label_regions", "peaks_in_boxes", "peaks_scipy_whole_volume"):
+        assert result[key]["reps"] == 1 and result[key]["best_s"] > 0
