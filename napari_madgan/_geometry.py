@@ -52,6 +52,13 @@ def from_display(data: np.ndarray) -> np.ndarray:
     return data[:, ::-1, :].transpose(2, 1, 0)
 
 
+def display_index(voxels_ras: np.ndarray, shape_ras: tuple[int, int, int]) -> np.ndarray:
+    """RAS+ voxel indices ``(n, 3)`` as napari data indices ``(k, j, i)``, as :func:`to_display`
+    places them."""
+    voxels = np.atleast_2d(np.asarray(voxels_ras, dtype=float))
+    return np.stack([voxels[:, 2], shape_ras[1] - 1 - voxels[:, 1], voxels[:, 0]], axis=1)
+
+
 def display_affine(affine_ras: np.ndarray, shape_ras: tuple[int, int, int]) -> np.ndarray:
     """The 4x4 map from napari data indices ``(k, j, i)`` to napari world ``(S, P, R)`` mm."""
     ny = shape_ras[1]

@@ -12,6 +12,22 @@ from madgan_core.atomic import atomic_write_with
 
 # The Manufacturer every object written back names.
 MANUFACTURER = "napari-madgan"
+# Copied from the source so a PACS files the results with the scan (and nowhere else).
+PATIENT_STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "StudyDescription",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
 
 
 def decimal_string(value: float) -> str:

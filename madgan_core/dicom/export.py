@@ -46,7 +46,13 @@ from scipy import ndimage
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
 from madgan_core.config import HEATMAP_RANGE, ZMAP_RANGE
-from madgan_core.dicom._write import MANUFACTURER, decimal_string, save_dataset, set_pixels
+from madgan_core.dicom._write import (
+    MANUFACTURER,
+    PATIENT_STUDY_KEYWORDS,
+    decimal_string,
+    save_dataset,
+    set_pixels,
+)
 from madgan_core.dicom.geometry import LPS_FROM_RAS
 from madgan_core.dicom.naming import patient_identifiers, without_quoted_values
 from madgan_core.dicom.seg import write_findings_seg
@@ -67,22 +73,6 @@ DESCRIPTIONS = {
     "overlay": "MADGAN overlay",
     "report": "MADGAN report",
 }
-# Copied from the source so a PACS files the results with the scan (and nowhere else).
-PATIENT_STUDY_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "StudyID",
-    "StudyDescription",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-)
 MR_KEYWORDS = {  # MR Image module: Type 1 values default to research-mode placeholders
     "ScanningSequence": "RM",
     "SequenceVariant": "NONE",

@@ -20,22 +20,9 @@ from pydicom.uid import generate_uid
 
 from madgan_core import __version__
 from madgan_core.atomic import atomic_write_with
-from madgan_core.dicom._write import MANUFACTURER
+from madgan_core.dicom._write import MANUFACTURER, PATIENT_STUDY_KEYWORDS
 from madgan_core.dicom.naming import without_quoted_values
 from madgan_core.errors import MadganError
-
-# Patient and study attributes highdicom copies from the source (Type 2: may be empty).
-PATIENT_STUDY_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-)
 
 if TYPE_CHECKING:
     from madgan_core.findings import Finding
@@ -55,19 +42,14 @@ def segment_label(finding: Finding) -> str:
 
 
 @without_quoted_values
-def write_findings_seg(
-    labels: np.ndarray, findings: list[Finding], scan: Scan, path: Path
-) -> Path | None:
-    """Write ``findings`` (their outlines: ``labels`` on the scan's RAS+ grid, valued by
-    rank) as a Segmentation of the scan's source series; None when there is no finding.
-    """
+def write_findings_seg(labels: np.ndarray, findings: list[Finding], scan: Scan, path: Path) -> Path:
+    """Write ``findings`` (at least one; their outlines: ``labels`` on the scan's RAS+ grid,
+    valued by rank) as a Segmentation of the scan's source series."""
     import highdicom as hd
 
     source = scan.dicom
     if source is None:
         raise MadganError("a Segmentation needs a scan read from a DICOM series", scan.path)
-    if not findings:
-        return None
     native = np.asarray(scan.to_native(labels))  # (columns, rows, slices)
     by_uid = {header.SOPInstanceUID: _with_patient_study(header) for header in source.headers}
     frames = [ref.frame for ref in source.slices]

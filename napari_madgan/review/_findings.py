@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from napari_madgan._geometry import display_affine
+from napari_madgan._geometry import display_index
 from napari_madgan._layers import geometry_kwargs, in_viewer, real_layer
 
 if TYPE_CHECKING:
@@ -83,19 +83,16 @@ class FindingsTable(QTableWidget):
 def findings_points(findings: list[Finding], name: str, scan: Scan) -> tuple[np.ndarray, dict]:
     """Points at each finding's peak voxel, on the scan's grid (its data indices and
     geometry, so the slider keeps one step per slice), sized by the region's extent."""
-    ny = scan.data.shape[1]
-    peaks = np.array(
-        [(k, ny - 1 - j, i) for i, j, k in (f.peak_voxel for f in findings)], dtype=float
-    ).reshape(-1, 3)
+    peaks = display_index([f.peak_voxel for f in findings], scan.data.shape)
     # the equivalent sphere's diameter in mm, in in-plane voxels
-    voxel_mm = np.linalg.norm(display_affine(scan.affine, scan.data.shape)[:3, 1:3], axis=0)
+    voxel_mm = float(np.mean(scan.zooms[:2]))
     sizes = [
         max(4.0, 2.0 * (3.0 * f.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1 / 3)) for f in findings
     ]
     kwargs = {
         **geometry_kwargs(scan),
         "name": name,
-        "size": np.asarray(sizes, dtype=float) / float(np.mean(voxel_mm)),
+        "size": np.asarray(sizes, dtype=float) / voxel_mm,
         # a thin circle the size of the region around its peak: the overlay inside stays visible
         "symbol": "disc",
         "face_color": "transparent",
