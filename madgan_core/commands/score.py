@@ -32,8 +32,8 @@ def add_parser(subparsers) -> None:
         "score",
         help="score scans: anomaly score, percentile against healthy controls, per-slice losses",
         description="Score each scan with a trained model. Writes scores.csv and scores.jsonl "
-        "(one row per scan) into --out, and on request the ℓ2 heatmap and reconstruction as NIfTI "
-        "in each input's native space. Under torchrun the processes share the scans; a stopped "
+        "(one row per scan, with its findings) into --out, and on request (--maps) the ℓ2 heatmap, "
+        "reconstruction, z-map and findings' outlines as NIfTI in each input's native space. Under torchrun the processes share the scans; a stopped "
         "run continues when run again (docs/cluster.md).",
     )
     p.add_argument("model", type=Path, help="model file (model.pt from `madgan train`)")
@@ -62,8 +62,9 @@ def add_parser(subparsers) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="for DICOM series inputs: also write the heatmap, z-map and overlay as new series of "
-        "each scan's study, with the report as PDF and encapsulated PDF, into DIR/<scan>/",
+        help="for DICOM series inputs: also write the heatmap, z-map and overlay (findings "
+        "outlined) as new series of each scan's study, the findings as a DICOM Segmentation, "
+        "and the report as PDF and encapsulated PDF, into DIR/<scan>/",
     )
     p.add_argument(
         "--brain-mask",
