@@ -50,7 +50,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 def resolve(device: str) -> torch.device:
-    from madgan_core.device import resolve_device
+    from madgan_core.runtime.device import resolve_device
 
     return resolve_device(device)
 
@@ -155,7 +155,7 @@ def machine(device: torch.device) -> dict[str, object]:
         "python": platform.python_version(),
         "device": str(device),
     }
-    from madgan_core.device import cpu_has_fast_bf16
+    from madgan_core.runtime.device import cpu_has_fast_bf16
 
     info["cpu_fast_bf16"] = cpu_has_fast_bf16()
     if device.type == "cuda":
@@ -189,10 +189,10 @@ def random_model(
 
     ``size`` = ``(height, width, base_channels)`` replaces the paper's 256 x 176 x 64.
     """
-    from madgan_core.checkpoint import LoadedModel
     from madgan_core.config import paper_preset
-    from madgan_core.device import to_channels_last
-    from madgan_core.models import build_generator
+    from madgan_core.model.checkpoint import LoadedModel
+    from madgan_core.model.networks import build_generator
+    from madgan_core.runtime.device import to_channels_last
 
     device = device or torch.device("cpu")
     cfg = paper_preset()
@@ -209,7 +209,7 @@ def phantom_file(directory: Path, voxel_mm: float = 1.0) -> Path:
     """The default phantom scan (healthy, seed 0) written as NIfTI."""
     import nibabel as nib
 
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
 
     volume, affine, _ = make_subject("healthy", voxel_mm=voxel_mm)
     path = Path(directory) / f"phantom_healthy_{voxel_mm:g}mm.nii.gz"

@@ -32,13 +32,13 @@ def child(device_name: str, path: Path, controls: int) -> dict:
 
     import torch
 
-    from madgan_core.calibrate import build_reference
-    from madgan_core.checkpoint import LoadedModel
     from madgan_core.config import paper_preset
-    from madgan_core.device import to_channels_last
-    from madgan_core.io import load_scan
-    from madgan_core.models import build_generator
-    from madgan_core.preprocess import preprocess
+    from madgan_core.model.checkpoint import LoadedModel
+    from madgan_core.model.networks import build_generator
+    from madgan_core.prep.slab import preprocess
+    from madgan_core.runtime.device import to_channels_last
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.calibrate import build_reference
 
     device = resolve(device_name)
     cfg = paper_preset()

@@ -55,10 +55,10 @@ def worker(args) -> dict:
 
     torch.set_num_threads(args.threads)
     from bench._common import random_model, sync
-    from madgan_core.distributed import cohort_group
-    from madgan_core.evaluation.cohort import score_cohort
-    from madgan_core.manifest import ManifestRow
-    from madgan_core.slabs import SlabLoader
+    from madgan_core.cohort.evaluation.cohort import score_cohort
+    from madgan_core.prep.loader import SlabLoader
+    from madgan_core.runtime.distributed import cohort_group
+    from madgan_core.scans.manifest import ManifestRow
 
     files = json.loads(Path(args.files).read_text())
     rows = [ManifestRow(Path(f), f"s{i}", "healthy", 0, "T1", "test") for i, f in enumerate(files)]

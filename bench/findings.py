@@ -3,7 +3,7 @@
 A synthetic z-map on the 197 x 233 x 189 grid of the MNI152 1 mm template (smooth
 noise plus four lesion-like blobs up to z = 15, spread over the brain, as a metastasis
 scan gives) and a residual whose sign changes inside each blob are labelled as scoring
-does (:func:`madgan_core.findings.label_regions`). The peaks of the labelled regions are
+does (:func:`madgan_core.scoring.findings.label_regions`). The peaks of the labelled regions are
 also timed both ways in the same run: in each region's own box (what the product does)
 and by ``scipy.ndimage.maximum`` and ``maximum_position`` over the whole volume (what it
 did before), with the same result checked.
@@ -48,7 +48,7 @@ def synthetic_maps(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from madgan_core.findings import _label_maxima, label_regions
+    from madgan_core.scoring.findings import _label_maxima, label_regions
 
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)

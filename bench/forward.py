@@ -39,7 +39,7 @@ def count_flops(generator: torch.nn.Module, x: torch.Tensor) -> int:
 
 
 def run_case(generator, x, device, precision, reps, compiled=False) -> dict:
-    from madgan_core.device import inference_context
+    from madgan_core.runtime.device import inference_context
 
     model = generator
     compile_s = None

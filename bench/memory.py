@@ -47,7 +47,7 @@ def volume_256() -> tuple:
     import numpy as np
     from scipy import ndimage
 
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
 
     volume, affine, _ = make_subject("healthy", voxel_mm=1.0)
     occupied = np.flatnonzero(volume.max(axis=(0, 1)) > 0.1 * volume.max())
@@ -66,9 +66,9 @@ def child(device_name: str, precision: str, path: Path) -> dict:
 
     from bench._common import random_model
     from madgan_core.config import PreprocessConfig
-    from madgan_core.device import resolve_precision
-    from madgan_core.io import load_scan
-    from madgan_core.score import score_scan
+    from madgan_core.runtime.device import resolve_precision
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.scorer import score_scan
 
     device = resolve(device_name)
     model = random_model("none", device)

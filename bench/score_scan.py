@@ -40,9 +40,9 @@ def staged(model, path: Path, precision: str, maps: bool = True, fold: bool = Tr
 
     The stages are the very calls :func:`score_scan` makes, in its order.
     """
-    from madgan_core.io import load_scan
-    from madgan_core.preprocess import preprocess
-    from madgan_core.score import scan_result, slab_scorer
+    from madgan_core.prep.slab import preprocess
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.scorer import scan_result, slab_scorer
 
     cfg = model.config
     times: dict[str, float] = {}
@@ -76,8 +76,8 @@ def staged(model, path: Path, precision: str, maps: bool = True, fold: bool = Tr
 
 def end_to_end(model, path: Path, precision: str) -> tuple[float, float]:
     """``load_scan`` + ``score_scan`` (maps included): seconds and the mean score."""
-    from madgan_core.io import load_scan
-    from madgan_core.score import score_scan
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.scorer import score_scan
 
     t0 = time.perf_counter()
     result = score_scan(model, load_scan(path), precision=precision)

@@ -51,13 +51,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from madgan_core.checkpoint import load_model, make_checkpoint, save_checkpoint
+    from madgan_core.cohort.phantom import generate_cohort
     from madgan_core.config import demo_preset
-    from madgan_core.io import load_scan
-    from madgan_core.manifest import read_manifest
-    from madgan_core.models import build_generator
-    from madgan_core.phantom import generate_cohort
-    from madgan_core.score import score_scan
+    from madgan_core.model.checkpoint import load_model, make_checkpoint, save_checkpoint
+    from madgan_core.model.networks import build_generator
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scans.manifest import read_manifest
+    from madgan_core.scoring.scorer import score_scan
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from madgan_core.config import MadganConfig
-    from madgan_core.manifest import ManifestRow
-    from madgan_core.train import prepare_training
+    from madgan_core.model.train import prepare_training
+    from madgan_core.scans.manifest import ManifestRow
     from tests.madgan_core.synthetic import synthetic_brain
 
     cfg = MadganConfig().updated(

@@ -30,9 +30,9 @@ def make_trainer(args: argparse.Namespace, variant: str, precision: str, out_dir
     import torch
 
     from madgan_core.config import MadganConfig
-    from madgan_core.device import resolve_device, resolve_precision, to_channels_last
-    from madgan_core.models import build_critic, build_generator
-    from madgan_core.train import Trainer, make_optimizers
+    from madgan_core.model.networks import build_critic, build_generator
+    from madgan_core.model.train import Trainer, make_optimizers
+    from madgan_core.runtime.device import resolve_device, resolve_precision, to_channels_last
 
     torch.manual_seed(0)
     cfg = MadganConfig().updated(

@@ -2,8 +2,8 @@
 
 The CLI's ``--mode`` choices, ``score.mode`` validation, the review widget's mode list
 and overlay choice, evaluation's score columns and report, and the docs all read
-:data:`SCORE_MODES`. The scores themselves are computed in :mod:`madgan_core.score`
-(``mean``, ``top10``, ``ratio``) and :mod:`madgan_core.zmap` (the z-map modes).
+:data:`SCORE_MODES`. The scores themselves are computed in :mod:`madgan_core.scoring.scorer`
+(``mean``, ``top10``, ``ratio``) and :mod:`madgan_core.model.zstats` (the z-map modes).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from madgan_core.config import SEQUENCES
-from madgan_core.dicom import (
+from madgan_core.scans.dicom import (
     SeriesInfo,
     default_choice,
     find_series,

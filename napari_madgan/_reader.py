@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from madgan_core.io import is_scan_path, load_scan
+from madgan_core.scans.files import is_scan_path, load_scan
 from napari_madgan._layers import scan_layer_tuple
 
 READER_SUFFIXES = (".nii", ".nii.gz", ".mgz")

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from madgan_core.dicom import SeriesInfo
+    from madgan_core.scans.dicom import SeriesInfo
 
 
 class SeriesDialog(QDialog):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from madgan_core.io import save_like
+from madgan_core.scans.files import save_like
 from napari_madgan._geometry import from_display
 from napari_madgan._layers import SCAN_KEY
 

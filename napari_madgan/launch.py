@@ -18,7 +18,7 @@ def open_review(
     scoring it with ``model``."""
     import napari
 
-    from madgan_core.io import load_scan
+    from madgan_core.scans.files import load_scan
     from napari_madgan._layers import scan_layer_tuple
 
     if viewer is None:

@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from madgan_core.manifest import read_manifest, write_manifest
+from madgan_core.scans.manifest import read_manifest, write_manifest
 
 
 def resplit(rows):

@@ -31,15 +31,15 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from madgan_core.atomic import atomic_write_text
-from madgan_core.calibrate import calibrate_model
-from madgan_core.checkpoint import load_model, update_checkpoint
-from madgan_core.io import load_scan
-from madgan_core.manifest import ManifestRow
-from madgan_core.phantom import make_subject
-from madgan_core.phantom.acquisition import parse_variant
-from madgan_core.phantom.head import wrap_in_head
-from madgan_core.score import score_scan
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.cohort.phantom.acquisition import parse_variant
+from madgan_core.cohort.phantom.head import wrap_in_head
+from madgan_core.model.checkpoint import load_model, update_checkpoint
+from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.manifest import ManifestRow
+from madgan_core.scoring.calibrate import calibrate_model
+from madgan_core.scoring.scorer import score_scan
 
 # name: (acquisition variants in order, skull on, preprocessing for the variant's model)
 VARIANTS = {

@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from madgan_core.calibrate import leave_one_out_features
-from madgan_core.checkpoint import load_model
+from madgan_core.cohort.evaluation.cohort import reconstruct_cohort
+from madgan_core.cohort.evaluation.stats import auc
+from madgan_core.cohort.phantom.cohort import SUBJECTS_FILE
 from madgan_core.config import ScoreConfig
-from madgan_core.evaluation.cohort import reconstruct_cohort
-from madgan_core.evaluation.stats import auc
-from madgan_core.manifest import read_manifest
-from madgan_core.phantom.cohort import SUBJECTS_FILE
-from madgan_core.zmap import FOREGROUND_LEVEL, ZStatsBuilder, log_noise, zmap_features
+from madgan_core.model.checkpoint import load_model
+from madgan_core.model.zstats import FOREGROUND_LEVEL, ZStatsBuilder, log_noise, zmap_features
+from madgan_core.scans.manifest import read_manifest
+from madgan_core.scoring.calibrate import leave_one_out_features
 
 COVARIATES = {
     "measured log noise": lambda s: s["log_noise"],

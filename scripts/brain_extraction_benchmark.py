@@ -23,11 +23,11 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from madgan_core.anatomy import extract_brain, looks_skull_stripped, register_to_template
-from madgan_core.anatomy.brain import outside_brain_fraction
-from madgan_core.anatomy.register import mni_template
-from madgan_core.phantom import make_subject
-from madgan_core.scan import Scan
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.prep.anatomy import extract_brain, looks_skull_stripped, register_to_template
+from madgan_core.prep.anatomy.brain import outside_brain_fraction
+from madgan_core.prep.anatomy.register import mni_template
+from madgan_core.scans.scan import Scan
 
 
 def find_pydeface_head() -> Path:

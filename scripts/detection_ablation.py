@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from madgan_core.cohort.evaluation.cohort import read_scores, score_columns
+from madgan_core.cohort.evaluation.stats import auc_table
 from madgan_core.config import parse_overrides, preset
-from madgan_core.evaluation.cohort import read_scores, score_columns
-from madgan_core.evaluation.stats import auc_table
 from madgan_core.modes import CALIBRATED_MODES
 
 

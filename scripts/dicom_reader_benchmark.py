@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from madgan_core.dicom import load_series
-from madgan_core.dicom.synthetic import write_series
+from madgan_core.outputs.dicom.synthetic import write_series
+from madgan_core.scans.dicom import load_series
 
 MARKER = 3000.0
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from madgan_core.atomic import atomic_write_text
-from madgan_core.checkpoint import load_model
-from madgan_core.evaluation.regions import match_regions, summarise
-from madgan_core.io import load_scan
-from madgan_core.manifest import read_manifest
-from madgan_core.score import score_scan
+from madgan_core.cohort.evaluation.regions import match_regions, summarise
+from madgan_core.model.checkpoint import load_model
+from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.manifest import read_manifest
+from madgan_core.scoring.scorer import score_scan
 
 EXTENTS = (None, 6.0, 5.5, 5.0, 4.5, 3.5, 3.0, 2.0)
 CANDIDATES = [(extent, sign) for sign in (False, True) for extent in EXTENTS]

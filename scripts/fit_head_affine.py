@@ -4,7 +4,7 @@ Registers nilearn's skull-stripped MNI152 T1 (moving, its brain mask as the metr
 mask) to pydeface's ``mean_reg2mean.nii.gz`` (fixed) with SimpleITK: Mattes mutual
 information, a 12-parameter affine, three levels (8, 4, 2 mm), started from several
 translations; the best final metric wins. Prints the 4x4 matrix (MNI mm -> head world
-mm, RAS) that :data:`madgan_core.phantom.head.MNI_TO_HEAD` stores, and the Dice of the
+mm, RAS) that :data:`madgan_core.cohort.phantom.head.MNI_TO_HEAD` stores, and the Dice of the
 warped template mask with the head's bright intensities as a check.
 
 Run: ``python3 scripts/fit_head_affine.py`` (needs SimpleITK and pydeface's data).
@@ -16,8 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from madgan_core.phantom.head import average_head
-from madgan_core.phantom.template import _mni_1mm
+from madgan_core.cohort.phantom.head import average_head
+from madgan_core.cohort.phantom.template import _mni_1mm
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 RIM_MM = 5

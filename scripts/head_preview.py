@@ -15,9 +15,9 @@ matplotlib.use("Agg")
 import numpy as np
 from matplotlib.figure import Figure
 
-from madgan_core.phantom import acquisition as acq
-from madgan_core.phantom import make_subject
-from madgan_core.phantom.head import wrap_in_head
+from madgan_core.cohort.phantom import acquisition as acq
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.cohort.phantom.head import wrap_in_head
 
 VOXEL_MM = 1.5
 

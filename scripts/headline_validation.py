@@ -30,11 +30,11 @@ import numpy as np
 from scipy import stats as scistats
 from sklearn.preprocessing import PowerTransformer
 
-from madgan_core.atomic import atomic_write_text
-from madgan_core.checkpoint import load_model
-from madgan_core.evaluation.cohort import read_scores
-from madgan_core.evaluation.stats import auc, comparisons_for, split_scores
-from madgan_core.reference import normal_score
+from madgan_core.cohort.evaluation.cohort import read_scores
+from madgan_core.cohort.evaluation.stats import auc, comparisons_for, split_scores
+from madgan_core.model.checkpoint import load_model
+from madgan_core.model.reference import normal_score
+from madgan_core.scans.atomic import atomic_write_text
 
 PARTS = ("ztail", "zvolume", "zmean")
 SINGLE = tuple(f"madgan:{p}" for p in PARTS)
@@ -82,7 +82,7 @@ def _rank_normal(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
 
 
 def _normal_scores(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
-    """The product's :func:`~madgan_core.reference.normal_score`, part by part."""
+    """The product's :func:`~madgan_core.model.reference.normal_score`, part by part."""
     return np.array([normal_score(controls[k], scan[k]) for k in range(len(scan))])
 
 

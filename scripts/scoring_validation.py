@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from madgan_core.calibrate import leave_one_out_features
-from madgan_core.checkpoint import load_model
+from madgan_core.cohort.evaluation.cohort import reconstruct_cohort
+from madgan_core.cohort.evaluation.stats import auc
 from madgan_core.config import ScoreConfig
-from madgan_core.evaluation.cohort import reconstruct_cohort
-from madgan_core.evaluation.stats import auc
-from madgan_core.manifest import read_manifest
-from madgan_core.zmap import FOREGROUND_LEVEL, NoiseFit, ZStatsBuilder, log_noise
+from madgan_core.model.checkpoint import load_model
+from madgan_core.model.zstats import FOREGROUND_LEVEL, NoiseFit, ZStatsBuilder, log_noise
+from madgan_core.scans.manifest import read_manifest
+from madgan_core.scoring.calibrate import leave_one_out_features
 
 TAIL_PERCENTS = (0.1, 1.0, 10.0)
 THRESHOLDS = (3.0, 4.0, 5.0)

@@ -128,9 +128,9 @@ def real_scans(folder: Path) -> dict[str, Path]:
     import numpy as np
     from nilearn.datasets import load_mni152_template
 
-    from madgan_core.phantom import make_subject
-    from madgan_core.phantom.acquisition import thick_slices
-    from madgan_core.phantom.head import HEAD_FILE, HEAD_PACKAGE, wrap_in_head
+    from madgan_core.cohort.phantom import make_subject
+    from madgan_core.cohort.phantom.acquisition import thick_slices
+    from madgan_core.cohort.phantom.head import HEAD_FILE, HEAD_PACKAGE, wrap_in_head
 
     head = folder / "average_head.nii.gz"
     shutil.copyfile(str(files(HEAD_PACKAGE) / "data" / HEAD_FILE), head)
@@ -162,8 +162,8 @@ def real_shots(model: Path, out: Path) -> list[Path]:
 
 def dicom_study(folder: Path) -> Path:
     """A metastasis phantom as a DICOM study: a T1c series, a T2-like series and a localizer."""
-    from madgan_core.dicom.synthetic import Patient, write_series
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
+    from madgan_core.outputs.dicom.synthetic import Patient, write_series
 
     volume, affine, _ = make_subject("mets", voxel_mm=2.0)
     patient = Patient()
@@ -192,7 +192,7 @@ def dicom_shot(model: Path, out: Path) -> list[Path]:
     import napari
     import numpy as np
 
-    from madgan_core.dicom import default_choice, find_series
+    from madgan_core.scans.dicom import default_choice, find_series
     from napari_madgan import _series_dialog
 
     work = Path(tempfile.mkdtemp(prefix="madgan_dicom_shot_"))
@@ -239,7 +239,7 @@ def training_shot(out: Path) -> Path:
     import napari
     import nibabel as nib
 
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
 
     work = Path(tempfile.mkdtemp(prefix="madgan_shots_"))
     scans = work / "healthy"

@@ -6,7 +6,7 @@ Usage::
         [--autoencoder RUN/autoencoder.pt] --out OUT [--preview docs/images/unseen-lesions.png]
 
 Every healthy *test* scan of the manifest hosts one lesion of each type of
-:data:`madgan_core.phantom.unseen.UNSEEN_TYPES` (same sequence as its host).
+:data:`madgan_core.cohort.phantom.unseen.UNSEEN_TYPES` (same sequence as its host).
 The lesioned copies go to ``OUT/scans`` (masks to ``OUT/masks``), listed in
 ``OUT/manifest.csv`` together with the original healthy test rows, as group
 ``unseen-<type>``, split ``test``, stage 1, subject ``<host>-<type>``. The
@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from madgan_core.evaluation.run import evaluate
-from madgan_core.io import load_scan, save_like
-from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
-from madgan_core.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
+from madgan_core.cohort.evaluation.run import evaluate
+from madgan_core.cohort.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
+from madgan_core.scans.files import load_scan, save_like
+from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
 
 log = logging.getLogger("unseen_lesions")
 
 REPORT_NOTES = (
     "## Unseen lesion types\n\n"
     "Groups `unseen-<type>` are lesions the phantom generator never makes "
-    "(madgan_core/phantom/unseen.py), painted into the healthy test scans listed as "
+    "(madgan_core/cohort/phantom/unseen.py), painted into the healthy test scans listed as "
     "`healthy`: a paired design, each lesioned scan has its own host among the controls. "
     "They are for reporting only and were never used to tune the model or the score modes."
 )
@@ -99,7 +99,7 @@ def save_preview(rows: list[ManifestRow], healthy: list[ManifestRow], out_png: P
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from madgan_core.io import atomic_write_with
+    from madgan_core.scans.files import atomic_write_with
 
     sequence = "T1" if any(r.sequence == "T1" for r in healthy) else healthy[0].sequence
     host = next(r for r in healthy if r.sequence == sequence)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from madgan_core.evaluation.stats import format_table
+    from madgan_core.cohort.evaluation.stats import format_table
 
     healthy = [
         r for r in read_manifest(args.manifest) if r.group == "healthy" and r.split == "test"

@@ -25,11 +25,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from madgan_core.checkpoint import load_model  # noqa: E402
+from madgan_core.cohort.evaluation.cohort import reconstruct_cohort  # noqa: E402
 from madgan_core.errors import MadganError  # noqa: E402
-from madgan_core.evaluation.cohort import reconstruct_cohort  # noqa: E402
-from madgan_core.manifest import read_manifest  # noqa: E402
-from madgan_core.zmap import position_bins  # noqa: E402
+from madgan_core.model.checkpoint import load_model  # noqa: E402
+from madgan_core.model.zstats import position_bins  # noqa: E402
+from madgan_core.scans.manifest import read_manifest  # noqa: E402
 
 LEVELS = 5  # position bins drawn, spread over the slab's middle 70%
 

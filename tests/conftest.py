@@ -99,8 +99,8 @@ def tiny_model_file(tiny_config) -> Callable[..., Path]:
     ) -> Path:
         import torch
 
-        from madgan_core.checkpoint import make_checkpoint, save_checkpoint
-        from madgan_core.models import build_generator
+        from madgan_core.model.checkpoint import make_checkpoint, save_checkpoint
+        from madgan_core.model.networks import build_generator
 
         torch.manual_seed(seed)
         cfg = tiny_config(**sections)
@@ -125,7 +125,7 @@ REFERENCE = {
 def reference_with_zstats(height: int, width: int) -> dict:
     """REFERENCE plus flat z-statistics and noise fits for both sequences, for slices of this size."""
     from madgan_core.config import ScoreConfig
-    from madgan_core.zmap import NoiseFit, ZStats
+    from madgan_core.model.zstats import NoiseFit, ZStats
 
     shape = (ScoreConfig().position_bins, height, width)
     stats = ZStats(

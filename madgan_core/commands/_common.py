@@ -27,8 +27,8 @@ from tqdm import tqdm
 from madgan_core.config import DEVICES, PRECISIONS
 
 if TYPE_CHECKING:
-    from madgan_core.checkpoint import LoadedModel
-    from madgan_core.slabs import SlabLoader
+    from madgan_core.model.checkpoint import LoadedModel
+    from madgan_core.prep.loader import SlabLoader
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,8 @@ def add_loader_options(parser: argparse.ArgumentParser) -> None:
 
 
 def loader_from(args: argparse.Namespace) -> SlabLoader:
-    """The :class:`madgan_core.slabs.SlabLoader` that :func:`add_loader_options` describe."""
-    from madgan_core.slabs import SlabLoader
+    """The :class:`madgan_core.prep.loader.SlabLoader` that :func:`add_loader_options` describe."""
+    from madgan_core.prep.loader import SlabLoader
 
     return SlabLoader(prefetch=args.prefetch, cache_dir=args.cache_dir)
 

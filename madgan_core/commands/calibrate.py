@@ -39,8 +39,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.calibrate import calibrate_model
-    from madgan_core.manifest import read_manifest
+    from madgan_core.scans.manifest import read_manifest
+    from madgan_core.scoring.calibrate import calibrate_model
 
     score = score_overrides(args).get("score")
     rows = read_manifest(args.manifest)

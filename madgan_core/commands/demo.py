@@ -71,13 +71,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.checkpoint import load_model
     from madgan_core.cli import build_parser
+    from madgan_core.cohort.evaluation.stats import format_table
+    from madgan_core.cohort.phantom import preview_groups
     from madgan_core.commands.evaluate import evaluate_with_progress
     from madgan_core.commands.phantom import simulate
-    from madgan_core.evaluation.stats import format_table
-    from madgan_core.manifest import read_manifest
-    from madgan_core.phantom import preview_groups
+    from madgan_core.model.checkpoint import load_model
+    from madgan_core.scans.manifest import read_manifest
 
     started = time.perf_counter()
     out: Path = args.out
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[2/5] Training: using {model_path}")
 
     if load_model(model_path, device="cpu").reference is None:
-        from madgan_core.calibrate import calibrate_model
+        from madgan_core.scoring.calibrate import calibrate_model
 
         print("[3/5] Calibrating on held-out healthy scans")
         with tqdm(desc="calibrating", unit="scan") as bar:
@@ -154,9 +154,13 @@ def train_baseline(
     model_path: Path, rows, out_path: Path, device: str, precision: str = "auto"
 ) -> Path:
     """Train the single-slice autoencoder on the same healthy training scans."""
-    from madgan_core.baselines import load_training_slices, save_autoencoder, train_autoencoder
-    from madgan_core.checkpoint import load_model
-    from madgan_core.device import resolve_device, resolve_precision
+    from madgan_core.cohort.baselines import (
+        load_training_slices,
+        save_autoencoder,
+        train_autoencoder,
+    )
+    from madgan_core.model.checkpoint import load_model
+    from madgan_core.runtime.device import resolve_device, resolve_precision
 
     cfg = load_model(model_path, device="cpu").config
     train_paths = [r.path for r in rows if r.group == "healthy" and r.split == "train"]

@@ -18,7 +18,7 @@ from madgan_core.commands._common import (
 )
 
 if TYPE_CHECKING:
-    from madgan_core.evaluation.run import Evaluation
+    from madgan_core.cohort.evaluation.run import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.evaluation.stats import format_table
+    from madgan_core.cohort.evaluation.stats import format_table
 
     result = evaluate_with_progress(
         args.model,
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_with_progress(*args, **kwargs) -> Evaluation | None:
-    """:func:`madgan_core.evaluation.run.evaluate` (same arguments) with a bar per stage."""
-    from madgan_core.evaluation.run import evaluate
+    """:func:`madgan_core.cohort.evaluation.run.evaluate` (same arguments) with a bar per stage."""
+    from madgan_core.cohort.evaluation.run import evaluate
 
     with _StageBars() as bars:
         return evaluate(*args, progress=bars.update, **kwargs)

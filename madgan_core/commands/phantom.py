@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from madgan_core.cohort.phantom.acquisition import VARIANT_HELP
+from madgan_core.cohort.phantom.subject import ANATOMIES
 from madgan_core.commands._common import add_progress_option
-from madgan_core.phantom.acquisition import VARIANT_HELP
-from madgan_core.phantom.subject import ANATOMIES
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _voxel(text: str) -> float:
 
 
 def _variant(text: str) -> str:
-    from madgan_core.phantom.acquisition import parse_variant
+    from madgan_core.cohort.phantom.acquisition import parse_variant
 
     try:
         parse_variant(text)
@@ -93,8 +93,8 @@ def simulate(outdir: Path, args: argparse.Namespace) -> Path:
     with a progress bar; return its manifest."""
     from tqdm import tqdm
 
+    from madgan_core.cohort.phantom import generate_cohort
     from madgan_core.commands._common import tqdm_callback
-    from madgan_core.phantom import generate_cohort
 
     with tqdm(total=0, unit="scan", desc="phantom") as bar:
         return generate_cohort(
@@ -113,7 +113,7 @@ def simulate(outdir: Path, args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.phantom import preview_groups
+    from madgan_core.cohort.phantom import preview_groups
 
     if args.healthy + args.ad + args.mets + args.various == 0:
         logger.error("nothing to simulate: give at least one subject")

@@ -100,9 +100,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.checkpoint import load_model
-    from madgan_core.distributed import cohort_group
-    from madgan_core.score_files import score_files
+    from madgan_core.cohort.score_files import score_files
+    from madgan_core.model.checkpoint import load_model
+    from madgan_core.runtime.distributed import cohort_group
 
     overrides = score_overrides(args)  # checked before the model is read
     if args.mode is not None:  # the files record the headline the lines print
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         mode = model.config.score.mode
         _require_mode(model, mode, args.sequence, args.model)
         if args.dicom_out is not None:
-            from madgan_core.dicom.results import require_dicom_inputs
+            from madgan_core.outputs.dicom.results import require_dicom_inputs
 
             require_dicom_inputs(args.scans)
         with tqdm(desc="scoring", unit="scan") as bar:
@@ -145,7 +145,7 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
     """Refuse, before any scan is read, a headline mode the model cannot compute."""
     if mode == AUTO or not score_mode(mode).needs_calibration:
         return
-    from madgan_core.zmap import NOISE_ADJUSTED
+    from madgan_core.model.zstats import NOISE_ADJUSTED
 
     reference = model.reference
     stats = None if reference is None else reference.zstats_for(sequence)

@@ -82,7 +82,7 @@ def build_config(args: argparse.Namespace) -> MadganConfig:
 
 
 def load_rows(source: Path):
-    from madgan_core.manifest import manifest_from_folder, read_manifest
+    from madgan_core.scans.manifest import manifest_from_folder, read_manifest
 
     return manifest_from_folder(source) if source.is_dir() else read_manifest(source)
 
@@ -90,10 +90,10 @@ def load_rows(source: Path):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from madgan_core.data import training_rows
-    from madgan_core.device import describe
-    from madgan_core.distributed import cleanup, env_info, unwrap
-    from madgan_core.train import eta_text, prepare_training
+    from madgan_core.model.train import eta_text, prepare_training
+    from madgan_core.prep.training_set import training_rows
+    from madgan_core.runtime.device import describe
+    from madgan_core.runtime.distributed import cleanup, env_info, unwrap
 
     cfg = build_config(args)
     rows = load_rows(args.manifest)
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _after_training(model_path: Path, manifest_rows: Sequence, cfg) -> None:
     """Calibrate the new model on the manifest's healthy ``calib`` scans, when it has some."""
-    from madgan_core.calibrate import calibrate_model, calibration_rows
+    from madgan_core.scoring.calibrate import calibrate_model, calibration_rows
 
     calib = calibration_rows(manifest_rows)
     if not calib:

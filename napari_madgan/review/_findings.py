@@ -1,6 +1,6 @@
 """The findings of a result: a table beside the plot, and a Points layer on the scan.
 
-Each row is a connected region of the z-map (:mod:`madgan_core.findings`);
+Each row is a connected region of the z-map (:mod:`madgan_core.scoring.findings`);
 clicking it moves the slider to the region's peak slice.
 """
 
@@ -16,8 +16,8 @@ from napari_madgan._geometry import display_index
 from napari_madgan._layers import geometry_kwargs, in_viewer, real_layer
 
 if TYPE_CHECKING:
-    from madgan_core.findings import Finding
-    from madgan_core.io import Scan
+    from madgan_core.scans.files import Scan
+    from madgan_core.scoring.findings import Finding
 
 COLUMNS = (
     "#",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from madgan_core.checkpoint import LoadedModel
+    from madgan_core.model.checkpoint import LoadedModel
 
 
 class ModelCache:
@@ -51,6 +51,6 @@ class ModelCache:
 
 
 def _load_model(path: str, device: str) -> LoadedModel:
-    from madgan_core.checkpoint import load_model
+    from madgan_core.model.checkpoint import load_model
 
     return load_model(path, device=device)

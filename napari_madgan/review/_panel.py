@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from madgan_core.modes import SCORE_MODES, score_mode
 
 if TYPE_CHECKING:
-    from madgan_core.score import ScanScore
+    from madgan_core.scoring.scorer import ScanScore
 
 NO_REFERENCE = "no healthy reference stored with this model"
 
@@ -15,7 +15,7 @@ NO_REFERENCE = "no healthy reference stored with this model"
 def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
     """One line per scoring mode, headline first, e.g. ``Mean ℓ2: 0.0123 — 98th percentile
     of 120 healthy controls (highly unusual)``."""
-    from madgan_core.reference import describe_percentile, percentile_band
+    from madgan_core.model.reference import describe_percentile, percentile_band
 
     out_of_domain = result.domain is not None and not result.domain.in_domain
     lines = []

@@ -13,15 +13,15 @@ from napari_madgan.review._panel import domain_warning, score_lines
 REPORT_FINDINGS = 5  # findings listed one per line, strongest first
 
 if TYPE_CHECKING:
-    from madgan_core.dicom.export import DicomExport
-    from madgan_core.io import Scan
-    from madgan_core.score import ScanScore
+    from madgan_core.outputs.dicom.export import DicomExport
+    from madgan_core.scans.files import Scan
+    from madgan_core.scoring.scorer import ScanScore
 
 
 def export_heatmap(result: ScanScore, scan: Scan, path: str | Path) -> Path:
     """Write the ℓ2 heatmap as NIfTI on the scan's native grid (NaN where not predicted)."""
     from madgan_core.errors import MadganError
-    from madgan_core.io import save_like
+    from madgan_core.scans.files import save_like
 
     if result.heatmap is None:
         raise MadganError("this result has no heatmap (scored without maps)")
@@ -99,7 +99,7 @@ def export_dicom_results(
     """The maps, overlay and this report (PDF) as new series of the scan's DICOM study."""
     import tempfile
 
-    from madgan_core.dicom.export import export_dicom
+    from madgan_core.outputs.dicom.export import export_dicom
 
     with tempfile.TemporaryDirectory(prefix="madgan-report-") as tmp:
         report = write_report(

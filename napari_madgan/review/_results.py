@@ -30,8 +30,8 @@ from napari_madgan.review._panel import score_html, top_slices
 from napari_madgan.review._plot import SlicePlot
 
 if TYPE_CHECKING:
-    from madgan_core.findings import Finding
-    from madgan_core.score import ScanScore
+    from madgan_core.scoring.findings import Finding
+    from madgan_core.scoring.scorer import ScanScore
 
 
 class ResultView(QWidget):

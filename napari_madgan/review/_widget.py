@@ -1,4 +1,4 @@
-"""The "MADGAN review" dock widget: a thin controller over :func:`madgan_core.score.score_scan`.
+"""The "MADGAN review" dock widget: a thin controller over :func:`madgan_core.scoring.scorer.score_scan`.
 
 The inputs are a magicgui form (:class:`ReviewForm`); below them sit the score
 panel, the per-slice ℓ2 plot (synced both ways with the slider), the most
@@ -40,8 +40,8 @@ from napari_madgan.review._results import ResultView
 if TYPE_CHECKING:
     import napari
 
-    from madgan_core.io import Scan
-    from madgan_core.score import ScanScore
+    from madgan_core.scans.files import Scan
+    from madgan_core.scoring.scorer import ScanScore
 
 # Zoomed past the whole-slice view by more than this, a picked finding is centred on.
 ZOOMED_IN = 1.2
@@ -291,7 +291,7 @@ class ReviewWidget(QWidget):
 
     @guarded
     def _on_error(self, exc: BaseException) -> None:
-        from madgan_core.reconstruct import ScoringCancelled
+        from madgan_core.scoring.reconstruct import ScoringCancelled
 
         if isinstance(exc, ScoringCancelled):
             self.show_status("Scoring cancelled.")

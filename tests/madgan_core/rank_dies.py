@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 
-from madgan_core import sharding
 from madgan_core.cli import main
+from madgan_core.runtime import sharding
 
 if os.environ.get("RANK") == os.environ.get("MADGAN_TEST_DIE_RANK"):
     write = sharding.PartFolder.write

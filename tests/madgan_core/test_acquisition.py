@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from madgan_core.phantom import acquisition as acq
+from madgan_core.cohort.phantom import acquisition as acq
 
 SHAPE = (30, 34, 40)
 AFFINE = np.array([[2.0, 0, 0, -30.0], [0, 2.0, 0, -40.0], [0, 0, 1.5, -25.0], [0, 0, 0, 1]])

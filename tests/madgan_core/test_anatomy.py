@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from madgan_core.anatomy import (
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.errors import ScanError
+from madgan_core.prep.anatomy import (
     correct_bias,
     extract_brain,
     looks_skull_stripped,
     register_to_template,
 )
-from madgan_core.anatomy.register import mni_template, template_grid
-from madgan_core.errors import ScanError
-from madgan_core.phantom import make_subject
-from madgan_core.scan import Scan
+from madgan_core.prep.anatomy.register import mni_template, template_grid
+from madgan_core.scans.scan import Scan
 
 VOXEL_MM = 3.0
 

@@ -22,14 +22,14 @@ MAX_LINES = 400
 SCORING_ORDER = (
     "madgan_core.modes",
     "madgan_core.config",
-    "madgan_core.zmap",
-    "madgan_core.reference",
-    "madgan_core.checkpoint",
-    "madgan_core.reconstruct",
-    "madgan_core.score",
-    "madgan_core.calibrate",
-    "madgan_core.evaluation.cohort",
-    "madgan_core.evaluation.run",
+    "madgan_core.model.zstats",
+    "madgan_core.model.reference",
+    "madgan_core.model.checkpoint",
+    "madgan_core.scoring.reconstruct",
+    "madgan_core.scoring.scorer",
+    "madgan_core.scoring.calibrate",
+    "madgan_core.cohort.evaluation.cohort",
+    "madgan_core.cohort.evaluation.run",
     "madgan_core.commands.evaluate",
 )
 
@@ -93,9 +93,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_is_read_from_every_core_module():
     graph = import_graph()
-    assert len(graph) > 30 and "madgan_core.evaluation.run" in graph
-    assert "madgan_core.zmap" in graph["madgan_core.reference"]
-    assert "madgan_core.reference" in graph["madgan_core.checkpoint"]
+    assert len(graph) > 30 and "madgan_core.cohort.evaluation.run" in graph
+    assert "madgan_core.model.zstats" in graph["madgan_core.model.reference"]
+    assert "madgan_core.model.reference" in graph["madgan_core.model.checkpoint"]
 
 
 def test_find_cycle_finds_a_circle_and_only_one():
@@ -116,8 +116,8 @@ def test_the_scoring_chain_imports_only_downwards(position):
 
 
 def test_reference_depends_only_on_zmap_and_the_basics():
-    core = import_graph()["madgan_core.reference"]
-    assert core <= {"madgan_core.zmap", "madgan_core.errors"}
+    core = import_graph()["madgan_core.model.reference"]
+    assert core <= {"madgan_core.model.zstats", "madgan_core.errors"}
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

@@ -28,17 +28,17 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core.checkpoint import (
+from madgan_core.errors import CheckpointError, ManifestError, ScanError
+from madgan_core.model.checkpoint import (
     load_model,
     make_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from madgan_core.errors import CheckpointError, ManifestError, ScanError
-from madgan_core.io import load_scan
-from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
-from madgan_core.models import build_generator
-from madgan_core.scan import MAX_VOXELS
+from madgan_core.model.networks import build_generator
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
+from madgan_core.scans.scan import MAX_VOXELS
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_checkpoint import assert_refusal_explains
 
@@ -248,7 +248,7 @@ def test_voxel_size_in_the_wrong_units_is_refused_quickly(tmp_path):
     Before the guard this took a minute of Gaussian blurring and gave an all-background slab.
     """
     from madgan_core.config import demo_preset
-    from madgan_core.preprocess import preprocess
+    from madgan_core.prep.slab import preprocess
 
     path = tmp_path / "metres.nii.gz"
     nib.save(nib.Nifti1Image(synthetic_brain((96, 96, 30)), np.diag([0.02] * 3 + [1.0])), path)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core.calibrate import build_reference
-from madgan_core.io import Scan
-from madgan_core.reference import HealthyReference
-from madgan_core.score import score_scan
+from madgan_core.model.reference import HealthyReference
+from madgan_core.scans.files import Scan
+from madgan_core.scoring.calibrate import build_reference
+from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.test_score import fake_model, small_config
 
 NOISES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
@@ -156,7 +156,7 @@ def test_calibration_spills_maps_to_a_temporary_folder_and_removes_it(
 def test_a_calibration_stopped_half_way_continues_from_its_parts(reference, tmp_path, monkeypatch):
     """Controls scored before the stop keep their part (scores and maps); a re-run scores
     only the others and stores the reference of an uninterrupted run, to the last digit."""
-    import madgan_core.slabs as slabs
+    import madgan_core.prep.loader as slabs
     from tests.madgan_core.test_cohort_distributed import assert_identical
 
     model, _ref = reference

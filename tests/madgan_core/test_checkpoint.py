@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core import checkpoint as ckpt
 from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError
-from madgan_core.models import build_critic, build_generator
-from madgan_core.train import make_optimizers
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.model.networks import build_critic, build_generator
+from madgan_core.model.train import make_optimizers
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_a_model_saved_before_the_zmap_settings_loads_with_their_defaults(tmp_pa
 
 
 def _zstats(shape: tuple[int, int, int]) -> dict:
-    from madgan_core.zmap import ZStats
+    from madgan_core.model.zstats import ZStats
 
     return ZStats(np.zeros(shape, np.float32), np.ones(shape, np.float32), 3).to_dict()
 

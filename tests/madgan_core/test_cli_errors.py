@@ -20,9 +20,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from madgan_core.checkpoint import read_checkpoint
 from madgan_core.cli import main
-from madgan_core.manifest import ManifestRow, write_manifest
+from madgan_core.model.checkpoint import read_checkpoint
+from madgan_core.scans.manifest import ManifestRow, write_manifest
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_bad_inputs import brain_scan, crafted_nifti, malicious_checkpoint
 
@@ -288,8 +288,8 @@ def test_score_refuses_z_modes_without_calibration(tmp_path, model_file, capsys,
 
 
 def test_score_refuses_noise_adjusted_modes_of_an_older_calibration(tmp_path, model_file, capsys):
-    from madgan_core.checkpoint import load_model, update_checkpoint
-    from madgan_core.zmap import ZStats
+    from madgan_core.model.checkpoint import load_model, update_checkpoint
+    from madgan_core.model.zstats import ZStats
 
     model = tmp_path / "model.pt"
     shutil.copy(model_file, model)

@@ -8,12 +8,12 @@ import logging
 import pytest
 from tqdm import tqdm
 
-from madgan_core.checkpoint import load_model
 from madgan_core.cli import build_parser, main
 from madgan_core.commands._common import progress_bars
 from madgan_core.commands.train import build_config
 from madgan_core.config import DEVICES, PRECISIONS
-from madgan_core.manifest import ManifestRow, write_manifest
+from madgan_core.model.checkpoint import load_model
+from madgan_core.scans.manifest import ManifestRow, write_manifest
 from tests.madgan_core.test_bad_inputs import brain_scan
 
 RUN_THE_MODEL = ("train", "calibrate", "score", "evaluate", "demo")

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from madgan_core.cli import main
-from madgan_core.manifest import ManifestRow, write_manifest
-from madgan_core.sharding import part_stem
+from madgan_core.runtime.sharding import part_stem
+from madgan_core.scans.manifest import ManifestRow, write_manifest
 from tests.madgan_core.test_bad_inputs import brain_scan
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from madgan_core.cli import main
-from madgan_core.dicom.synthetic import Patient, write_series
-from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
+from madgan_core.outputs.dicom.synthetic import Patient, write_series
+from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
 from tests.madgan_core.synthetic import synthetic_brain
 
 AFFINE = np.diag([-4.0, -4.0, 4.0, 1.0])
@@ -48,7 +48,7 @@ def test_calibrate_and_evaluate_read_series_folders(tmp_path, capsys, tiny_model
     assert main([*argv, "--device", "cpu"]) == 0, capsys.readouterr().err
     lines = (out / "scores.csv").read_text().splitlines()
     assert len(lines) == 3 and lines[2].startswith(str(rows[3].path))
-    from madgan_core.checkpoint import load_model
+    from madgan_core.model.checkpoint import load_model
 
     names = load_model(model, device="cpu").reference.names
     assert all(name.startswith("T1_MPRAGE-") for name in names)  # opaque series names

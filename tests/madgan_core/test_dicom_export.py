@@ -9,14 +9,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from madgan_core.dicom import load_series
-from madgan_core.dicom.export import export_dicom, overlay_rgb, region_edges
-from madgan_core.dicom.synthetic import write_series
 from madgan_core.errors import MadganError, ScanError
-from madgan_core.findings import label_regions
-from madgan_core.io import Scan, load_scan
-from madgan_core.reconstruct import copy_predictor
-from madgan_core.score import score_scan
+from madgan_core.outputs.dicom.export import export_dicom, overlay_rgb, region_edges
+from madgan_core.outputs.dicom.synthetic import write_series
+from madgan_core.scans.dicom import load_series
+from madgan_core.scans.files import Scan, load_scan
+from madgan_core.scoring.findings import label_regions
+from madgan_core.scoring.reconstruct import copy_predictor
+from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.dicom_cases import AXIAL, OBLIQUE, SAGITTAL
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_score import fake_model, small_config
@@ -156,7 +156,7 @@ def test_a_source_without_patient_attributes_still_gets_its_segmentation(source,
 def test_a_refused_segmentation_leaves_the_other_series(
     source, result, tmp_path, monkeypatch, caplog
 ):
-    import madgan_core.dicom.export as export
+    import madgan_core.outputs.dicom.export as export
 
     patient = str(source.dicom.headers[0].PatientID)
 
@@ -270,7 +270,7 @@ def test_only_dicom_scans_can_be_written_back(tmp_path):
 
 
 def test_report_shows_distinct_anomalous_slices(source, result):
-    from madgan_core.dicom.report import report_slices, scan_report
+    from madgan_core.outputs.dicom.report import report_slices, scan_report
 
     losses = np.asarray(result.slice_losses, dtype=float)
     shown = report_slices(dataclasses.replace(result, zmap=None))

@@ -19,9 +19,9 @@ import numpy as np
 import pydicom
 
 from madgan_core.cli import main
-from madgan_core.dicom import find_series
-from madgan_core.dicom.naming import PATIENT_KEYWORDS
-from madgan_core.dicom.synthetic import Patient, write_series
+from madgan_core.outputs.dicom.synthetic import Patient, write_series
+from madgan_core.scans.dicom import find_series
+from madgan_core.scans.dicom.naming import PATIENT_KEYWORDS
 from tests.conftest import reference_with_zstats
 from tests.madgan_core.synthetic import synthetic_brain
 
@@ -142,10 +142,10 @@ def test_malformed_identifiers_are_not_quoted_in_warnings(tmp_path, caplog):
     """pydicom quotes malformed values in its warnings; reading and writing back must not."""
     import warnings
 
-    from madgan_core.dicom.export import export_dicom
-    from madgan_core.io import load_scan
-    from madgan_core.reconstruct import copy_predictor
-    from madgan_core.score import score_scan
+    from madgan_core.outputs.dicom.export import export_dicom
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.reconstruct import copy_predictor
+    from madgan_core.scoring.scorer import score_scan
     from tests.madgan_core.test_score import fake_model, small_config
 
     odd = Patient(name="ZQXODD^NAME", id="ZQXODDID", birth_date="19ZQXODD", accession="ZQXACC")

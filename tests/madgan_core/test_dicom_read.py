@@ -12,10 +12,10 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLossless
 
-from madgan_core.dicom import find_series, is_dicom_path, load_series, pick_series
-from madgan_core.dicom.synthetic import Patient, quantized, write_series
 from madgan_core.errors import ScanError
-from madgan_core.io import is_scan_path, load_scan
+from madgan_core.outputs.dicom.synthetic import Patient, quantized, write_series
+from madgan_core.scans.dicom import find_series, is_dicom_path, load_series, pick_series
+from madgan_core.scans.files import is_scan_path, load_scan
 from tests.madgan_core.dicom_cases import (
     AXIAL,
     OBLIQUE,
@@ -301,8 +301,8 @@ def test_scores_equal_the_nifti_path(tmp_path, orientation):
     import torch
 
     from madgan_core.config import MadganConfig
-    from madgan_core.models import build_generator
-    from madgan_core.score import score_scan
+    from madgan_core.model.networks import build_generator
+    from madgan_core.scoring.scorer import score_scan
     from tests.madgan_core.test_score import fake_model
 
     torch.manual_seed(0)

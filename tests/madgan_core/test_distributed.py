@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from madgan_core.distributed import DistInfo, env_info, unwrap
+from madgan_core.runtime.distributed import DistInfo, env_info, unwrap
 
 from .conftest import synthetic_brain
 

@@ -8,13 +8,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from madgan_core.calibrate import build_reference
-from madgan_core.checkpoint import load_model
-from madgan_core.domain import DomainCheck, ProfileSummary, check_domain, compare
-from madgan_core.io import Scan
-from madgan_core.preprocess import preprocess
-from madgan_core.reference import HealthyReference
-from madgan_core.score import score_scan
+from madgan_core.model.checkpoint import load_model
+from madgan_core.model.reference import HealthyReference
+from madgan_core.prep.slab import preprocess
+from madgan_core.scans.files import Scan
+from madgan_core.scoring.calibrate import build_reference
+from madgan_core.scoring.domain import DomainCheck, ProfileSummary, check_domain, compare
+from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.test_calibrate import CopyLast, brain
 from tests.madgan_core.test_score import fake_model, small_config
 
@@ -145,7 +145,7 @@ def test_a_model_without_profiles_loads_and_has_no_guard(tmp_path, tiny_model_fi
 
 
 def test_the_training_scans_profile_guards_a_model_without_controls(tmp_path):
-    from madgan_core.data import WindowDataset
+    from madgan_core.prep.training_set import WindowDataset
 
     paths = []
     for i in range(2):
@@ -178,7 +178,7 @@ def test_a_model_calibrated_before_the_contrast_check_says_so(tmp_path, tiny_mod
     }
     reference = {"scores": {"mean": [0.1, 0.2, 0.3]}, "names": ["a", "b", "c"], "domain": summary}
     path = tiny_model_file(tmp_path / "model.pt", reference=reference)
-    with caplog.at_level(logging.INFO, logger="madgan_core.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="madgan_core.model.checkpoint"):
         loaded = load_model(path, device="cpu")
     assert "calibrated before the tissue-contrast check" in caplog.text
     assert ProfileSummary.from_dict(loaded.reference.domain).contrast_mean == ()

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from madgan_core import checkpoint as ckpt
-from madgan_core.calibrate import build_reference, leave_one_out_features
-from madgan_core.evaluation.cohort import read_scores, reconstruct_cohort, score_cohort
-from madgan_core.evaluation.run import evaluate
-from madgan_core.evaluation.stats import auc, roc_inputs
-from madgan_core.manifest import read_manifest
-from madgan_core.reconstruct import generator_predictor
-from madgan_core.zmap import ZStatsBuilder, brain_features
+from madgan_core.cohort.evaluation.cohort import read_scores, reconstruct_cohort, score_cohort
+from madgan_core.cohort.evaluation.run import evaluate
+from madgan_core.cohort.evaluation.stats import auc, roc_inputs
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.model.zstats import ZStatsBuilder, brain_features
+from madgan_core.scans.manifest import read_manifest
+from madgan_core.scoring.calibrate import build_reference, leave_one_out_features
+from madgan_core.scoring.reconstruct import generator_predictor
 from tests.madgan_core.test_interrupted import tiny_cohort
 
 

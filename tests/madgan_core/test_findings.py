@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from madgan_core.findings import describe_findings, find_regions, signed_residual
+from madgan_core.model.reference import ANOMALY, ANOMALY_PARTS, HealthyReference, normal_score
 from madgan_core.modes import headline_mode
-from madgan_core.reference import ANOMALY, ANOMALY_PARTS, HealthyReference, normal_score
+from madgan_core.scoring.findings import describe_findings, find_regions, signed_residual
 
 AFFINE_2MM = np.array([[2.0, 0, 0, -90.0], [0, 2.0, 0, -126.0], [0, 0, 2.0, -72.0], [0, 0, 0, 1.0]])
 
@@ -251,10 +251,10 @@ def test_a_finding_carries_its_centre_in_mni_space_once_registered():
 def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zstats):
     import dataclasses
 
-    from madgan_core.checkpoint import load_model
-    from madgan_core.io import Scan
-    from madgan_core.phantom import make_subject
-    from madgan_core.score import score_scan
+    from madgan_core.cohort.phantom import make_subject
+    from madgan_core.model.checkpoint import load_model
+    from madgan_core.scans.files import Scan
+    from madgan_core.scoring.scorer import score_scan
 
     volume, affine, _ = make_subject("mets", voxel_mm=4.0)
     scan = Scan.from_array(volume, affine)
@@ -287,7 +287,7 @@ def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zsta
 
 
 def test_label_maxima_agree_with_scipy_and_break_ties_by_order():
-    from madgan_core.findings import _label_maxima
+    from madgan_core.scoring.findings import _label_maxima
 
     rng = np.random.default_rng(5)
     for _ in range(50):

@@ -11,15 +11,15 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from madgan_core.checkpoint import LoadedModel
 from madgan_core.config import MadganConfig, ModelConfig, PreprocessConfig
-from madgan_core.findings import label_regions
-from madgan_core.io import Scan
-from madgan_core.models import build_generator
-from madgan_core.models.fold import fold_batchnorm
-from madgan_core.native_maps import NativeGrid, to_mask, to_volumes
-from madgan_core.preprocess import Slab, preprocess
-from madgan_core.score import score_scan, slab_scorer
+from madgan_core.model.checkpoint import LoadedModel
+from madgan_core.model.networks import build_generator
+from madgan_core.model.networks.fold import fold_batchnorm
+from madgan_core.prep.slab import Slab, preprocess
+from madgan_core.scans.files import Scan
+from madgan_core.scoring.findings import label_regions
+from madgan_core.scoring.native_maps import NativeGrid, to_mask, to_volumes
+from madgan_core.scoring.scorer import score_scan, slab_scorer
 from tests.madgan_core.synthetic import synthetic_brain
 
 

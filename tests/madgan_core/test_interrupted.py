@@ -2,7 +2,7 @@
 
 Training: ``madgan train`` on tiny synthetic scans is killed (no handler can run) as soon as a
 checkpoint is being written; every checkpoint left must load, and ``--resume`` continues from
-the newest one. Scoring: :func:`madgan_core.evaluation.cohort.score_cohort` stopped after k scans, or
+the newest one. Scoring: :func:`madgan_core.cohort.evaluation.cohort.score_cohort` stopped after k scans, or
 left with a half-written last line (as older versions wrote it), resumes without rescoring
 and yields the same table.
 """
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-import madgan_core.slabs as slabs_module
-from madgan_core import checkpoint as ckpt
+import madgan_core.prep.loader as slabs_module
 from madgan_core.cli import main
-from madgan_core.evaluation.cohort import score_cohort
-from madgan_core.io import load_scan
-from madgan_core.manifest import ManifestRow, read_manifest, write_manifest
-from madgan_core.reconstruct import copy_predictor, generator_predictor
+from madgan_core.cohort.evaluation.cohort import score_cohort
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
+from madgan_core.scoring.reconstruct import copy_predictor, generator_predictor
 from tests.madgan_core.test_bad_inputs import brain_scan
 
 REPO = Path(__file__).resolve().parents[2]

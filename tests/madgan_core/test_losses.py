@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from madgan_core.losses import (
+from madgan_core.model.losses import (
     critic_loss,
     generator_loss,
     gradient_penalty,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from madgan_core.errors import ManifestError
-from madgan_core.manifest import (
+from madgan_core.scans.manifest import (
     ManifestRow,
     manifest_from_folder,
     read_manifest,

@@ -7,7 +7,12 @@ import torch
 
 from madgan_core.config import ModelConfig
 from madgan_core.errors import ConfigError
-from madgan_core.models import ATTENTION_LAYERS, SelfAttention2d, build_critic, build_generator
+from madgan_core.model.networks import (
+    ATTENTION_LAYERS,
+    SelfAttention2d,
+    build_critic,
+    build_generator,
+)
 
 VARIANT_COUNTS = {"none": 0, "sa3": 3, "sa7": 7}
 

@@ -11,10 +11,10 @@ import pytest
 from madgan_core.cli import build_parser
 from madgan_core.config import ScoreConfig
 from madgan_core.errors import ConfigError
+from madgan_core.model.reference import ANOMALY, ANOMALY_PARTS
+from madgan_core.model.zstats import NOISE_ADJUSTED, NoiseFit, ZStats
 from madgan_core.modes import CALIBRATED_MODES, MODE_NAMES, OVERLAYS, SCORE_MODES, score_mode
-from madgan_core.reference import ANOMALY, ANOMALY_PARTS
-from madgan_core.score import scan_scores
-from madgan_core.zmap import NOISE_ADJUSTED, NoiseFit, ZStats
+from madgan_core.scoring.scorer import scan_scores
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from madgan_core.io import load_scan, save_nifti
-from madgan_core.manifest import read_manifest, rows_for
-from madgan_core.phantom import SUBTYPES, generate_cohort, make_subject, preview_groups
-from madgan_core.phantom.cohort import healthy_splits, random_orientation, to_image
+from madgan_core.cohort.phantom import SUBTYPES, generate_cohort, make_subject, preview_groups
+from madgan_core.cohort.phantom.cohort import healthy_splits, random_orientation, to_image
+from madgan_core.scans.files import load_scan, save_nifti
+from madgan_core.scans.manifest import read_manifest, rows_for
 
 VOX = 4.0
 

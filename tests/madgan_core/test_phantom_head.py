@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from madgan_core.io import load_scan
-from madgan_core.manifest import read_manifest
-from madgan_core.phantom import head as head_module
-from madgan_core.phantom import make_subject
-from madgan_core.phantom.head import average_head, head_grid, head_template, wrap_in_head
-from madgan_core.phantom.template import load_template
+from madgan_core.cohort.phantom import head as head_module
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.cohort.phantom.head import average_head, head_grid, head_template, wrap_in_head
+from madgan_core.cohort.phantom.template import load_template
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.manifest import read_manifest
 
 VOXEL = 4.0
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core.checkpoint import LoadedModel
 from madgan_core.config import MadganConfig, ModelConfig, PreprocessConfig
-from madgan_core.device import to_channels_last
-from madgan_core.io import Scan
-from madgan_core.models import build_generator
-from madgan_core.score import score_scan
+from madgan_core.model.checkpoint import LoadedModel
+from madgan_core.model.networks import build_generator
+from madgan_core.runtime.device import to_channels_last
+from madgan_core.scans.files import Scan
+from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.synthetic import synthetic_brain
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.cohort.phantom.acquisition import tilt
+from madgan_core.cohort.phantom.head import wrap_in_head
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
-from madgan_core.phantom import make_subject
-from madgan_core.phantom.acquisition import tilt
-from madgan_core.phantom.head import wrap_in_head
-from madgan_core.prepare import prepare_scan
-from madgan_core.preprocess import preprocess
-from madgan_core.scan import Scan
+from madgan_core.prep.slab import preprocess
+from madgan_core.prep.stages import prepare_scan
+from madgan_core.scans.scan import Scan
 
 VOXEL = 3.0
 CFG = PreprocessConfig(height=64, width=64, pixel_mm=VOXEL, slice_mm=VOXEL, band=(0.1, 0.9))

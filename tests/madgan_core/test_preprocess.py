@@ -5,9 +5,9 @@ import pytest
 
 from madgan_core.config import ModelConfig, PreprocessConfig
 from madgan_core.errors import ScanError
-from madgan_core.io import Scan, load_scan
-from madgan_core.preprocess import preprocess
-from madgan_core.windows import target_coverage, window_arrays, window_count
+from madgan_core.prep.slab import preprocess
+from madgan_core.prep.windows import target_coverage, window_arrays, window_count
+from madgan_core.scans.files import Scan, load_scan
 from tests.madgan_core.synthetic import synthetic_brain
 
 SMALL = PreprocessConfig(height=64, width=48, pixel_mm=2.0)
@@ -147,8 +147,8 @@ def test_synthetic_brain_helper_is_not_constant():
 def test_landmarks_undo_a_contrast_curve(tmp_path):
     import nibabel as nib
 
-    from madgan_core.phantom import make_subject
-    from madgan_core.preprocess import learn_landmarks
+    from madgan_core.cohort.phantom import make_subject
+    from madgan_core.prep.slab import learn_landmarks
 
     base, affine, _ = make_subject("healthy", seed=3, voxel_mm=4.0)
     base = base.astype(np.float32)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from madgan_core.evaluation.regions import (
+from madgan_core.cohort.evaluation.regions import (
     ScanRegions,
     froc,
     regions_markdown,
@@ -64,9 +64,9 @@ def test_summary_takes_the_healthy_scans_of_the_same_sequence():
 def test_a_lesion_is_detected_by_the_region_and_measured_by_the_outline():
     import numpy as np
 
+    from madgan_core.cohort.evaluation.regions import match_regions
     from madgan_core.config import ScoreConfig
-    from madgan_core.evaluation.regions import match_regions
-    from madgan_core.manifest import ManifestRow
+    from madgan_core.scans.manifest import ManifestRow
 
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     z = np.zeros((30, 30, 30), np.float32)
@@ -86,9 +86,9 @@ def test_a_lesion_is_detected_by_the_region_and_measured_by_the_outline():
 def test_the_outline_is_trimmed_by_the_residual_sign_only_when_the_config_says():
     import numpy as np
 
+    from madgan_core.cohort.evaluation.regions import match_regions
     from madgan_core.config import ScoreConfig
-    from madgan_core.evaluation.regions import match_regions
-    from madgan_core.manifest import ManifestRow
+    from madgan_core.scans.manifest import ManifestRow
 
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     z = np.zeros((20, 20, 20), np.float32)
@@ -109,9 +109,9 @@ def test_the_outline_is_trimmed_by_the_residual_sign_only_when_the_config_says()
 def test_a_grown_region_detects_what_it_joins_when_its_outline_is_trimmed_by_sign():
     import numpy as np
 
+    from madgan_core.cohort.evaluation.regions import match_regions
     from madgan_core.config import ScoreConfig
-    from madgan_core.evaluation.regions import match_regions
-    from madgan_core.manifest import ManifestRow
+    from madgan_core.scans.manifest import ManifestRow
 
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     z = np.zeros((20, 20, 20), np.float32)

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-import madgan_core.sharding as sharding
-from madgan_core.distributed import DistInfo
-from madgan_core.sharding import PartFolder, SharedRun, run_share
+import madgan_core.runtime.sharding as sharding
+from madgan_core.runtime.distributed import DistInfo
+from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
 
 KEYS = [f"/data/scan{i}.nii.gz" for i in range(7)]
 

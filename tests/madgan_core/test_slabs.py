@@ -8,11 +8,11 @@ import logging
 import numpy as np
 import pytest
 
-from madgan_core import checkpoint as ckpt
 from madgan_core.errors import ScanError
-from madgan_core.io import load_scan
-from madgan_core.score import score_scan
-from madgan_core.slabs import SlabCache, SlabLoader
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.prep.loader import SlabCache, SlabLoader
+from madgan_core.scans.files import load_scan
+from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.test_bad_inputs import brain_scan
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from madgan_core import checkpoint as ckpt
 from madgan_core.config import MadganConfig
-from madgan_core.data import BatchStream, WindowDataset
 from madgan_core.errors import ConfigError
-from madgan_core.train import prepare_training
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.model.train import prepare_training
+from madgan_core.prep.training_set import BatchStream, WindowDataset
 
 from .conftest import synthetic_brain
 
@@ -198,9 +198,9 @@ def test_cli_bad_config_exits_2(scans, tmp_path, capsys, tiny_cfg):
 
 
 def test_landmark_intensity_is_learned_stored_and_used(scans, tmp_path, tiny_cfg):
-    from madgan_core.io import load_scan
-    from madgan_core.preprocess import learn_landmarks
-    from madgan_core.score import score_scan
+    from madgan_core.prep.slab import learn_landmarks
+    from madgan_core.scans.files import load_scan
+    from madgan_core.scoring.scorer import score_scan
 
     def cfg():
         base = tiny_cfg(steps=2, checkpoint_every=1)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from madgan_core.phantom import make_subject
-from madgan_core.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
+from madgan_core.cohort.phantom import make_subject
+from madgan_core.cohort.phantom.unseen import SCORED_Z_MM, UNSEEN_TYPES, apply_unseen
 
 VOX = 4.0
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from madgan_core.reference import HealthyReference
-from madgan_core.zmap import (
+from madgan_core.model.reference import HealthyReference
+from madgan_core.model.zstats import (
     NoiseFit,
     ZStats,
     ZStatsBuilder,

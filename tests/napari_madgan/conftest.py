@@ -12,8 +12,8 @@ from tests.conftest import REFERENCE
 @pytest.fixture(scope="session")
 def phantom_scan():
     """A metastasis phantom at 4 mm (small and quick to score)."""
-    from madgan_core.io import Scan
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
+    from madgan_core.scans.files import Scan
 
     volume, affine, _ = make_subject("mets", voxel_mm=4.0)
     return Scan.from_array(volume, affine)

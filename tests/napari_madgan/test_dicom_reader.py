@@ -8,9 +8,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from madgan_core.dicom import find_series
-from madgan_core.dicom.synthetic import Patient, write_series
-from madgan_core.io import Scan
+from madgan_core.outputs.dicom.synthetic import Patient, write_series
+from madgan_core.scans.dicom import find_series
+from madgan_core.scans.files import Scan
 from napari_madgan import _series_dialog
 from napari_madgan._dicom_reader import choose_series
 from napari_madgan._geometry import display_affine
@@ -23,7 +23,7 @@ from napari_madgan.review._exports import default_export
 
 @pytest.fixture(scope="module")
 def phantom_volume():
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
 
     volume, affine, _ = make_subject("mets", voxel_mm=4.0)
     return volume, affine

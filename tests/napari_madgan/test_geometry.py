@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from madgan_core.io import Scan
+from madgan_core.scans.files import Scan
 from napari_madgan._geometry import (
     display_affine,
     from_display,
@@ -89,7 +89,7 @@ def test_reoriented_file_matches_nibabel_world(tmp_path):
     aff[:3, 3] = (50, 60, -20)
     path = tmp_path / "lps.nii.gz"
     nib.save(nib.Nifti1Image(data, aff), path)
-    from madgan_core.io import load_scan
+    from madgan_core.scans.files import load_scan
 
     scan = load_scan(path)
     mat = display_affine(scan.affine, scan.data.shape)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from madgan_core.io import save_like
+from madgan_core.scans.files import save_like
 from napari_madgan.launch import open_review
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from madgan_core.score import ScanScore
+from madgan_core.scoring.scorer import ScanScore
 from napari_madgan.review._panel import NO_REFERENCE, score_html, score_lines, top_slices
 
 
@@ -62,7 +62,7 @@ def test_top_slices_rank_by_l2_or_by_the_zmap():
 def test_an_out_of_domain_scan_shows_the_warning_and_no_reading():
     from dataclasses import replace
 
-    from madgan_core.domain import DomainCheck
+    from madgan_core.scoring.domain import DomainCheck
 
     check = DomainCheck(False, ["5.0 mm slices; the model's controls had 1.0 mm"])
     r = replace(

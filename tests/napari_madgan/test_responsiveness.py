@@ -18,9 +18,9 @@ def test_scoring_runs_off_the_gui_thread(
     Once started, scoring waits for a GUI timer to fire before it computes anything.
     On the GUI thread the timer could never fire: the wait would time out and say so.
     """
-    import madgan_core.score
+    import madgan_core.scoring.scorer
 
-    real = madgan_core.score.score_scan
+    real = madgan_core.scoring.scorer.score_scan
     started, gui_turned = threading.Event(), threading.Event()
     seen: dict[str, object] = {}
 
@@ -30,7 +30,7 @@ def test_scoring_runs_off_the_gui_thread(
         seen["gui_turned"] = gui_turned.wait(timeout=30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(madgan_core.score, "score_scan", observed)
+    monkeypatch.setattr(madgan_core.scoring.scorer, "score_scan", observed)
     viewer = make_napari_viewer()
     data, kwargs, _ = scan_layer_tuple(phantom_scan, name="scan")
     viewer.add_image(data, **kwargs)

@@ -21,7 +21,7 @@ LIVE = {"log_every": 1, "preview_every": 1, "checkpoint_every": 1000}
 
 @pytest.fixture(scope="module")
 def scan_folder(tmp_path_factory) -> Path:
-    from madgan_core.phantom import make_subject
+    from madgan_core.cohort.phantom import make_subject
 
     folder = tmp_path_factory.mktemp("healthy_scans")
     for seed in range(2):

@@ -1,0 +1,1 @@
+"""Many scans: scoring files in bulk, phantom cohorts, baselines and evaluation."""

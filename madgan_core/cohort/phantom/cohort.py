@@ -1,0 +1,212 @@
+"""A whole phantom cohort on disk: scans, lesion masks and the manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from madgan_core.cohort.phantom.acquisition import parse_variant
+from madgan_core.cohort.phantom.diseases import SUBTYPES
+from madgan_core.cohort.phantom.head import wrap_in_head
+from madgan_core.cohort.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
+from madgan_core.scans.files import atomic_write_text, save_nifti
+from madgan_core.scans.manifest import ManifestRow, write_manifest
+
+logger = logging.getLogger(__name__)
+
+# Many calib and test controls: z-statistics and noise fits need the former, narrow AUC
+# intervals the latter; training gains little from more healthy subjects.
+SPLIT_FRACTIONS = {"train": 0.40, "calib": 0.25, "test": 0.35}
+REORIENT_FRACTION = 0.2
+# One JSON line per scan: its generation parameters (anatomy, scanner, lesions).
+SUBJECTS_FILE = "subjects.jsonl"
+ID_PREFIX = {"healthy": "healthy", "ad": "ad", "mets": "mets", "various": "various"}
+
+
+@dataclass(frozen=True)
+class PlannedSubject:
+    subject: str
+    group: str
+    stage: int
+    subtype: str
+    seed: int
+    split: str
+    ornt: np.ndarray | None  # voxel orientation to store the scans in (None: RAS+)
+
+
+def subject_seed(seed: int, group: str, index: int) -> int:
+    """The seed of subject ``index`` of ``group``: independent of cohort sizes."""
+    ss = np.random.SeedSequence([int(seed), GROUPS.index(group), int(index)])
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def healthy_splits(n: int, seed: int) -> list[str]:
+    """Split labels for ``n`` healthy subjects: ~40/25/35 %, at least one calib and test when n >= 3."""
+    if n < 3:
+        return ["train"] * n
+    n_calib = max(1, round(SPLIT_FRACTIONS["calib"] * n))
+    n_test = max(1, round(SPLIT_FRACTIONS["test"] * n))
+    labels = ["calib"] * n_calib + ["test"] * n_test
+    labels = ["train"] * (n - len(labels)) + labels
+    order = np.random.default_rng(np.random.SeedSequence([int(seed), 1000])).permutation(n)
+    return [labels[k] for k in np.argsort(order)]
+
+
+def random_orientation(rng: np.random.Generator) -> np.ndarray:
+    """A non-RAS voxel orientation (axis permutation and flips) as a nibabel ornt array."""
+    while True:
+        ornt = np.stack([rng.permutation(3), rng.choice([-1, 1], 3)], axis=1).astype(float)
+        if not (np.array_equal(ornt[:, 0], [0, 1, 2]) and np.all(ornt[:, 1] == 1)):
+            return ornt
+
+
+def plan_cohort(healthy: int, ad: int, mets: int, various: int, seed: int) -> list[PlannedSubject]:
+    """Every subject of the cohort with its seed, stage, subtype, split and stored orientation."""
+    counts = {"healthy": healthy, "ad": ad, "mets": mets, "various": various}
+    for group, n in counts.items():
+        if n < 0:
+            raise ValueError(f"number of {group} subjects must be >= 0, got {n}")
+    splits = healthy_splits(healthy, seed)
+    plan = []
+    for group, n in counts.items():
+        for i in range(n):
+            s = subject_seed(seed, group, i)
+            rng = np.random.default_rng(np.random.SeedSequence(s, spawn_key=(9,)))
+            ornt = random_orientation(rng) if rng.random() < REORIENT_FRACTION else None
+            plan.append(
+                PlannedSubject(
+                    subject=f"{ID_PREFIX[group]}-{i:03d}",
+                    group=group,
+                    stage=0 if group == "healthy" else (1 + i % 3 if group == "ad" else 1),
+                    subtype=SUBTYPES[i % len(SUBTYPES)] if group == "various" else "",
+                    seed=s,
+                    split=splits[i] if group == "healthy" else "test",
+                    ornt=ornt,
+                )
+            )
+    return plan
+
+
+def to_image(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray | None) -> nib.Nifti1Image:
+    """A NIfTI image of a RAS+ volume, stored in voxel orientation ``ornt`` (same world geometry)."""
+    img = nib.Nifti1Image(np.asarray(volume), affine)
+    img.header.set_xyzt_units("mm")
+    if ornt is not None:
+        img = img.as_reoriented(ornt)
+    img.set_qform(img.affine, code=4)  # MNI152
+    img.set_sform(img.affine, code=4)
+    return img
+
+
+def generate_cohort(
+    outdir: str | Path,
+    healthy: int = 20,
+    ad: int = 9,
+    mets: int = 5,
+    various: int = 4,
+    seed: int = 0,
+    voxel_mm: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+    head: bool = False,
+    anatomy: str = "mni",
+    variants: Sequence[str] = (),
+) -> Path:
+    """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/``,
+    ``outdir/manifest.csv`` and ``outdir/subjects.jsonl`` (each scan's generation parameters).
+
+    Healthy subjects get a T1 and a T1c scan (same anatomy) and are split by
+    subject into train/calib/test (40/25/35 %). AD subjects (T1) cycle over
+    stages 1, 2, 3; metastasis and ``various`` subjects (T1c, the latter
+    cycling over :data:`SUBTYPES`) are all test. About 20 % of subjects are
+    stored in a permuted/flipped voxel order. Same seed -> identical files.
+
+    Args:
+        outdir: output folder (created).
+        healthy, ad, mets, various: number of subjects per group.
+        seed: cohort seed.
+        voxel_mm: isotropic voxel size.
+        progress: called as ``progress(done, total)`` after each scan.
+        head: wrap each brain in the average head (:func:`madgan_core.cohort.phantom.head.wrap_in_head`)
+            and write its true brain mask to ``outdir/masks/<scan>_brainmask.nii.gz``
+            (the manifest's ``brain_mask`` column).
+        anatomy: ``mni`` or ``head``: the brain every subject is warped from
+            (:func:`madgan_core.cohort.phantom.make_subject`).
+        variants: acquisition variants applied in order to every scan and its masks
+            (names as in :func:`madgan_core.cohort.phantom.acquisition.parse_variant`).
+
+    Returns:
+        Path of the manifest.
+    """
+    outdir = Path(outdir)
+    acquire = [parse_variant(v) for v in variants]
+    plan = plan_cohort(healthy, ad, mets, various, seed)
+    jobs = [(p, seq) for p in plan for seq in GROUP_SEQUENCES[p.group]]
+    total = len(jobs)
+    if total == 0:
+        raise ValueError("the cohort is empty: ask for at least one subject")
+    logger.info(
+        "simulating %d scans of %d subjects at %g mm into %s", total, len(plan), voxel_mm, outdir
+    )
+    rows: list[ManifestRow] = []
+    records: list[str] = []
+    if progress is not None:
+        progress(0, total)
+    for done, (p, seq) in enumerate(jobs, start=1):
+        volume, affine, info = make_subject(
+            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None, anatomy
+        )
+        masks = {"lesion": info["lesion_mask"]}
+        if head:
+            volume, affine, brain, masks = wrap_in_head(
+                volume, masks, voxel_mm, info["scanner"]["noise_sigma"], p.seed
+            )
+            masks["brain"] = brain
+        for variant in acquire:
+            volume, affine, masks = variant(volume, affine, masks, p.seed)
+        name = f"{p.subject}_{seq}"
+        scan_path = save_nifti(
+            to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz"
+        )
+        mask_path = brain_path = None
+        if p.group in ("mets", "various"):
+            mask_path = save_nifti(
+                to_image(masks["lesion"].astype(np.uint8), affine, p.ornt),
+                outdir / "masks" / f"{name}_lesion.nii.gz",
+            )
+        if head:
+            brain_path = save_nifti(
+                to_image(masks["brain"].astype(np.uint8), affine, p.ornt),
+                outdir / "masks" / f"{name}_brainmask.nii.gz",
+            )
+        rows.append(
+            ManifestRow(
+                path=scan_path,
+                subject=p.subject,
+                group=p.group,
+                stage=p.stage,
+                sequence=seq,
+                split=p.split,
+                subtype=p.subtype,
+                mask=mask_path,
+                brain_mask=brain_path,
+            )
+        )
+        records.append(
+            json.dumps(
+                {"scan": name, "subject": p.subject, "seed": p.seed}
+                | {"template": anatomy, "head": head, "variants": list(variants)}
+                | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
+                | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
+            )
+        )
+        logger.debug("%s: seed %d, lesions %s", name, p.seed, info["lesions"])
+        if progress is not None:
+            progress(done, total)
+    atomic_write_text(outdir / SUBJECTS_FILE, "\n".join(records) + "\n")
+    return write_manifest(rows, outdir / "manifest.csv")

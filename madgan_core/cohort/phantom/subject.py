@@ -1,0 +1,156 @@
+"""One phantom subject: template -> disease painting -> one warp -> scanner effects."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from madgan_core.cohort.phantom.deform import ControlGrid, exp_velocity, resample, resample_mask
+from madgan_core.cohort.phantom.diseases import (
+    SUBTYPES,
+    apply_ad_stage,
+    atrophy_velocity,
+    cortical_atrophy,
+    paint_metastases,
+    paint_various,
+)
+from madgan_core.cohort.phantom.head import head_template
+from madgan_core.cohort.phantom.healthy import (
+    bias_field_coarse,
+    contrast_t1c,
+    draw_anatomy,
+    enhancement_map,
+    healthy_pullback,
+    scanner_effects,
+)
+from madgan_core.cohort.phantom.template import load_template
+
+GROUPS = ("healthy", "ad", "mets", "various")
+SEQUENCES = ("T1", "T1c")
+# Which sequence each group is scanned with in a cohort (healthy subjects get both).
+GROUP_SEQUENCES = {"healthy": ("T1", "T1c"), "ad": ("T1",), "mets": ("T1c",), "various": ("T1c",)}
+# The brain a subject is warped from: the MNI152 template, or the average head's own brain.
+ANATOMIES = ("mni", "head")
+
+
+def _check(group: str, stage: int, sequence: str, subtype: str | None) -> tuple[int, str | None]:
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+    if sequence not in SEQUENCES:
+        raise ValueError(f"sequence must be one of {SEQUENCES}, got {sequence!r}")
+    if group == "healthy":
+        if stage not in (0,):
+            raise ValueError(f"healthy subjects have stage 0, got {stage}")
+        return 0, None
+    if group == "ad":
+        if stage not in (1, 2, 3):
+            raise ValueError(f"AD stage must be 1, 2 or 3, got {stage}")
+        return stage, None
+    if group == "various":
+        subtype = subtype or SUBTYPES[0]
+        if subtype not in SUBTYPES:
+            raise ValueError(f"subtype must be one of {SUBTYPES}, got {subtype!r}")
+        return 1, subtype
+    return 1, None
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy=int(seed), spawn_key=key))
+
+
+def make_subject(
+    group: str,
+    stage: int = 0,
+    sequence: str = "T1",
+    seed: int = 0,
+    voxel_mm: float = 1.0,
+    subtype: str | None = None,
+    anatomy: str = "mni",
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Simulate one subject's scan from the MNI152 template.
+
+    The anatomy (warp, atrophy, lesions) depends only on ``group``, ``stage``,
+    ``subtype`` and ``seed``; the sequence changes contrast, bias field and noise.
+    So a healthy subject's T1 and T1c share one brain.
+
+    Args:
+        group: ``healthy``, ``ad``, ``mets`` or ``various``.
+        stage: 0 for healthy, 1/2/3 for AD (CDR 0.5/1/2 analogues); ignored
+            (set to 1) for ``mets`` and ``various``.
+        sequence: ``T1`` or ``T1c``.
+        seed: the subject's seed; same seed -> identical volume.
+        voxel_mm: isotropic output voxel size over the MNI152 field of view.
+        subtype: for ``various``: one of ``infarct``, ``cyst``, ``haemorrhage``, ``wm_lesions``.
+        anatomy: ``mni`` (the MNI152 brain) or ``head`` (the average head's own brain,
+            :func:`madgan_core.cohort.phantom.head.head_template`); both on the same grid.
+
+    Returns:
+        ``(volume, affine, info)``: float32 RAS+ volume, its voxel-to-MNI-mm
+        affine, and a dict with the simulation parameters (``anatomy``; ``scanner``:
+        ``gamma``, ``noise_sigma``, ``gain``, ``bias_strength``), ``lesions`` (list of
+        dicts) and ``lesion_mask`` (bool array, empty for healthy/AD).
+
+    Example:
+        >>> vol, affine, info = make_subject("ad", stage=3, seed=1, voxel_mm=4.0)
+        >>> vol.shape
+        (50, 59, 48)
+    """
+    stage, subtype = _check(group, stage, sequence, subtype)
+    if anatomy not in ANATOMIES:
+        raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
+    template_name = anatomy  # the name is reused below for the subject's anatomical parameters
+    template = (load_template if anatomy == "mni" else head_template)(float(voxel_mm))
+    grid = ControlGrid(template.shape, template.voxel_mm)
+    anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
+    seq_rng = _rng(seed, 2, SEQUENCES.index(sequence))
+
+    anatomy = draw_anatomy(anat_rng)
+    if group == "ad":
+        anatomy = apply_ad_stage(anatomy, stage, disease_rng)
+    coarse = healthy_pullback(template, grid, anatomy, anat_rng)
+    atrophy = exp_velocity(grid, atrophy_velocity(template, grid, anatomy, anat_rng))
+    coarse = coarse + grid.sample(atrophy, coarse)
+    modulation = 0.5 + anat_rng.random(grid.coarse_shape, dtype=np.float32)
+    bias_strength = seq_rng.uniform(0.05, 0.25)
+    bias = bias_field_coarse(grid, seq_rng, bias_strength, template.voxel_mm)
+    fields = grid.upsample(np.concatenate([coarse, bias[None], modulation[None]]))
+    coords, log_bias, modulation = fields[:3], fields[3], fields[4]
+
+    t1 = cortical_atrophy(template.t1, template, anatomy, modulation)
+    if sequence == "T1c":
+        t1 = contrast_t1c(t1, enhancement_map(template), seq_rng)
+    lesions, lesion_mask_t = [], None
+    if group == "mets":
+        painted = paint_metastases(t1, template, disease_rng)
+    elif group == "various":
+        painted = paint_various(t1, template, disease_rng, subtype)
+    else:
+        painted = None
+    if painted is not None:
+        t1, lesion_mask_t, lesions = painted.t1, painted.mask, painted.lesions
+
+    volume, scanner = scanner_effects(resample(t1, coords), log_bias, seq_rng, sequence)
+    scanner["bias_strength"] = float(bias_strength)
+    lesion_mask = (
+        resample_mask(lesion_mask_t, coords)
+        if lesion_mask_t is not None
+        else np.zeros(template.shape, dtype=bool)
+    )
+    info = {
+        "group": group,
+        "stage": stage,
+        "sequence": sequence,
+        "subtype": subtype,
+        "seed": int(seed),
+        "template": template_name,
+        "voxel_mm": template.voxel_mm,
+        "anatomy": {
+            k: (np.round(v, 4).tolist() if isinstance(v, np.ndarray) else round(float(v), 4))
+            for k, v in dataclasses.asdict(anatomy).items()
+        },
+        "scanner": {k: round(v, 4) for k, v in scanner.items()},
+        "lesions": [lesion.as_dict() for lesion in lesions],
+        "lesion_mask": lesion_mask,
+    }
+    return volume, template.affine.copy(), info

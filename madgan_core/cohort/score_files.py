@@ -1,0 +1,158 @@
+"""Score many scan files, as ``madgan score`` does: resumably, and shared among torchrun ranks.
+
+Each scan's row (:meth:`ScanScore.to_row`) goes to a part file of its own in
+``<out>/scores.parts/`` once its maps, if asked for, are written
+(:mod:`madgan_core.runtime.sharding`). When every scan has its part, rank 0 writes
+``scores.csv`` and ``scores.jsonl`` in the order the files were given and removes the
+parts. Run again with the same model and settings, a stopped run continues.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from madgan_core.model.checkpoint import model_fingerprint
+from madgan_core.prep.loader import LoadedSlab, SlabLoader
+from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
+from madgan_core.scans.files import atomic_write_text, save_like
+from madgan_core.scoring.scorer import ScanScore, inference_settings, score_scan
+
+if TYPE_CHECKING:
+    from madgan_core.model.checkpoint import LoadedModel
+    from madgan_core.runtime.distributed import DistInfo
+
+# Per-slice lists stay in scores.jsonl; scores.csv holds one value per column.
+LIST_FIELDS = ("slice_indices", "slice_losses")
+
+
+def score_files(
+    model: LoadedModel,
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    maps: bool = False,
+    dicom_out: str | Path | None = None,
+    sequence: str | None = None,
+    precision: str = "auto",
+    batch_size: int = 0,
+    loader: SlabLoader | None = None,
+    info: DistInfo | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[ScanScore], None] | None = None,
+    brain_masks: Sequence[str | Path] | None = None,
+) -> list[dict[str, object]] | None:
+    """Score each file into ``out``: rows, and on request the maps as NIfTI beside them.
+
+    Args:
+        model: the loaded model (score settings as the caller wants them).
+        paths: the scan files.
+        out: the output folder.
+        maps: also write ``<scan>_heatmap``, ``_recon`` and (with a z-map) ``_zmap`` and
+            ``_findings.nii.gz`` (each finding's outline, valued by its rank).
+        dicom_out: for DICOM series inputs, also write the results as new series of each
+            scan's study into ``dicom_out/<scan>/`` (:mod:`madgan_core.outputs.dicom.results`).
+        sequence: the scans' sequence, for percentiles and the z-map.
+        precision: inference precision.
+        batch_size: windows per inference batch (0: chosen per device).
+        loader: how scans are read: prefetch and slab cache (default: one ahead, no cache).
+        info: this rank under torchrun (default: one process).
+        progress: ``progress(done, total)`` over this rank's scans.
+        on_result: called with each scan's :class:`ScanScore` as it is scored.
+        brain_masks: one brain-mask file per path, used instead of the brain step.
+
+    Returns:
+        Every file's row, in the order given; None on ranks other than 0.
+    """
+    from madgan_core.runtime.distributed import DistInfo
+
+    out = Path(out)
+    info = info or DistInfo()
+    precision, batch = inference_settings(model, precision, batch_size)
+    fingerprint = {
+        **model_fingerprint(model),
+        "score": dataclasses.asdict(model.config.score),
+        "precision": precision,
+        "window_batch": batch,
+        "sequence": sequence,
+        "maps": maps,
+        "brain_masks": None if brain_masks is None else [str(m) for m in brain_masks],
+        "dicom_out": None if dicom_out is None else str(dicom_out),
+    }
+    run = SharedRun(
+        [str(p) for p in paths], PartFolder(out / "scores.parts", fingerprint), info, model.device
+    )
+    todo = run.todo()
+
+    def score(_i: int, prepared: LoadedSlab) -> dict[str, object]:
+        result = score_scan(
+            model,
+            prepared,
+            slab=prepared.slab,
+            maps=maps or dicom_out is not None,
+            batch_size=batch,
+            precision=precision,
+            sequence=sequence,
+        )
+        if maps:
+            _save_maps(result, prepared, out)
+        if dicom_out is not None:
+            from madgan_core.outputs.dicom.results import write_dicom_results
+
+            write_dicom_results(
+                result, prepared.scan, Path(dicom_out), Path(model.path).name, sequence
+            )
+        if on_result is not None:
+            on_result(result)
+        return result.to_row()
+
+    slabs = (loader or SlabLoader()).load(
+        [paths[i] for i in todo],
+        model.config.preprocess,
+        # the scan's header places the maps, and its affine the findings
+        keep_scan=maps or dicom_out is not None or model.reference is not None,
+        brain_masks=None
+        if brain_masks is None
+        else {str(p): Path(m) for p, m in zip(paths, brain_masks, strict=True)},
+    )
+    tick = None if progress is None else lambda k: progress(k, len(todo))
+    run_share(run, todo, slabs, score, tick)
+    if not run.finish():
+        return None
+    rows = run.merged()
+    write_rows(rows, out)
+    run.parts.remove()
+    return rows
+
+
+def write_rows(rows: Sequence[dict[str, object]], out: Path) -> tuple[Path, Path]:
+    """``scores.csv`` (one value per column) and ``scores.jsonl`` (whole rows), atomically."""
+    fields = [k for k in rows[0] if k not in LIST_FIELDS]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    table = atomic_write_text(out / "scores.csv", buffer.getvalue())
+    lines = atomic_write_text(out / "scores.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return table, lines
+
+
+def _save_maps(result: ScanScore, prepared: LoadedSlab, out: Path) -> None:
+    """The scan's ℓ2 heatmap, reconstruction, z-map and findings' outlines in its native space."""
+    scan = prepared.scan
+    save_like(result.heatmap, scan, out / f"{scan.name}_heatmap.nii.gz")
+    save_like(result.reconstruction, scan, out / f"{scan.name}_recon.nii.gz")
+    if result.zmap is not None:
+        save_like(result.zmap, scan, out / f"{scan.name}_zmap.nii.gz")
+    if result.finding_labels is not None:
+        save_like(result.finding_labels, scan, out / f"{scan.name}_findings.nii.gz", np.uint8)
+    if result.brain_mask is not None:
+        mask = result.brain_mask.astype(np.uint8)
+        save_like(mask, scan, out / f"{scan.name}_brainmask.nii.gz", np.uint8)

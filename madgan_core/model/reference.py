@@ -1,0 +1,307 @@
+"""The healthy reference stored with a model: controls' scores, z-statistics, percentiles.
+
+:func:`madgan_core.scoring.calibrate.build_reference` makes one; :func:`madgan_core.model.checkpoint.load_model`
+reads it once, with :meth:`HealthyReference.from_dict`, into ``LoadedModel.reference``;
+scoring ranks new scans against it. A model file keeps it as the plain dict of
+:meth:`HealthyReference.to_dict` (tensors and Python data only, so it loads with
+``weights_only``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import ndtri
+
+from madgan_core.errors import MadganError
+from madgan_core.model.zstats import ZStats
+
+# Percentile bands shown to readers.
+UNUSUAL_PERCENTILE = 90.0
+HIGHLY_UNUSUAL_PERCENTILE = 99.0
+
+# The calibrated headline: the larger of a focal and a diffuse z-map score, each placed
+# on the normal scale of the controls' own distribution. zvolume answers focal lesions,
+# zmean diffuse change. Chosen on a validation cohort (scripts/headline_validation.py).
+ANOMALY = "anomaly"
+ANOMALY_PARTS = ("zvolume", "zmean")
+MIN_CONTROLS_FOR_ANOMALY = 6
+
+
+def normal_score(values: np.ndarray, score: float) -> float:
+    """``score`` on the normal scale of the controls' ``values`` (NaN ignored).
+
+    Inside the controls' range it is the normal quantile of its plotting position,
+    linear between neighbouring controls (the i-th smallest of n sits at the quantile
+    of i / (n + 1)); past the largest it goes on in the controls' standard deviations
+    from there (and likewise below the smallest), so it is continuous and increasing.
+    Unlike a plain standardisation it gives every part the same healthy distribution
+    whatever its shape: ``zvolume`` is near 0 for most healthy scans with a long upper
+    tail, which a mean and SD would either let dominate (MAD) or squash (SD).
+    """
+    values = np.sort(values[np.isfinite(values)])
+    n = len(values)
+    if n == 0:
+        return float("nan")
+    quantiles = ndtri(np.arange(1, n + 1) / (n + 1))
+    scale = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    scale = scale if scale > 0 else 1.0
+    if score > values[-1]:
+        return float(quantiles[-1] + (score - values[-1]) / scale)
+    if score < values[0]:
+        return float(quantiles[0] + (score - values[0]) / scale)
+    if n == 1:
+        return float(quantiles[0])
+    # Equal control values: np.interp needs increasing x, so average the tied quantiles.
+    unique, first = np.unique(values, return_index=True)
+    counts = np.diff(np.append(first, n))
+    tied = np.add.reduceat(quantiles, first) / counts
+    return float(np.interp(score, unique, tied))
+
+
+class MalformedReference(ValueError):
+    """A stored reference is not what :meth:`HealthyReference.to_dict` writes."""
+
+
+@dataclass
+class HealthyReference:
+    """Score distribution of held-out healthy controls, stored with a model.
+
+    Attributes:
+        scores: per scoring mode, the controls' scan scores (NaN: no score for that control).
+        names: the controls' scan names, in the same order.
+        sequences: the controls' sequences (T1, T1c), in the same order.
+        zstats: per sequence, healthy ℓ2 statistics for z-maps (:mod:`madgan_core.model.zstats`).
+        domain: the controls' domain profile summary (``ProfileSummary.to_dict()`` of
+            :mod:`madgan_core.scoring.domain`), or None for a reference made before profiles.
+    """
+
+    scores: dict[str, np.ndarray]
+    names: list[str]
+    sequences: list[str] = field(default_factory=list)
+    zstats: dict[str, ZStats] = field(default_factory=dict)
+    domain: dict | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.names)
+
+    def _controls(self, sequence: str | None) -> np.ndarray:
+        """Indices of the controls of ``sequence`` (all controls if it has none)."""
+        chosen = [i for i, s in enumerate(self.sequences) if s == sequence]
+        return np.asarray(chosen if chosen else range(self.n), dtype=np.int64)
+
+    def n_for(self, sequence: str | None = None) -> int:
+        return len(self._controls(sequence))
+
+    def _control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
+        """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
+        if mode == ANOMALY:
+            values = self.control_anomaly_scores(sequence)
+            return values[np.isfinite(values)]
+        values = self.scores.get(mode)
+        if values is None or len(values) == 0:
+            return np.zeros(0)
+        values = values[self._controls(sequence)]
+        return values[np.isfinite(values)]
+
+    def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
+        """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
+        values = self._control_scores(mode, sequence)
+        if len(values) == 0:
+            raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
+        return float(100.0 * np.count_nonzero(values <= score) / len(values))
+
+    def percentiles(
+        self, scores: dict[str, float], sequence: str | None = None
+    ) -> dict[str, float]:
+        """Percentiles of each mode in ``scores`` that the controls of ``sequence`` have."""
+        return {
+            mode: self.percentile(value, mode, sequence)
+            for mode, value in scores.items()
+            if len(self._control_scores(mode, sequence))
+        }
+
+    def anomaly(
+        self, scores: Mapping[str, float], sequence: str | None
+    ) -> tuple[float, str] | None:
+        """The calibrated headline and the z-map score that sets it: the larger of the
+        scan's z-map scores, each on the normal scale of the controls of its sequence
+        (:func:`normal_score`; None: no z-map score with enough controls).
+
+        Taking the largest of several is corrected for by ranking it among the controls'
+        own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
+        """
+        placed = {
+            part: normal_score(controls, float(scores[part]))
+            for part in ANOMALY_PARTS
+            if part in scores
+            and np.isfinite(scores[part])
+            and len(controls := self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
+        }
+        if not placed:
+            return None
+        driver = max(placed, key=placed.__getitem__)
+        return placed[driver], driver
+
+    def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
+        found = self.anomaly(scores, sequence)
+        return None if found is None else found[0]
+
+    def anomaly_driver(self, scores: Mapping[str, float], sequence: str | None) -> str | None:
+        found = self.anomaly(scores, sequence)
+        return None if found is None else found[1]
+
+    def control_anomaly_scores(self, sequence: str | None) -> np.ndarray:
+        """Each control's anomaly score, made against the other controls (leave-one-out),
+        so a scan's percentile among them is honest."""
+        chosen = self._controls(sequence)
+        parts = [
+            p
+            for p in ANOMALY_PARTS
+            if p in self.scores
+            and np.isfinite(self.scores[p][chosen]).sum() >= MIN_CONTROLS_FOR_ANOMALY
+        ]
+        out = np.full(len(chosen), np.nan)
+        if not parts:
+            return out
+        table = np.stack([self.scores[p][chosen] for p in parts])  # (parts, controls)
+        for j in range(len(chosen)):
+            others = np.delete(table, j, axis=1)
+            values = [
+                normal_score(others[k], table[k, j])
+                for k in range(len(parts))
+                if np.isfinite(table[k, j])
+            ]
+            if values:
+                out[j] = max(values)
+        return out
+
+    def supports_anomaly(self, sequence: str | None) -> bool:
+        """True when the controls of ``sequence`` carry enough z-map scores for the headline."""
+        return bool(np.isfinite(self.control_anomaly_scores(sequence)).any())
+
+    def with_anomaly(self, scores: dict[str, float], sequence: str | None) -> dict[str, float]:
+        """``scores`` plus the ``anomaly`` headline where the reference supports it."""
+        value = self.anomaly_score(scores, sequence)
+        return scores if value is None else {**scores, ANOMALY: float(value)}
+
+    def zstats_for(self, sequence: str | None) -> ZStats | None:
+        """Statistics of ``sequence``; with no sequence given, the only ones there are."""
+        if sequence is None:
+            return next(iter(self.zstats.values())) if len(self.zstats) == 1 else None
+        return self.zstats.get(sequence)
+
+    def fitted_modes(self) -> set[str]:
+        """The noise-adjusted modes every sequence's statistics have a noise fit for."""
+        if not self.zstats:
+            return set()
+        return set.intersection(*(set(z.noise_fits) for z in self.zstats.values()))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "scores": {mode: [float(v) for v in values] for mode, values in self.scores.items()},
+            "names": list(self.names),
+            "sequences": list(self.sequences),
+            "zstats": {seq: stats.to_dict() for seq, stats in self.zstats.items()},
+            **({} if self.domain is None else {"domain": self.domain}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, shape: tuple[int, int] | None = None) -> HealthyReference:
+        """Parse and check a stored reference (the dict of :meth:`to_dict`).
+
+        Args:
+            data: the stored dict.
+            shape: the model's slice ``(height, width)``, which z-statistics must match.
+
+        Raises:
+            MalformedReference: saying what is wrong.
+        """
+        try:
+            return cls._parse(data, shape)
+        except MalformedReference:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise MalformedReference(detail) from None
+
+    @classmethod
+    def _parse(cls, data: Mapping, shape: tuple[int, int] | None) -> HealthyReference:
+        if not isinstance(data, Mapping):
+            raise MalformedReference(f"expected a mapping, got {type(data).__name__}")
+        names = [str(n) for n in _listed(data["names"], "names")]
+        sequences = [str(s) for s in _listed(data.get("sequences") or [], "sequences")]
+        if sequences and len(sequences) != len(names):
+            raise MalformedReference(f"{len(sequences)} sequences for {len(names)} controls")
+        stored = data["scores"]
+        if not isinstance(stored, Mapping):
+            raise MalformedReference("scores must map each mode to the controls' scores")
+        scores = {}
+        for mode, values in stored.items():
+            values = np.asarray(_listed(values, f"scores[{mode!r}]"), dtype=np.float64)
+            if values.shape != (len(names),):
+                raise MalformedReference(
+                    f"scores[{mode!r}] holds {values.size} values for {len(names)} controls"
+                )
+            scores[str(mode)] = values
+        zstats = {}
+        for sequence, stats in (data.get("zstats") or {}).items():
+            parsed = ZStats.from_dict(stats)
+            if shape is not None and parsed.mean.shape[1:] != tuple(shape):
+                raise MalformedReference(
+                    f"z-statistics of {sequence} are {parsed.mean.shape[1]}x{parsed.mean.shape[2]}, "
+                    f"the model's slices {shape[0]}x{shape[1]}"
+                )
+            zstats[str(sequence)] = parsed
+        domain = data.get("domain")
+        if domain is not None and not isinstance(domain, Mapping):
+            raise MalformedReference("domain must be a mapping")
+        return cls(
+            scores=scores,
+            names=names,
+            sequences=sequences,
+            zstats=zstats,
+            domain=None if domain is None else dict(domain),
+        )
+
+
+def _listed(values: object, what: str) -> list | tuple:
+    if not isinstance(values, list | tuple):
+        raise MalformedReference(f"{what} must be a list, got {type(values).__name__}")
+    return values
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def describe_percentile(p: float, n: int, controls: str | None = None) -> str:
+    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly.
+
+    ``controls`` names them, e.g. ``"healthy controls (T1, 1.0 mm)"``: then
+    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``.
+    """
+    if controls is None:
+        controls = "healthy control" if n == 1 else "healthy controls"
+        among = "of"
+    else:
+        among = "among"
+    if p >= 100.0:
+        return f"above all {n} {controls}"
+    if p <= 0.0:
+        return f"below all {n} {controls}"
+    return f"{ordinal(int(math.floor(p)))} percentile {among} {n} {controls}"
+
+
+def percentile_band(p: float) -> str:
+    """Plain-language reading of a percentile against healthy controls."""
+    if p >= HIGHLY_UNUSUAL_PERCENTILE:
+        return "highly unusual"
+    if p >= UNUSUAL_PERCENTILE:
+        return "unusual"
+    return "within the healthy range"

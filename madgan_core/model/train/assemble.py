@@ -1,0 +1,240 @@
+"""The parts of a training run, built from its configuration: device, data, networks,
+optimizers and, when resuming, their saved state.
+
+Assembly never changes the configuration it is given: :attr:`TrainingParts.cfg` is a
+new object (with the intensity landmarks learned or resumed, where the run needs them).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from madgan_core.config import MadganConfig
+from madgan_core.errors import CheckpointError
+from madgan_core.model import checkpoint as ckpt
+from madgan_core.model.train.loop import Batch, Progress, Trainer
+from madgan_core.runtime.distributed import DistInfo
+from madgan_core.scoring.domain import ProfileSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingParts:
+    """Everything :class:`~madgan_core.model.train.loop.Trainer` runs on.
+
+    Attributes:
+        cfg: the run's configuration (a copy of the one asked for, landmarks filled in).
+        generator, critic: the networks, wrapped for DDP and ``torch.compile`` as asked.
+        optim_g, optim_c: their Adam optimizers.
+        scaler: the fp16 gradient scaler (disabled otherwise).
+        batches: an endless iterator of ``(input, target)`` CPU batches.
+        device, precision: where and how the run computes.
+        dist: the process's place in a DDP run.
+        start_step: steps already done (from the resumed checkpoint).
+        training_domain: the training scans' profile summary
+            (:class:`~madgan_core.scoring.domain.ProfileSummary` as a dict), stored with the model.
+    """
+
+    cfg: MadganConfig
+    generator: nn.Module
+    critic: nn.Module
+    optim_g: torch.optim.Optimizer
+    optim_c: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: Iterator[Batch]
+    device: torch.device
+    precision: str
+    dist: DistInfo
+    start_step: int = 0
+    training_domain: dict | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def make_optimizers(
+    generator: nn.Module, critic: nn.Module, cfg: MadganConfig
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam(lr, betas) for both networks; betas (0.5, 0.9) as in WGAN-GP (the paper gives only lr)."""
+    t = cfg.train
+    return (
+        torch.optim.Adam(generator.parameters(), lr=t.lr, betas=tuple(t.betas)),
+        torch.optim.Adam(critic.parameters(), lr=t.lr, betas=tuple(t.betas)),
+    )
+
+
+def assemble(
+    cfg: MadganConfig,
+    scans: Sequence,
+    out_dir: str | Path,
+    resume: bool = False,
+    scan_progress: Callable[[int, int, str], None] | None = None,
+    flip: bool = False,
+) -> TrainingParts:
+    """Build a run's parts and, with ``resume``, restore the newest checkpoint in
+    ``out_dir/checkpoints``.
+
+    Under torchrun this also joins the process group and wraps the networks in DDP.
+    """
+    from madgan_core.model.networks import build_critic, build_generator
+    from madgan_core.prep.training_set import BatchStream, WindowDataset
+    from madgan_core.runtime.device import (
+        make_grad_scaler,
+        resolve_device,
+        resolve_precision,
+        to_channels_last,
+    )
+    from madgan_core.runtime.distributed import init_distributed, wrap
+
+    cfg = copy.deepcopy(cfg)
+    t = cfg.train
+    dist_info, device = init_distributed(resolve_device(t.device))
+    precision = resolve_precision(t.precision, device)
+    resumed = _newest_checkpoint(Path(out_dir), cfg) if resume else None
+    start_step = resumed.step if resumed is not None else 0
+    if cfg.preprocess.intensity == "landmarks" and cfg.preprocess.landmarks is None:
+        cfg.preprocess.landmarks = _landmarks(scans, cfg, resumed)
+
+    seed_everything(t.seed)
+    dataset = WindowDataset(scans, cfg, progress=scan_progress)
+    log.info(
+        "%d windows from %d scans (%.1f MB cached)",
+        len(dataset),
+        len(dataset.slabs),
+        dataset.nbytes / 1e6,
+    )
+    generator = to_channels_last(build_generator(cfg.model).to(device))
+    critic = to_channels_last(build_critic(cfg.model).to(device))
+    optim_g, optim_c = make_optimizers(generator, critic, cfg)
+    scaler = make_grad_scaler(device, precision)
+    if resumed is not None:
+        _restore(resumed, generator, critic, optim_g, optim_c, scaler)
+    if dist_info.enabled:
+        # different dropout/penalty draws per rank, reproducible per (seed, rank, step)
+        torch.manual_seed(t.seed * 7919 + dist_info.rank * 104_729 + start_step)
+    generator = wrap(generator, dist_info, device)
+    critic = wrap(critic, dist_info, device)
+    if t.compile:
+        generator = torch.compile(generator)
+        critic = torch.compile(critic)
+    batches = BatchStream(
+        dataset,
+        t.batch_size,
+        seed=t.seed,
+        num_workers=t.num_workers,
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+        pin_memory=device.type == "cuda",
+        flip=flip,
+        start_batch=start_step * t.critic_steps,
+    )
+    return TrainingParts(
+        cfg, generator, critic, optim_g, optim_c, scaler, iter(batches), device, precision,
+        dist_info, start_step,
+        ProfileSummary.of(dataset.profiles).to_dict() if dataset.profiles else None,
+    )  # fmt: skip
+
+
+def prepare_training(
+    cfg: MadganConfig,
+    scans: Sequence,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: Progress | None = None,
+    scan_progress: Callable[[int, int, str], None] | None = None,
+    tensorboard: bool = False,
+    flip: bool = False,
+) -> Trainer:
+    """A :class:`Trainer` on freshly :func:`assemble`-d parts; its ``cfg`` is the run's configuration."""
+    parts = assemble(cfg, scans, out_dir, resume, scan_progress, flip)
+    return Trainer(
+        parts.generator,
+        parts.critic,
+        parts.optim_g,
+        parts.optim_c,
+        parts.batches,
+        parts.cfg,
+        out_dir,
+        parts.device,
+        parts.precision,
+        scaler=parts.scaler,
+        dist=parts.dist,
+        progress=progress,
+        start_step=parts.start_step,
+        tensorboard=tensorboard,
+        training_domain=parts.training_domain,
+    )
+
+
+class _Resumed(NamedTuple):
+    """The checkpoint a run resumes from: its record, file and stored configuration."""
+
+    record: dict
+    path: Path
+    config: MadganConfig
+
+    @property
+    def step(self) -> int:
+        return int(self.record["step"])
+
+
+def _newest_checkpoint(out_dir: Path, cfg: MadganConfig) -> _Resumed | None:
+    """The newest checkpoint, checked against ``cfg``; None without one."""
+    found = ckpt.list_checkpoints(out_dir / "checkpoints")
+    if not found:
+        log.warning("--resume: no checkpoint in %s; starting from step 0", out_dir / "checkpoints")
+        return None
+    path = found[-1][1]
+    record = ckpt.read_checkpoint(path)
+    stored = ckpt.config_of(record, path)
+    ckpt.check_compatible(stored, cfg, path)
+    log.info("resuming from %s (step %d)", path, record["step"])
+    return _Resumed(record, path, stored)
+
+
+def _landmarks(scans: Sequence, cfg: MadganConfig, resumed: _Resumed | None) -> tuple[float, ...]:
+    """A resumed run keeps the landmarks it learned; a new run learns them from its scans."""
+    from madgan_core.prep.slab import learn_landmarks
+
+    if resumed is not None and resumed.config.preprocess.landmarks is not None:
+        return resumed.config.preprocess.landmarks
+    log.info("learning intensity landmarks from %d scans", len(scans))
+    return learn_landmarks(scans, cfg.preprocess)
+
+
+def _restore(
+    resumed: _Resumed,
+    generator: nn.Module,
+    critic: nn.Module,
+    optim_g: torch.optim.Optimizer,
+    optim_c: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> None:
+    """Load a checkpoint's network, optimizer, scaler and RNG state."""
+    record, path = resumed.record, resumed.path
+    ckpt.load_state(generator, record["generator"], "generator", path)
+    ckpt.load_state(critic, record.get("critic"), "critic", path)
+    try:
+        optim_g.load_state_dict(record["optim_g"])
+        optim_c.load_state_dict(record["optim_c"])
+        if record.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(record["scaler"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"optimizer state cannot be restored: {exc}", path) from None
+    if record.get("rng"):
+        ckpt.set_rng_state(record["rng"])

@@ -1,0 +1,1 @@
+"""Artefacts written for a person or a PACS from a scored scan."""

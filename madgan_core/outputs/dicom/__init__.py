@@ -1,0 +1,1 @@
+"""DICOM results written back: overlay series, encapsulated report and findings Segmentation."""

@@ -1,0 +1,1 @@
+"""Where the work runs: devices and precision, torchrun process groups, cohort passes shared among ranks."""

@@ -1,0 +1,1 @@
+"""One scan scored: windows reconstructed, maps back on the scan, z-map, findings, domain guard, calibration."""

@@ -1,0 +1,315 @@
+"""The domain guard: is a scan like the scans the model's healthy controls were?
+
+A score is read against the model's controls (its percentile, its headline). That
+comparison means something only for a scan acquired and prepared like them. Each scan's
+:class:`DomainProfile` is made while it is preprocessed (its voxels, its slice spacing,
+the brain's extent along z, whether a skull was seen, its foreground intensity deciles
+and their contrast, the prepare steps); calibration stores the summary of its controls' profiles
+(:class:`ProfileSummary`) in the model's reference. :func:`check_domain` compares the
+two and says in plain words what differs.
+
+The limits (:data:`LIMITS`):
+
+- ``slice_ratio``: a scan whose slices are more than this many times thicker than the
+  thickest control's is out of domain (resampling cannot restore what thick slices lost).
+- ``coverage``: a brain whose extent along z is under this fraction of the controls'
+  median extent is only partly covered.
+- ``intensity_z``: a scan whose tissue contrast lies this many spreads (the controls'
+  standard deviation, at least ``contrast_floor``) from the controls' mean is out of
+  domain. The contrast is the upper half of the foreground's intensity distribution
+  relative to its median: its 60th-90th percentiles divided by its 50th, in the scan's
+  own units. Another sequence, an inverted or strongly curved intensity scale moves it;
+  disease does not, which the deciles in model units could not tell apart: a bright
+  lesion raises the clip percentile that normalises them and shifts every decile, and
+  atrophy's extra CSF moves the lower deciles. On a validation cohort (100 healthy,
+  60 AD-like, 30 metastasis-like, 30 other-lesion test scans) the deciles flagged
+  15 of 60 AD-like, 12 of 30 metastasis-like and 2 of 30 other-lesion scans; the
+  contrast flags 3 AD-like scans (all stage 3) and none of the others. Neither
+  flagged a healthy scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+LIMITS = {"slice_ratio": 1.5, "coverage": 0.8, "intensity_z": 4.0, "contrast_floor": 0.03}
+# The foreground percentiles the contrast compares, as indices into LANDMARK_PERCENTILES
+# (10-90): the 60th to the 90th, each divided by the 50th (index 4).
+CONTRAST_DECILES = slice(5, 9)
+MEDIAN_DECILE = 4
+OUT_OF_DOMAIN = "outside the model's domain"
+
+
+@dataclass(frozen=True)
+class DomainProfile:
+    """How one scan was acquired and prepared, as far as the model can tell.
+
+    Attributes:
+        zooms: the scan's voxel size (mm) along its RAS+ axes.
+        brain_z_mm: extent of the foreground along z (mm).
+        brain_cut: the foreground reaches the scan's first or last axial slice.
+        skull: a skull was seen (True), the scan looked stripped (False), not checked (None).
+        deciles: the slice band's foreground deciles in linear model units.
+        steps: what the prepare stage did.
+        contrast: the band's foreground deciles in the scan's units, each divided by
+            their median (empty: not measured, or a median that is not positive).
+    """
+
+    zooms: tuple[float, float, float]
+    brain_z_mm: float
+    brain_cut: bool
+    skull: bool | None
+    deciles: tuple[float, ...]
+    steps: tuple[str, ...] = ()
+    contrast: tuple[float, ...] = ()
+
+    @property
+    def slice_mm(self) -> float:
+        return float(self.zooms[2])
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> DomainProfile:
+        return cls(
+            zooms=tuple(float(v) for v in data["zooms"]),
+            brain_z_mm=float(data["brain_z_mm"]),
+            brain_cut=bool(data["brain_cut"]),
+            skull=None if data.get("skull") is None else bool(data["skull"]),
+            deciles=tuple(float(v) for v in data["deciles"]),
+            steps=tuple(str(s) for s in data.get("steps", ())),
+            contrast=tuple(float(v) for v in data.get("contrast", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """The profiles of a set of scans (a model's healthy controls).
+
+    Attributes:
+        n: how many scans.
+        slice_mm: the thinnest and thickest slice spacing (mm).
+        brain_z_mm: the median extent of the brain along z (mm).
+        skull: how many had a skull seen (of those checked), and how many were checked.
+        deciles_mean: the mean foreground deciles.
+        deciles_std: their standard deviation.
+        contrast_mean: the mean contrast (empty for controls profiled before it was).
+        contrast_std: its standard deviation.
+    """
+
+    n: int
+    slice_mm: tuple[float, float]
+    brain_z_mm: float
+    skull: tuple[int, int]
+    deciles_mean: tuple[float, ...]
+    deciles_std: tuple[float, ...]
+    contrast_mean: tuple[float, ...] = ()
+    contrast_std: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, profiles: Sequence[DomainProfile]) -> ProfileSummary:
+        slices = [p.slice_mm for p in profiles]
+        checked = [p.skull for p in profiles if p.skull is not None]
+        deciles = np.array([p.deciles for p in profiles], dtype=np.float64)
+        contrasts = [p.contrast for p in profiles if p.contrast]
+        contrast = np.array(contrasts, dtype=np.float64) if contrasts else np.zeros((0, 0))
+        return cls(
+            n=len(profiles),
+            slice_mm=(float(min(slices)), float(max(slices))),
+            brain_z_mm=float(np.median([p.brain_z_mm for p in profiles])),
+            skull=(int(sum(checked)), len(checked)),
+            deciles_mean=tuple(float(v) for v in deciles.mean(axis=0)),
+            deciles_std=tuple(float(v) for v in deciles.std(axis=0)),
+            contrast_mean=tuple(float(v) for v in contrast.mean(axis=0)) if contrasts else (),
+            contrast_std=tuple(float(v) for v in contrast.std(axis=0)) if contrasts else (),
+        )
+
+    @property
+    def resolution(self) -> str:
+        """The controls' slice spacing in words, e.g. ``"1.0 mm"`` or ``"1.0-1.2 mm"``."""
+        low, high = self.slice_mm
+        return f"{low:.1f} mm" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f} mm"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ProfileSummary:
+        return cls(
+            n=int(data["n"]),
+            slice_mm=tuple(float(v) for v in data["slice_mm"]),
+            brain_z_mm=float(data["brain_z_mm"]),
+            skull=tuple(int(v) for v in data["skull"]),
+            deciles_mean=tuple(float(v) for v in data["deciles_mean"]),
+            deciles_std=tuple(float(v) for v in data["deciles_std"]),
+            contrast_mean=tuple(float(v) for v in data.get("contrast_mean", ())),
+            contrast_std=tuple(float(v) for v in data.get("contrast_std", ())),
+        )
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    """Whether a scan is inside the model's domain, and why not."""
+
+    in_domain: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str:
+        """The sentence that replaces a percentile's reading for an out-of-domain scan."""
+        return (
+            f"{OUT_OF_DOMAIN}: {'; '.join(self.reasons)}; "
+            "the score is not comparable with its controls"
+        )
+
+
+def scan_profile(
+    zooms: Sequence[float],
+    foreground: np.ndarray,
+    slice_mm: float,
+    deciles: Sequence[float],
+    steps: Sequence[str] = (),
+    skull: bool | None = None,
+    raw_deciles: Sequence[float] | None = None,
+) -> DomainProfile:
+    """A scan's profile from its voxel size and its foreground on the working grid.
+
+    Args:
+        zooms: the scan's own voxel size (before the prepare stage).
+        foreground: the foreground mask on the working grid.
+        slice_mm: the working grid's axial spacing.
+        deciles: the slice band's foreground deciles (linear model units).
+        steps: the prepare stage's steps.
+        skull: the brain step's finding.
+        raw_deciles: the same deciles in the scan's own units, for its contrast.
+    """
+    area = foreground.sum(axis=(0, 1)).astype(np.float64)
+    occupied = np.flatnonzero(area > 0.02 * area.max()) if area.max() > 0 else np.zeros(0, int)
+    extent = (occupied[-1] - occupied[0] + 1) * slice_mm if occupied.size else 0.0
+    cut = bool(area[0] > 0 or area[-1] > 0)
+    return DomainProfile(
+        zooms=tuple(float(z) for z in zooms),
+        brain_z_mm=float(extent),
+        brain_cut=cut,
+        skull=skull,
+        deciles=tuple(float(v) for v in deciles),
+        steps=tuple(steps),
+        contrast=intensity_contrast(raw_deciles),
+    )
+
+
+def intensity_contrast(raw_deciles: Sequence[float] | None) -> tuple[float, ...]:
+    """Foreground deciles divided by their median: how the tissue intensities relate,
+    whatever the scanner's scale (empty when the median is not positive)."""
+    if raw_deciles is None or len(raw_deciles) <= MEDIAN_DECILE:
+        return ()
+    values = np.asarray(raw_deciles, dtype=np.float64)
+    median = values[MEDIAN_DECILE]
+    if not (np.isfinite(values).all() and median > 0):
+        return ()
+    return tuple(float(v) for v in values / median)
+
+
+def _acquisition_reasons(
+    profile: DomainProfile, seen: ProfileSummary, whose: str
+) -> dict[str, str]:
+    """By kind (``slices``, ``skull``): slices thicker than ``seen``'s and a skull they never
+    had (``whose``: e.g. ``"the model's controls had"``)."""
+    reasons = {}
+    if profile.slice_mm > LIMITS["slice_ratio"] * seen.slice_mm[1]:
+        reasons["slices"] = f"{profile.slice_mm:.1f} mm slices; {whose} {seen.resolution}"
+    skulls, checked = seen.skull
+    extracted = any(step.startswith("brain extracted") for step in profile.steps)
+    if profile.skull and checked and skulls == 0 and not extracted:
+        reasons["skull"] = (
+            "skull present; the model was trained on skull-stripped scans and brain "
+            "extraction is off"
+        )
+    return reasons
+
+
+def compare(profile: DomainProfile, controls: ProfileSummary) -> DomainCheck:
+    """The reasons ``profile`` lies outside the controls' domain (:data:`LIMITS`)."""
+    reasons = list(_acquisition_reasons(profile, controls, "the model's controls had").values())
+    if profile.brain_z_mm < LIMITS["coverage"] * controls.brain_z_mm:
+        reasons.append(
+            f"covers {profile.brain_z_mm:.0f} mm of the brain's {controls.brain_z_mm:.0f} mm "
+            "along z (the controls' median)"
+        )
+    mean = np.asarray(controls.contrast_mean)
+    if profile.contrast and len(profile.contrast) == len(mean):
+        spread = np.maximum(np.asarray(controls.contrast_std), LIMITS["contrast_floor"])
+        far = np.abs(np.asarray(profile.contrast) - mean) / spread
+        if far[CONTRAST_DECILES].max() > LIMITS["intensity_z"]:
+            reasons.append("intensity profile far from the controls'")
+    return DomainCheck(in_domain=not reasons, reasons=reasons)
+
+
+def check_domain(profile: DomainProfile | None, model) -> DomainCheck | None:
+    """``profile`` against the controls of ``model`` (a LoadedModel); None when either
+    has no profile (a model calibrated before profiles were stored has no guard)."""
+    reference = getattr(model, "reference", None)
+    summary = controls_profile(reference)
+    if profile is None or summary is None:
+        return None
+    return compare(profile, summary)
+
+
+def controls_profile(reference) -> ProfileSummary | None:
+    """The controls' profile summary a reference stores, or None."""
+    stored = getattr(reference, "domain", None)
+    return None if not stored else ProfileSummary.from_dict(stored)
+
+
+def compare_training(
+    profile: DomainProfile, training: ProfileSummary, controls: ProfileSummary | None = None
+) -> list[str]:
+    """The reasons ``profile`` lies outside what the model was trained on, leaving out the
+    kinds its ``controls`` already give."""
+    given = {} if controls is None else _acquisition_reasons(profile, controls, "")
+    found = _acquisition_reasons(profile, training, "the model was trained on")
+    return [text for kind, text in found.items() if kind not in given]
+
+
+def guard(
+    profile: DomainProfile | None, reference, sequence: str | None, training: dict | None = None
+) -> tuple[DomainCheck | None, str]:
+    """A scored scan's domain check against the model's controls and its training scans
+    (``training``: their stored summary), and the words naming the controls it is
+    compared with (e.g. ``"healthy controls (T1, 1.0 mm)"``); ``(None, "")`` without
+    stored profiles."""
+    summary = controls_profile(reference)
+    trained = ProfileSummary.from_dict(training) if training else None
+    if profile is None or (summary is None and trained is None):
+        check = None
+    else:
+        reasons = [] if summary is None else compare(profile, summary).reasons
+        if trained is not None:
+            reasons += compare_training(profile, trained, summary)
+        check = DomainCheck(in_domain=not reasons, reasons=reasons)
+    if summary is None:
+        return check, ""
+    named = sequence if sequence in (getattr(reference, "sequences", None) or ()) else None
+    return check, f"healthy controls ({named + ', ' if named else ''}{summary.resolution})"
+
+
+def percentile_reading(pct: float, n: int, controls: str | None, check: DomainCheck | None) -> str:
+    """A percentile and its plain reading; for an out-of-domain scan the domain warning
+    instead of the reading ("highly unusual" would compare the incomparable)."""
+    from madgan_core.model.reference import describe_percentile, percentile_band
+
+    where = describe_percentile(pct, n, controls)
+    if check is not None and not check.in_domain:
+        return f"{where}: {check.warning}"
+    return f"{where}: {percentile_band(pct)}"
+
+
+def domain_columns(check: DomainCheck | None) -> dict[str, object]:
+    """The ``in_domain`` and ``domain_reasons`` columns of a score row (empty: no check)."""
+    if check is None:
+        return {"in_domain": None, "domain_reasons": ""}
+    return {"in_domain": check.in_domain, "domain_reasons": "; ".join(check.reasons)}

@@ -1,0 +1,158 @@
+"""Model-space maps back on the scan's voxels, several at once through one bilinear stencil.
+
+:meth:`madgan_core.prep.slab.Slab.to_volume` maps one ``(n, height, width)`` stack at a
+time and recomputes its geometry on every call. Scoring maps three or four stacks of the
+same slab (foreground, ℓ2, reconstruction, z-map): :func:`to_volumes` builds the stencil
+once, interpolates only the voxels inside the model's field of view, and writes the
+slab's band of axial slices with the slice axis innermost, as the volume is laid out.
+The values equal ``Slab.to_volume(maps)`` (``order=1``) for every stack. When the
+prepare stage resampled the scan (``slab.grid``), the stencil fills the working grid and
+each volume then goes back to the scan's own grid as ``Slab.to_volume`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from madgan_core.prep.slab import Slab
+
+
+@dataclass(frozen=True)
+class NativeGrid:
+    """The map from a slab's model pixels to its scan's voxels, computed once.
+
+    Attributes:
+        inside: ``(nx, ny)`` voxels whose in-plane position falls on the model grid.
+        index: ``(4, p)`` flat model-pixel indices of each inside voxel's four neighbours.
+        weight: ``(4, p)`` float32 bilinear weights, in the order of ``preprocess._bilinear``.
+        z_first: first axial voxel slice of the band the slab covers.
+        nearest: for each axial slice of the band, its nearest slab slice.
+    """
+
+    inside: np.ndarray
+    index: np.ndarray
+    weight: np.ndarray
+    z_first: int
+    nearest: np.ndarray
+
+    @property
+    def band(self) -> slice:
+        """The axial voxel slices the slab covers."""
+        return slice(self.z_first, self.z_first + len(self.nearest))
+
+    def columns(self, first: int) -> slice | np.ndarray:
+        """Columns of a stack that starts at column ``first``, one per axial slice of the band."""
+        steps = np.diff(self.nearest)
+        if len(self.nearest) and np.all(steps == 1):  # one slab slice per voxel slice
+            return slice(first + int(self.nearest[0]), first + int(self.nearest[-1]) + 1)
+        return first + self.nearest
+
+    @classmethod
+    def of(cls, slab: Slab) -> NativeGrid:
+        """The grid of ``slab``, with the arithmetic of ``Slab.to_volume`` (working grid)."""
+        nx, ny, nz = slab.working_shape
+        height, width = slab.shape
+        xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
+        cols = (xs - slab.center[0]) / slab.voxels_per_pixel[0] + (width - 1) / 2.0
+        rows = (height - 1) / 2.0 - (ys - slab.center[1]) / slab.voxels_per_pixel[1]
+        inside = (rows >= -0.5) & (rows <= height - 0.5) & (cols >= -0.5) & (cols <= width - 0.5)
+        r = np.clip(rows[inside], 0, height - 1)
+        c = np.clip(cols[inside], 0, width - 1)
+        r0 = np.clip(np.floor(r), 0, max(height - 2, 0)).astype(np.intp)
+        c0 = np.clip(np.floor(c), 0, max(width - 2, 0)).astype(np.intp)
+        fr = (r - r0).astype(np.float32)
+        fc = (c - c0).astype(np.float32)
+        r1 = np.minimum(r0 + 1, height - 1)
+        c1 = np.minimum(c0 + 1, width - 1)
+        index = np.stack([r0 * width + c0, r0 * width + c1, r1 * width + c0, r1 * width + c1])
+        weight = np.stack([(1 - fr) * (1 - fc), (1 - fr) * fc, fr * (1 - fc), fr * fc]).astype(
+            np.float32
+        )
+        z_first, z_last = int(slab.slice_indices[0]), int(slab.slice_indices[-1])
+        half = (slab.slice_indices[1] - slab.slice_indices[0]) // 2 if slab.n_slices > 1 else 0
+        zs = np.arange(max(0, z_first - half), min(nz, z_last + half + 1))
+        nearest = np.abs(slab.slice_indices[None, :] - zs[:, None]).argmin(axis=1)
+        start = int(zs[0]) if len(zs) else 0
+        return cls(inside, index, weight, start, nearest)
+
+
+def to_volumes(slab: Slab, *maps: np.ndarray, grid: NativeGrid | None = None) -> list[np.ndarray]:
+    """Each ``(n, height, width)`` stack of ``maps`` on the scan's RAS+ voxel grid.
+
+    Equal to ``[slab.to_volume(m) for m in maps]``: float32 volumes of ``volume_shape``,
+    NaN outside the field of view, outside the slab's band and on slices whose slab slice
+    is all NaN (never predicted).
+    """
+    grid = grid or NativeGrid.of(slab)
+    values, predicted = _band_values(slab, maps, grid)
+    n = slab.n_slices
+    volumes = []
+    for i in range(len(maps)):
+        volume = np.full(slab.working_shape, np.nan, dtype=np.float32)
+        if predicted[i * n : (i + 1) * n].any():
+            volume[:, :, grid.band][grid.inside] = values[:, grid.columns(i * n)]
+        volumes.append(volume if slab.grid is None else slab.grid.to_native(volume))
+    return volumes
+
+
+def to_mask(
+    slab: Slab, maps: np.ndarray, level: float = 0.5, grid: NativeGrid | None = None
+) -> np.ndarray:
+    """``slab.to_volume(maps) > level`` without the float volume (NaN counts as below)."""
+    grid = grid or NativeGrid.of(slab)
+    if slab.grid is not None:  # through the float volume and back to the scan's grid
+        return np.nan_to_num(to_volumes(slab, maps, grid=grid)[0], nan=-np.inf) > level
+    values, _ = _band_values(slab, (maps,), grid)
+    mask = np.zeros(slab.volume_shape, dtype=bool)
+    mask[:, :, grid.band][grid.inside] = values[:, grid.columns(0)] > level
+    return mask
+
+
+def _band_values(
+    slab: Slab, maps: tuple[np.ndarray, ...], grid: NativeGrid
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolated values ``(inside voxels, len(maps) * n)`` and which slab slices have any.
+
+    Slices that are all NaN (never predicted) come out NaN; other NaN count as 0 and
+    infinities as the largest float, as ``np.nan_to_num`` makes them for ``to_volume``.
+    """
+    n = slab.n_slices
+    expected = (n, *slab.shape)
+    # Pixels x slices, the slice axis innermost like the volume's: each of the four
+    # gathers picks whole rows, and each voxel's band is written as one run.
+    by_pixel = np.empty((expected[1] * expected[2], len(maps) * n), dtype=np.float32)
+    for i, m in enumerate(maps):
+        if m.shape != expected:
+            raise ValueError(f"maps shape {m.shape} does not match slab {expected}")
+        by_pixel[:, i * n : (i + 1) * n] = np.asarray(m, dtype=np.float32).reshape(n, -1).T
+    predicted = ~np.isnan(by_pixel).all(axis=0)
+    by_pixel[:, ~predicted] = 0.0
+    if not np.isfinite(by_pixel).all():
+        np.nan_to_num(by_pixel, copy=False)
+    values = _interpolate(by_pixel, grid)
+    values[:, ~predicted] = np.nan
+    return values, predicted
+
+
+def _interpolate(by_pixel: np.ndarray, grid: NativeGrid, chunk: int = 2048) -> np.ndarray:
+    """Bilinear values ``(p, slices)`` of the inside voxels, in cache-sized chunks of voxels.
+
+    The four neighbours are added in ``preprocess._bilinear``'s order, so the sums are the same.
+    """
+    p = grid.index.shape[1]
+    values = np.empty((p, by_pixel.shape[1]), np.float32)
+    buf = np.empty((min(chunk, p), by_pixel.shape[1]), np.float32)
+    for start in range(0, p, chunk):
+        stop = min(p, start + chunk)
+        out, tmp = values[start:stop], buf[: stop - start]
+        np.take(by_pixel, grid.index[0, start:stop], axis=0, out=out)
+        out *= grid.weight[0, start:stop, None]
+        for k in range(1, 4):
+            np.take(by_pixel, grid.index[k, start:stop], axis=0, out=tmp)
+            tmp *= grid.weight[k, start:stop, None]
+            out += tmp
+    return values
