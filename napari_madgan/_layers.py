@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from napari_madgan._geometry import AXIS_LABELS, UNITS, ras_layer, robust_contrast
 
 if TYPE_CHECKING:
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
 
 SCAN_KEY = "madgan_scan"
 PATH_KEY = "madgan_path"

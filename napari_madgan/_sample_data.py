@@ -12,7 +12,7 @@ VOXEL_MM = 2.0
 
 def _subject(group: str, stage: int, name: str) -> list[tuple]:
     from madgan_core.cohort.phantom import GROUP_SEQUENCES, make_subject
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
 
     sequence = GROUP_SEQUENCES[group][0]  # metastases and other lesions are T1c-like
     volume, affine, info = make_subject(

@@ -41,7 +41,7 @@ def _read() -> dict:
 
 
 def _write(data: dict) -> None:
-    from madgan_core.scans.files import atomic_write_text
+    from madgan_core.scans.atomic import atomic_write_text
 
     try:
         atomic_write_text(_settings_file(), json.dumps(data, indent=2))

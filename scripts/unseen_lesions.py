@@ -99,7 +99,7 @@ def save_preview(rows: list[ManifestRow], healthy: list[ManifestRow], out_png: P
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from madgan_core.scans.files import atomic_write_with
+    from madgan_core.scans.atomic import atomic_write_with
 
     sequence = "T1" if any(r.sequence == "T1" for r in healthy) else healthy[0].sequence
     host = next(r for r in healthy if r.sequence == sequence)

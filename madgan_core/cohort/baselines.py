@@ -19,7 +19,8 @@ from torch import nn
 from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError
 from madgan_core.prep.slab import preprocess
-from madgan_core.scans.files import atomic_path, load_scan
+from madgan_core.scans.atomic import atomic_path
+from madgan_core.scans.files import load_scan
 from madgan_core.scoring.reconstruct import Predictor
 
 log = logging.getLogger(__name__)

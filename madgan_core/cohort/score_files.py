@@ -22,8 +22,10 @@ import numpy as np
 from madgan_core.model.checkpoint import model_fingerprint
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
-from madgan_core.scans.files import atomic_write_text, save_like
-from madgan_core.scoring.scorer import ScanScore, inference_settings, score_scan
+from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.files import save_like
+from madgan_core.scoring.result import ScanScore
+from madgan_core.scoring.scorer import inference_settings, score_scan
 
 if TYPE_CHECKING:
     from madgan_core.model.checkpoint import LoadedModel

@@ -29,7 +29,7 @@ from madgan_core import __version__
 from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError, ConfigError
 from madgan_core.model.reference import HealthyReference, MalformedReference
-from madgan_core.scans.files import atomic_path
+from madgan_core.scans.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

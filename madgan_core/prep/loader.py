@@ -33,7 +33,9 @@ from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.prep.stages import GridMap
-from madgan_core.scans.files import Scan, atomic_write_with, load_scan, scan_stem
+from madgan_core.scans.atomic import atomic_write_with
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.scan import Scan, scan_stem
 from madgan_core.scoring.domain import DomainProfile
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from scipy import ndimage
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ConfigError, ScanError
 from madgan_core.prep.stages import GridMap, prepare_scan
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.domain import DomainProfile, scan_profile
 
 MIN_SLICES = 6

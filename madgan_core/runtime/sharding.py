@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from madgan_core.runtime.distributed import DistInfo, barrier, broadcast_flags
-from madgan_core.scans.files import atomic_write_with
+from madgan_core.scans.atomic import atomic_write_with
 
 if TYPE_CHECKING:
     import torch

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from madgan_core.errors import ManifestError
-from madgan_core.scans.files import atomic_write_text, is_scan_path, scan_exists, scan_stem
+from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.files import is_scan_path, scan_exists
+from madgan_core.scans.scan import scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
 OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask")

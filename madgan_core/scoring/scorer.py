@@ -17,7 +17,7 @@ from madgan_core.model.reference import ANOMALY
 from madgan_core.model.zstats import FOREGROUND_LEVEL, slice_volumes
 from madgan_core.modes import headline_mode
 from madgan_core.prep.slab import Slab, preprocess
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.domain import guard
 from madgan_core.scoring.findings import label_regions, signed_residual
 from madgan_core.scoring.native_maps import NativeGrid, to_mask, to_volumes

@@ -27,8 +27,8 @@ from napari_madgan.review._model_cache import ModelCache
 if TYPE_CHECKING:
     from napari.layers import Image
 
-    from madgan_core.scans.files import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scans.scan import Scan
+    from madgan_core.scoring.result import ScanScore
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ShownResult:
 
 def scan_of_layer(layer) -> Scan:
     """The :class:`Scan` behind an image layer (from the reader/sample data, or wrapped from its data)."""
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
 
     scan = layer.metadata.get(SCAN_KEY)
     if isinstance(scan, Scan):

@@ -16,7 +16,7 @@ from napari_madgan._geometry import display_index
 from napari_madgan._layers import geometry_kwargs, in_viewer, real_layer
 
 if TYPE_CHECKING:
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
     from madgan_core.scoring.findings import Finding
 
 COLUMNS = (

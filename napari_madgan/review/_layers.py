@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-    from madgan_core.scans.files import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scans.scan import Scan
+    from madgan_core.scoring.result import ScanScore
 
 # Result layer kinds, and the name each takes after the scan layer's name.
 HEATMAP, ZMAP, RECONSTRUCTION = "heatmap", "zmap", "reconstruction"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from madgan_core.modes import SCORE_MODES, score_mode
 
 if TYPE_CHECKING:
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scoring.result import ScanScore
 
 NO_REFERENCE = "no healthy reference stored with this model"
 

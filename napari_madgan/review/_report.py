@@ -14,8 +14,8 @@ REPORT_FINDINGS = 5  # findings listed one per line, strongest first
 
 if TYPE_CHECKING:
     from madgan_core.outputs.dicom.export import DicomExport
-    from madgan_core.scans.files import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scans.scan import Scan
+    from madgan_core.scoring.result import ScanScore
 
 
 def export_heatmap(result: ScanScore, scan: Scan, path: str | Path) -> Path:

@@ -31,7 +31,7 @@ from napari_madgan.review._plot import SlicePlot
 
 if TYPE_CHECKING:
     from madgan_core.scoring.findings import Finding
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scoring.result import ScanScore
 
 
 class ResultView(QWidget):

@@ -40,8 +40,8 @@ from napari_madgan.review._results import ResultView
 if TYPE_CHECKING:
     import napari
 
-    from madgan_core.scans.files import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scans.scan import Scan
+    from madgan_core.scoring.result import ScanScore
 
 # Zoomed past the whole-slice view by more than this, a picked finding is centred on.
 ZOOMED_IN = 1.2

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from madgan_core.model.reference import HealthyReference
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.calibrate import build_reference
 from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.test_score import fake_model, small_config

@@ -13,7 +13,8 @@ from madgan_core.errors import MadganError, ScanError
 from madgan_core.outputs.dicom.export import export_dicom, overlay_rgb, region_edges
 from madgan_core.outputs.dicom.synthetic import write_series
 from madgan_core.scans.dicom import load_series
-from madgan_core.scans.files import Scan, load_scan
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.findings import label_regions
 from madgan_core.scoring.reconstruct import copy_predictor
 from madgan_core.scoring.scorer import score_scan

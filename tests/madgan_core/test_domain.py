@@ -11,7 +11,7 @@ import pytest
 from madgan_core.model.checkpoint import load_model
 from madgan_core.model.reference import HealthyReference
 from madgan_core.prep.slab import preprocess
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.calibrate import build_reference
 from madgan_core.scoring.domain import DomainCheck, ProfileSummary, check_domain, compare
 from madgan_core.scoring.scorer import score_scan

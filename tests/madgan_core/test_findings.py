@@ -253,7 +253,7 @@ def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zsta
 
     from madgan_core.cohort.phantom import make_subject
     from madgan_core.model.checkpoint import load_model
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
     from madgan_core.scoring.scorer import score_scan
 
     volume, affine, _ = make_subject("mets", voxel_mm=4.0)

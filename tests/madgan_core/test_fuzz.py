@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import MadganError
 from madgan_core.prep.slab import preprocess
-from madgan_core.scans.files import Scan, load_scan
+from madgan_core.scans.files import load_scan
+from madgan_core.scans.scan import Scan
 from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_bad_inputs import crafted_nifti
 

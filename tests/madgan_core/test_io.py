@@ -9,7 +9,8 @@ import pytest
 from nibabel.orientations import apply_orientation, inv_ornt_aff
 
 from madgan_core.errors import ScanError
-from madgan_core.scans.files import Scan, load_scan, save_like
+from madgan_core.scans.files import load_scan, save_like
+from madgan_core.scans.scan import Scan
 from tests.madgan_core.synthetic import NIBABEL_DATA, synthetic_brain
 
 ORIENTATIONS = [

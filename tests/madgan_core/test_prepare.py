@@ -12,7 +12,7 @@ from madgan_core.errors import ConfigError
 from madgan_core.prep.loader import _slab_arrays, _slab_from
 from madgan_core.prep.slab import preprocess
 from madgan_core.prep.stages import is_axis_aligned, prepare_scan, resample
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from tests.madgan_core.synthetic import synthetic_brain
 
 # The grid step on synthetic volumes: no brain step (noise is not a head).

@@ -14,7 +14,8 @@ from madgan_core.config import MadganConfig, PreprocessConfig
 from madgan_core.model.reference import HealthyReference, describe_percentile, percentile_band
 from madgan_core.prep.slab import preprocess
 from madgan_core.prep.windows import window_arrays
-from madgan_core.scans.files import Scan, load_scan, save_like
+from madgan_core.scans.files import load_scan, save_like
+from madgan_core.scans.scan import Scan
 from madgan_core.scoring.reconstruct import copy_predictor
 from madgan_core.scoring.scorer import score_scan, top_contiguous_mean
 from tests.madgan_core.synthetic import synthetic_brain

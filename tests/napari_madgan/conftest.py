@@ -13,7 +13,7 @@ from tests.conftest import REFERENCE
 def phantom_scan():
     """A metastasis phantom at 4 mm (small and quick to score)."""
     from madgan_core.cohort.phantom import make_subject
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
 
     volume, affine, _ = make_subject("mets", voxel_mm=4.0)
     return Scan.from_array(volume, affine)

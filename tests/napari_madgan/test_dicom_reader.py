@@ -10,7 +10,7 @@ import pytest
 
 from madgan_core.outputs.dicom.synthetic import Patient, write_series
 from madgan_core.scans.dicom import find_series
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from napari_madgan import _series_dialog
 from napari_madgan._dicom_reader import choose_series
 from napari_madgan._geometry import display_affine

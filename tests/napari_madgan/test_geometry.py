@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from napari_madgan._geometry import (
     display_affine,
     from_display,

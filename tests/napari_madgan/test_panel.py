@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from madgan_core.scoring.scorer import ScanScore
+from madgan_core.scoring.result import ScanScore
 from napari_madgan.review._panel import NO_REFERENCE, score_html, score_lines, top_slices
 
 

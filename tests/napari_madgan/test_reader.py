@@ -10,7 +10,7 @@ import pytest
 from nibabel.testing import data_path
 
 from madgan_core.errors import ScanError
-from madgan_core.scans.files import Scan
+from madgan_core.scans.scan import Scan
 from napari_madgan._geometry import display_affine
 from napari_madgan._layers import PATH_KEY, SCAN_KEY
 from napari_madgan._reader import napari_get_reader

@@ -297,7 +297,7 @@ def test_a_head_is_reviewed_with_its_extracted_brain_outlined(
 ):
     from madgan_core.cohort.phantom import make_subject
     from madgan_core.cohort.phantom.head import wrap_in_head
-    from madgan_core.scans.files import Scan
+    from madgan_core.scans.scan import Scan
     from napari_madgan.review._layers import BRAIN_NAME
 
     volume, _, info = make_subject("mets", 1, "T1c", seed=2, voxel_mm=4.0)

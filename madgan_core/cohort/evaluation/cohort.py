@@ -25,7 +25,7 @@ from madgan_core.model.zstats import NOISE_ADJUSTED
 from madgan_core.modes import CALIBRATED_MODES
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
-from madgan_core.scans.files import atomic_write_text
+from madgan_core.scans.atomic import atomic_write_text
 from madgan_core.scoring.reconstruct import Predictor, SlabErrors
 from madgan_core.scoring.scorer import SlabScorer, inference_settings, slab_scorer
 

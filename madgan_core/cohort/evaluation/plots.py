@@ -95,7 +95,7 @@ def _finish_rate_plot(fig, ax, path: Path) -> Path:
 def _save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from madgan_core.scans.files import atomic_path
+    from madgan_core.scans.atomic import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)

@@ -10,7 +10,7 @@ from madgan_core.cohort.evaluation.plots import plot_auc_vs_step, plot_distribut
 from madgan_core.cohort.evaluation.stats import AucResult, auc_table, format_table
 from madgan_core.errors import MadganError
 from madgan_core.modes import score_mode
-from madgan_core.scans.files import atomic_write_text
+from madgan_core.scans.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from madgan_core.model.checkpoint import LoadedModel

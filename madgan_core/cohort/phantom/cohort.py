@@ -15,7 +15,8 @@ from madgan_core.cohort.phantom.acquisition import parse_variant
 from madgan_core.cohort.phantom.diseases import SUBTYPES
 from madgan_core.cohort.phantom.head import wrap_in_head
 from madgan_core.cohort.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
-from madgan_core.scans.files import atomic_write_text, save_nifti
+from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.files import save_nifti
 from madgan_core.scans.manifest import ManifestRow, write_manifest
 
 logger = logging.getLogger(__name__)

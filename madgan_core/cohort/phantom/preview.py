@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from madgan_core.scans.files import atomic_write_with, load_scan
+from madgan_core.scans.atomic import atomic_write_with
+from madgan_core.scans.files import load_scan
 from madgan_core.scans.manifest import ManifestRow, read_manifest
 
 PREVIEW_Z_MM = 14.0  # through the lateral ventricles; the hippocampi sit lower (z ~ -15 mm)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from madgan_core.scans.files import atomic_write_text
+from madgan_core.scans.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from madgan_core.scans.files import atomic_path
+from madgan_core.scans.atomic import atomic_path
 
 
 def preview_path(out_dir: Path, step: int) -> Path:

@@ -59,9 +59,9 @@ from madgan_core.scans.dicom.geometry import LPS_FROM_RAS
 from madgan_core.scans.dicom.naming import patient_identifiers, without_quoted_values
 
 if TYPE_CHECKING:
-    from madgan_core.scans.dicom.read import DicomSource
+    from madgan_core.scans.dicom import DicomSource
     from madgan_core.scans.scan import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scoring.result import ScanScore
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from madgan_core.outputs.dicom.export import overlay_rgb
 
 if TYPE_CHECKING:
     from madgan_core.scans.scan import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scoring.result import ScanScore
 
 SLICES_SHOWN = 3
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from madgan_core.errors import MadganError
 from madgan_core.outputs.dicom.export import DicomExport, export_dicom
 from madgan_core.outputs.dicom.report import scan_report
-from madgan_core.scans.dicom.files import is_dicom_path
+from madgan_core.scans.dicom import is_dicom_path
 
 if TYPE_CHECKING:
     from madgan_core.scans.scan import Scan
-    from madgan_core.scoring.scorer import ScanScore
+    from madgan_core.scoring.result import ScanScore
 
 
 def require_dicom_inputs(paths: Iterable[str | os.PathLike]) -> None:
