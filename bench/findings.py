@@ -48,7 +48,7 @@ def synthetic_maps(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from madgan_core.scoring.findings import _label_maxima, label_regions
+    from madgan_core.scoring.findings import label_maxima, label_regions
 
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> dict:
     result["label_regions"] = spread(repeat(label, device, args.reps))
     index = np.arange(1, int(ranked.max()) + 1)
     values = np.where(ranked > 0, zmap, 0.0)
-    boxed = _label_maxima(values, ranked, index)
+    boxed = label_maxima(values, ranked, index)
     whole = (
         ndimage.maximum(values, ranked, index),
         ndimage.maximum_position(values, ranked, index),
     )
     assert np.array_equal(boxed[0], whole[0])
     assert boxed[1] == [tuple(map(int, p)) for p in whole[1]]
-    box_times = repeat(lambda: _label_maxima(values, ranked, index), device, args.reps)
+    box_times = repeat(lambda: label_maxima(values, ranked, index), device, args.reps)
     scipy_times = repeat(
         lambda: (
             ndimage.maximum(values, ranked, index),

@@ -198,7 +198,7 @@ def label_regions(
         return [], ranked
     index, core_counts = index[keep], core_counts[keep]
     values = np.where(region, zmap, 0.0)
-    peaks, peak_at = _label_maxima(values, labels, index)
+    peaks, peak_at = label_maxima(values, labels, index)
     core_sums = ndimage.sum_labels(np.where(above, zmap, 0.0), core, index)
     if shrink:
         # Outline each region by its voxels at or above the extent z, where it has any.
@@ -213,7 +213,7 @@ def label_regions(
         labels, signs = _trim_by_sign(labels, index, finite, np.asarray(residual)[box])
         region = labels > 0
         values = np.where(region, zmap, 0.0)
-        peaks, peak_at = _label_maxima(values, labels, index)  # within the trimmed outline
+        peaks, peak_at = label_maxima(values, labels, index)  # within the trimmed outline
     counts = ndimage.sum_labels(region, labels, index)
     sums = ndimage.sum_labels(values, labels, index)
     centres = ndimage.center_of_mass(region, labels, index)
@@ -280,7 +280,7 @@ def _trim_by_sign(
     return trimmed, signs
 
 
-def _label_maxima(
+def label_maxima(
     values: np.ndarray, labels: np.ndarray, index: np.ndarray
 ) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Each label's largest value and its position: ``ndimage.maximum`` and

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.config import ZMAP_RANGE
-from napari_madgan._geometry import to_display
-from napari_madgan._layers import SCAN_KEY, geometry_kwargs, robust_contrast
+from napari_madgan._geometry import robust_contrast, to_display
+from napari_madgan._layers import SCAN_KEY, geometry_kwargs
 
 if TYPE_CHECKING:
     import napari

@@ -287,7 +287,7 @@ def test_scoring_with_or_without_maps_outlines_the_same_findings(tiny_model_zsta
 
 
 def test_label_maxima_agree_with_scipy_and_break_ties_by_order():
-    from madgan_core.scoring.findings import _label_maxima
+    from madgan_core.scoring.findings import label_maxima
 
     rng = np.random.default_rng(5)
     for _ in range(50):
@@ -297,11 +297,11 @@ def test_label_maxima_agree_with_scipy_and_break_ties_by_order():
             continue
         values = rng.random(shape).astype(np.float32)
         index = np.arange(1, n + 1)
-        peaks, positions = _label_maxima(values, labels, index)
+        peaks, positions = label_maxima(values, labels, index)
         np.testing.assert_array_equal(peaks, ndimage.maximum(values, labels, index))
         assert positions == [
             tuple(map(int, p)) for p in ndimage.maximum_position(values, labels, index)
         ]
     tied = np.zeros((4, 4, 4), np.float32)
     tied[2, 2, 2] = tied[1, 1, 1] = 5.0
-    assert _label_maxima(tied, np.ones(tied.shape, np.int32), np.array([1]))[1] == [(1, 1, 1)]
+    assert label_maxima(tied, np.ones(tied.shape, np.int32), np.array([1]))[1] == [(1, 1, 1)]
