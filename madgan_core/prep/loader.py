@@ -31,12 +31,12 @@ import numpy as np
 from madgan_core import __version__
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
+from madgan_core.prep.profile import DomainProfile
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.prep.stages import GridMap
 from madgan_core.scans.atomic import atomic_write_with
 from madgan_core.scans.files import load_scan
 from madgan_core.scans.scan import Scan, scan_stem
-from madgan_core.scoring.domain import DomainProfile
 
 log = logging.getLogger(__name__)
 

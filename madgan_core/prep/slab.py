@@ -20,9 +20,9 @@ from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ConfigError, ScanError
+from madgan_core.prep.profile import DomainProfile, scan_profile
 from madgan_core.prep.stages import GridMap, prepare_scan
 from madgan_core.scans.scan import Scan
-from madgan_core.scoring.domain import DomainProfile, scan_profile
 
 MIN_SLICES = 6
 # A brain narrower than this many model pixels cannot be scored (its voxel size is wrong,
@@ -47,7 +47,7 @@ class Slab:
             in linear model units; model values are the scan's mapped onto the standard.
         grid: the map between the scan's RAS+ grid and the working grid, when they differ.
         steps: what the prepare stage did to the scan, in words.
-        profile: the scan's domain profile (:mod:`madgan_core.scoring.domain`).
+        profile: the scan's domain profile (:mod:`madgan_core.prep.profile`).
         prepared: the prepared scan (kept in memory only; a cached slab has none).
     """
 

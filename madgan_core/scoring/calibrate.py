@@ -24,8 +24,8 @@ from madgan_core.model.zstats import (
     log_noise,
 )
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
+from madgan_core.prep.profile import DomainProfile, ProfileSummary
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
-from madgan_core.scoring.domain import DomainProfile, ProfileSummary
 from madgan_core.scoring.scorer import slab_scorer
 
 if TYPE_CHECKING:
@@ -278,9 +278,7 @@ def calibrate_model(
         model = load_model(model_path, device=dev)
         stored = {}
         if score:
-            model = dataclasses.replace(
-                model, config=model.config.updated({"score": score}, source="")
-            )
+            model = dataclasses.replace(model, config=model.config.with_score_overrides(score))
             stored["config"] = model.config.to_dict()
         work_dir = model_path.with_name(model_path.name + ".calibration")
         reference = build_reference(

@@ -10,10 +10,11 @@ import pytest
 
 from madgan_core.model.checkpoint import load_model
 from madgan_core.model.reference import HealthyReference
+from madgan_core.prep.profile import ProfileSummary
 from madgan_core.prep.slab import preprocess
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.calibrate import build_reference
-from madgan_core.scoring.domain import DomainCheck, ProfileSummary, check_domain, compare
+from madgan_core.scoring.domain import DomainCheck, check_domain, compare
 from madgan_core.scoring.scorer import score_scan
 from tests.madgan_core.test_calibrate import CopyLast, brain
 from tests.madgan_core.test_score import fake_model, small_config
