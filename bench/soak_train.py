@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     from madgan_core.config import MadganConfig
     from madgan_core.model.train import prepare_training
     from madgan_core.scans.manifest import ManifestRow
-    from tests.madgan_core.synthetic import synthetic_brain
+    from madgan_testing.brains import synthetic_brain
 
     cfg = MadganConfig().updated(
         {

@@ -17,6 +17,7 @@ three reads after a warm-up read (files in the page cache).
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 import warnings
@@ -26,8 +27,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from madgan_core.outputs.dicom.synthetic import write_series
-from madgan_core.scans.dicom import load_series
+# The DICOM fixtures (madgan_testing) live at the repository root and are not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from madgan_core.scans.dicom import load_series  # noqa: E402
+from madgan_testing.dicom_series import write_series  # noqa: E402
 
 MARKER = 3000.0
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])

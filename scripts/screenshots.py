@@ -36,6 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# The DICOM fixtures (madgan_testing) live at the repository root and are not installed.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
 WINDOW = (1600, 1000)
 TINY_TRAIN = {
     "preprocess": {"height": 64, "width": 64, "pixel_mm": 3.0},
@@ -163,7 +168,7 @@ def real_shots(model: Path, out: Path) -> list[Path]:
 def dicom_study(folder: Path) -> Path:
     """A metastasis phantom as a DICOM study: a T1c series, a T2-like series and a localizer."""
     from madgan_core.cohort.phantom import make_subject
-    from madgan_core.outputs.dicom.synthetic import Patient, write_series
+    from madgan_testing.dicom_series import Patient, write_series
 
     volume, affine, _ = make_subject("mets", voxel_mm=2.0)
     patient = Patient()

@@ -39,7 +39,7 @@ from madgan_core.model.networks import build_generator
 from madgan_core.scans.files import load_scan
 from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
 from madgan_core.scans.scan import MAX_VOXELS
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 from tests.madgan_core.test_checkpoint import assert_refusal_explains
 
 # ------------------------------------------------------------------ helpers

@@ -23,7 +23,7 @@ import pytest
 from madgan_core.cli import main
 from madgan_core.model.checkpoint import read_checkpoint
 from madgan_core.scans.manifest import ManifestRow, write_manifest
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 from tests.madgan_core.test_bad_inputs import brain_scan, crafted_nifti, malicious_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from madgan_core.cli import main
-from madgan_core.outputs.dicom.synthetic import Patient, write_series
 from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
+from madgan_testing.dicom_series import Patient, write_series
 
 AFFINE = np.diag([-4.0, -4.0, 4.0, 1.0])
 

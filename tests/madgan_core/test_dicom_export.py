@@ -11,15 +11,15 @@ import pytest
 
 from madgan_core.errors import MadganError, ScanError
 from madgan_core.outputs.dicom.export import export_dicom, overlay_rgb, region_edges
-from madgan_core.outputs.dicom.synthetic import write_series
 from madgan_core.scans.dicom import load_series
 from madgan_core.scans.files import load_scan
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.findings import label_regions
 from madgan_core.scoring.reconstruct import copy_predictor
 from madgan_core.scoring.scorer import score_scan
+from madgan_testing.brains import synthetic_brain
+from madgan_testing.dicom_series import write_series
 from tests.madgan_core.dicom_cases import AXIAL, OBLIQUE, SAGITTAL
-from tests.madgan_core.synthetic import synthetic_brain
 from tests.madgan_core.test_score import fake_model, small_config
 
 PDF = b"%PDF-1.4\n% a stand-in report\n%%EOF\n"

@@ -19,11 +19,11 @@ import numpy as np
 import pydicom
 
 from madgan_core.cli import main
-from madgan_core.outputs.dicom.synthetic import Patient, write_series
 from madgan_core.scans.dicom import find_series
 from madgan_core.scans.dicom.naming import PATIENT_KEYWORDS
+from madgan_testing.brains import synthetic_brain
+from madgan_testing.dicom_series import Patient, write_series
 from tests.conftest import reference_with_zstats
-from tests.madgan_core.synthetic import synthetic_brain
 
 PATIENT = Patient(
     name="ZQXFAMILY^ZQXGIVEN",

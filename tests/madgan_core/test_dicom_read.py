@@ -13,9 +13,10 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGLossless
 
 from madgan_core.errors import ScanError
-from madgan_core.outputs.dicom.synthetic import Patient, quantized, write_series
 from madgan_core.scans.dicom import find_series, is_dicom_path, load_series, pick_series
 from madgan_core.scans.files import is_scan_path, load_scan
+from madgan_testing.brains import synthetic_brain
+from madgan_testing.dicom_series import Patient, quantized, write_series
 from tests.madgan_core.dicom_cases import (
     AXIAL,
     OBLIQUE,
@@ -24,7 +25,6 @@ from tests.madgan_core.dicom_cases import (
     edit,
     shift_position,
 )
-from tests.madgan_core.synthetic import synthetic_brain
 
 SHAPE = (20, 24, 18)
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

@@ -22,7 +22,7 @@ from madgan_core.errors import MadganError
 from madgan_core.prep.slab import preprocess
 from madgan_core.scans.files import load_scan
 from madgan_core.scans.scan import Scan
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 from tests.madgan_core.test_bad_inputs import crafted_nifti
 
 FUZZ = settings(

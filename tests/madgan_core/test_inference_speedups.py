@@ -15,12 +15,12 @@ from madgan_core.config import MadganConfig, ModelConfig, PreprocessConfig
 from madgan_core.model.checkpoint import LoadedModel
 from madgan_core.model.networks import build_generator
 from madgan_core.model.networks.fold import fold_batchnorm
+from madgan_core.prep.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.findings import label_regions
-from madgan_core.scoring.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.scoring.scorer import score_scan, slab_scorer
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 
 
 def trained_like(cfg: ModelConfig, seed: int = 0) -> nn.Module:

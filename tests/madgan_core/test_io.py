@@ -11,7 +11,7 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff
 from madgan_core.errors import ScanError
 from madgan_core.scans.files import load_scan, save_like
 from madgan_core.scans.scan import Scan
-from tests.madgan_core.synthetic import NIBABEL_DATA, synthetic_brain
+from madgan_testing.brains import NIBABEL_DATA, synthetic_brain
 
 ORIENTATIONS = [
     np.array([[0, 1], [1, 1], [2, 1]]),  # RAS

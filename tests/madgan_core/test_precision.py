@@ -14,7 +14,7 @@ from madgan_core.model.networks import build_generator
 from madgan_core.runtime.device import to_channels_last
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.scorer import score_scan
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 
 
 def tiny_model(variant: str) -> LoadedModel:

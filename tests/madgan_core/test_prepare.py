@@ -10,10 +10,11 @@ import pytest
 from madgan_core.config import MadganConfig, PreprocessConfig, parse_overrides
 from madgan_core.errors import ConfigError
 from madgan_core.prep.loader import _slab_arrays, _slab_from
+from madgan_core.prep.native_maps import to_scan_grid
 from madgan_core.prep.slab import preprocess
 from madgan_core.prep.stages import is_axis_aligned, prepare_scan, resample
 from madgan_core.scans.scan import Scan
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 
 # The grid step on synthetic volumes: no brain step (noise is not a head).
 CFG = PreprocessConfig(
@@ -115,7 +116,7 @@ def test_an_oblique_scan_goes_onto_an_axis_aligned_grid_that_covers_it():
     inside = np.linalg.solve(grid.working_affine[:3, :3], world - grid.working_affine[:3, 3:4])
     assert np.all(inside > -0.5) and np.all(np.array(grid.working_shape) - 0.5 > inside.T)
     # There and back keeps a smooth volume (up to interpolation).
-    back = grid.to_native(grid.from_native(scan.data))
+    back = to_scan_grid(grid, grid.from_native(scan.data))
     brain = scan.data > 50
     assert np.isfinite(back[brain]).mean() > 0.99
     assert np.median(np.abs(back[brain] - scan.data[brain])) < 5.0

@@ -9,7 +9,7 @@ from madgan_core.prep.slab import preprocess
 from madgan_core.prep.windows import target_coverage, window_arrays, window_count
 from madgan_core.scans.files import load_scan
 from madgan_core.scans.scan import Scan
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 
 SMALL = PreprocessConfig(height=64, width=48, pixel_mm=2.0)
 

@@ -18,7 +18,7 @@ from madgan_core.scans.files import load_scan, save_like
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.reconstruct import copy_predictor
 from madgan_core.scoring.scorer import score_scan, top_contiguous_mean
-from tests.madgan_core.synthetic import synthetic_brain
+from madgan_testing.brains import synthetic_brain
 
 
 def fake_model(cfg: MadganConfig, reference: HealthyReference | None = None) -> SimpleNamespace:

@@ -8,9 +8,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from madgan_core.outputs.dicom.synthetic import Patient, write_series
 from madgan_core.scans.dicom import find_series
 from madgan_core.scans.scan import Scan
+from madgan_testing.dicom_series import Patient, write_series
 from napari_madgan import _series_dialog
 from napari_madgan._dicom_reader import choose_series
 from napari_madgan._geometry import display_affine

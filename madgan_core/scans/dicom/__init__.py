@@ -6,7 +6,6 @@
 * :mod:`.geometry`: slice order and affine of a slice stack, or why it is no regular grid.
 * :mod:`.read`: read one series as a RAS+ scan (the same as the NIfTI path gives).
 * :mod:`.export`: results (parametric maps, an overlay, the report) as new series of the study.
-* :mod:`.synthetic`: write volumes as DICOM series (tests, demos, benchmarks).
 
 List the series of a folder with ``python -m madgan_core.scans.dicom FOLDER``.
 """

@@ -1,4 +1,4 @@
-"""Write a volume as a DICOM MR series: the fixtures of tests, demos and benchmarks.
+"""Write a volume as a DICOM MR series: a fixture of the tests, screenshots and benchmarks.
 
 A RAS+ volume and its affine become a series of single-frame MR images (one
 file per slice) or one enhanced multi-frame MR file, with the geometry in

@@ -1,4 +1,4 @@
-"""Small synthetic brains and paths to real nibabel test files."""
+"""Small synthetic brains and the path of nibabel's test files: fixtures of tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -1,0 +1,9 @@
+"""Test support for napari-madgan: fixtures shared by the tests, benchmarks and scripts.
+
+Not installed (``pyproject.toml`` packages only ``madgan_core`` and ``napari_madgan``):
+it is imported from a checkout of the repository, with the repository root on
+``sys.path``. Fixtures may import the product; the product never imports them.
+
+* :mod:`.brains`: small synthetic brain volumes and the path of nibabel's test files.
+* :mod:`.dicom_series`: write a volume as a DICOM MR series (made-up patient).
+"""
