@@ -136,10 +136,13 @@ def score_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def with_score_overrides(model: LoadedModel, overrides: dict[str, Any]) -> LoadedModel:
-    """``model`` with :func:`score_overrides` applied to its configuration (the file is left as it is)."""
-    if not overrides:
-        return model
-    return dataclasses.replace(model, config=model.config.updated(overrides, source=""))
+    """``model`` with :func:`score_overrides` applied to its configuration (the file is left as it is).
+
+    The settings are merged and checked by
+    :meth:`madgan_core.config.MadganConfig.with_score_overrides`.
+    """
+    config = model.config.with_score_overrides(overrides.get("score"))
+    return model if config is model.config else dataclasses.replace(model, config=config)
 
 
 class _Deprecated(argparse.Action):

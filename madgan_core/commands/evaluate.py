@@ -13,7 +13,9 @@ from madgan_core.commands._common import (
     add_device_options,
     add_loader_options,
     add_progress_option,
+    add_set_option,
     loader_from,
+    score_overrides,
     tqdm_callback,
 )
 
@@ -44,6 +46,7 @@ def add_parser(subparsers) -> None:
         "--autoencoder", type=Path, default=None, help="single-slice autoencoder baseline file"
     )
     add_device_options(p)
+    add_set_option(p, sections=("score",))
     add_loader_options(p)
     add_progress_option(p)
     p.set_defaults(func=run)
@@ -52,6 +55,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from madgan_core.cohort.evaluation.stats import format_table
 
+    score = score_overrides(args).get("score")  # checked before the model is read
     result = evaluate_with_progress(
         args.model,
         args.manifest,
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.precision,
         loader=loader_from(args),
+        score=score,
     )
     if result is None:  # another rank under torchrun: rank 0 writes the report
         return 0

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +105,12 @@ def score_cohort(
     columns = [*META_COLUMNS, *score_columns(list(predictors), calibrated_modes(model))]
     cfg = model.config
     precision, batch = inference_settings(model, precision)
-    fingerprint = {**model_fingerprint(model), "precision": precision, "window_batch": batch}
+    fingerprint = {
+        **model_fingerprint(model),
+        "score": asdict(cfg.score),
+        "precision": precision,
+        "window_batch": batch,
+    }
     scorers = {
         method: SlabScorer(cfg, model.device, predictor, precision, batch)
         for method, predictor in predictors.items()

@@ -8,9 +8,10 @@ script or a GUI can show it as it likes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from madgan_core.cohort.evaluation.cohort import calibrated_modes, score_cohort, score_columns
 from madgan_core.cohort.evaluation.regions import evaluate_regions, regions_markdown
@@ -65,9 +66,11 @@ def auc_across_checkpoints(
     *,
     loader: SlabLoader | None = None,
     info: DistInfo | None = None,
+    score: dict[str, Any] | None = None,
 ) -> dict[str, list[tuple[int, float]]]:
     """AUC of ``madgan:mean`` for each comparison at each saved checkpoint.
 
+    ``score`` changes each checkpoint's score settings for this run, as in :func:`evaluate`.
     Under torchrun every rank scores its share of each checkpoint's cohort; the curve
     is rank 0's (the other ranks return an empty one).
     """
@@ -75,7 +78,7 @@ def auc_across_checkpoints(
 
     curve: dict[str, list[tuple[int, float]]] = {}
     for i, (step, path) in enumerate(checkpoints):
-        model = load_model(path, device=device)
+        model = _with_score(load_model(path, device=device), score)
         records = score_cohort(
             {"madgan": generator_predictor(model.inference_generator())},
             model,
@@ -102,6 +105,7 @@ def evaluate(
     notes: str = "",
     progress: StageProgress | None = None,
     loader: SlabLoader | None = None,
+    score: dict[str, Any] | None = None,
 ) -> Evaluation | None:
     """Evaluate a model on a manifest's ``test`` scans and write the report.
 
@@ -122,6 +126,9 @@ def evaluate(
         notes: markdown appended to the report.
         progress: ``progress(stage, done, total)``.
         loader: how scans are read: prefetch and slab cache (default: one ahead, no cache).
+        score: score settings over the model's for this run, e.g. ``{"top_windows": 5}``
+            (:meth:`madgan_core.config.MadganConfig.with_score_overrides`); the model file
+            is left as it is.
     """
     from madgan_core.model.checkpoint import list_checkpoints, load_model
     from madgan_core.runtime.distributed import cohort_group
@@ -135,7 +142,7 @@ def evaluate(
     if checkpoints is not None and not found:
         raise MadganError("no checkpoints found", checkpoints)
     with cohort_group(device) as (info, dev):
-        model = load_model(model_path, device=dev)
+        model = _with_score(load_model(model_path, device=dev), score)
         progress = progress if info.is_main else None
         predictors = evaluation_predictors(
             model, None if autoencoder is None else Path(autoencoder), model.device
@@ -149,7 +156,7 @@ def evaluate(
         if found:
             stage = _stage(progress, "checkpoints", len(found))
             curve = auc_across_checkpoints(
-                found, rows, out / "checkpoints", dev, stage, loader=loader, info=info
+                found, rows, out / "checkpoints", dev, stage, loader=loader, info=info, score=score
             )
     if records is None:
         return None
@@ -161,6 +168,12 @@ def evaluate(
     notes = "\n".join([*regions_markdown(regions), notes])
     report, table = write_report(records, columns, out, model, curve, notes)
     return Evaluation(report, table, columns)
+
+
+def _with_score(model: LoadedModel, score: dict[str, Any] | None) -> LoadedModel:
+    """``model`` scoring with ``score`` over its score settings (itself when there are none)."""
+    config = model.config.with_score_overrides(score)
+    return model if config is model.config else dataclasses.replace(model, config=config)
 
 
 def _stage(
