@@ -48,7 +48,7 @@ def average_head() -> tuple[np.ndarray, np.ndarray]:
         return volume, np.asarray(img.affine, dtype=float)
 
 
-# MNI152 mm -> average-head world mm (RAS). Obtained with scripts/fit_head_affine.py:
+# MNI152 mm -> average-head world mm (RAS). Obtained with studies/fit_head_affine.py:
 # SimpleITK affine registration (Mattes MI, levels 8/4/2 mm) of nilearn's skull-stripped
 # MNI152 T1 to the average head, the template's brain plus a 5 mm rim as the metric mask,
 # best of three starts. Its mean scale is ~0.8: the average head's header millimetres are

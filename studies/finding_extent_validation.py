@@ -8,11 +8,11 @@ Each test scan of the validation manifest is scored once with maps; every candid
 outline is then drawn on the same z-map and residual. Never run this on the demo's test split.
 
     madgan phantom val --healthy 40 --mets 20 --ad 0 --various 0 --seed 11 --voxel-mm 2
-    python scripts/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
+    python studies/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
         --validation val/manifest.csv --validation-out val_manifest.csv
     cp madgan_demo/run/model.pt val_model.pt
     madgan calibrate val_model.pt --manifest val_manifest.csv
-    python scripts/finding_extent_validation.py val_model.pt val_manifest.csv --out extent.json
+    python studies/finding_extent_validation.py val_model.pt val_manifest.csv --out extent.json
 """
 
 from __future__ import annotations

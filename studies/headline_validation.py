@@ -11,12 +11,12 @@ should be within 0.02 of it everywhere.
 Never run this on the demo's test split::
 
     madgan phantom hval --healthy 100 --ad 60 --mets 30 --various 30 --seed 21 --voxel-mm 2
-    python scripts/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
+    python studies/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
         --validation hval/manifest.csv --validation-out hval_manifest.csv
     cp madgan_demo/run/model.pt hval_model.pt
     madgan calibrate hval_model.pt --manifest hval_manifest.csv
     madgan evaluate hval_model.pt --manifest hval_manifest.csv --out hval_eval
-    python scripts/headline_validation.py hval_model.pt hval_eval/scores.csv --out headline.json
+    python studies/headline_validation.py hval_model.pt hval_eval/scores.csv --out headline.json
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from sklearn.preprocessing import PowerTransformer
 from madgan_core.cohort.evaluation.cohort import read_scores
 from madgan_core.cohort.evaluation.stats import auc, comparisons_for, split_scores
 from madgan_core.model.checkpoint import load_model
-from madgan_core.model.reference import normal_score
+from madgan_core.modes import normal_score
 from madgan_core.scans.atomic import atomic_write_text
 
 PARTS = ("ztail", "zvolume", "zmean")
@@ -82,7 +82,7 @@ def _rank_normal(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
 
 
 def _normal_scores(controls: np.ndarray, scan: np.ndarray) -> np.ndarray:
-    """The product's :func:`~madgan_core.model.reference.normal_score`, part by part."""
+    """The product's :func:`~madgan_core.modes.normal_score`, part by part."""
     return np.array([normal_score(controls[k], scan[k]) for k in range(len(scan))])
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     madgan phantom val --healthy 60 --ad 45 --mets 20 --various 20 --seed 1 --voxel-mm 2
-    python scripts/atrophy_nuisance.py --model RUN/model.pt --cohort val \
+    python studies/atrophy_nuisance.py --model RUN/model.pt --cohort val \
         [--manifest val_manifest.csv] [--out nuisance.json]
 
 Uses a phantom cohort's ``subjects.jsonl`` (each scan's true generation parameters) and

@@ -3,7 +3,7 @@
 Usage::
 
     madgan phantom val --healthy 60 --ad 45 --mets 20 --various 20 --seed 1 --voxel-mm 2
-    python scripts/scoring_validation.py --model RUN/model.pt --manifest val/manifest.csv
+    python studies/scoring_validation.py --model RUN/model.pt --manifest val/manifest.csv
 
 The validation cohort comes from another seed than the evaluation cohort, so no
 subject is shared. Every scan is reconstructed once; then, for each smoothing of

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/unseen_lesions.py --manifest COHORT/manifest.csv --model RUN/model.pt \\
+    python studies/unseen_lesions.py --manifest COHORT/manifest.csv --model RUN/model.pt \\
         [--autoencoder RUN/autoencoder.pt] --out OUT [--preview docs/images/unseen-lesions.png]
 
 Every healthy *test* scan of the manifest hosts one lesion of each type of

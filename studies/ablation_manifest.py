@@ -3,7 +3,7 @@
 Usage::
 
     madgan phantom val --healthy 60 --ad 45 --mets 20 --various 20 --seed 1 --voxel-mm 2
-    python scripts/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
+    python studies/ablation_manifest.py --train madgan_demo/cohort/manifest.csv \\
         --validation val/manifest.csv --out ablation_manifest.csv --validation-out val_manifest.csv
 
 ``--out`` (for ``detection_ablation.py``) holds the training cohort's healthy ``train``

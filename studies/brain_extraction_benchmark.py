@@ -7,7 +7,7 @@ template registration) and, when the ``brainextractor`` package (a Python BET po
 ``bet``. Prints one JSON object.
 
     pip install --no-deps pydeface==2.1.0   # only its data/mean_reg2mean.nii.gz is used
-    python scripts/brain_extraction_benchmark.py --heads 3 [--pydeface-head PATH]
+    python studies/brain_extraction_benchmark.py --heads 3 [--pydeface-head PATH]
 """
 
 from __future__ import annotations

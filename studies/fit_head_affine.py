@@ -7,7 +7,7 @@ translations; the best final metric wins. Prints the 4x4 matrix (MNI mm -> head 
 mm, RAS) that :data:`madgan_core.cohort.phantom.head.MNI_TO_HEAD` stores, and the Dice of the
 warped template mask with the head's bright intensities as a check.
 
-Run: ``python3 scripts/fit_head_affine.py`` (needs SimpleITK and pydeface's data).
+Run: ``python3 studies/fit_head_affine.py`` (needs SimpleITK and pydeface's data).
 """
 
 from __future__ import annotations

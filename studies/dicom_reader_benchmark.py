@@ -11,7 +11,7 @@ the distance (mm) from where the marker really is. A reader either reads
 Speed: a 256 x 256 x 176 series (1 mm, 16 bit, one file per slice), best of
 three reads after a warm-up read (files in the page cache).
 
-    python scripts/dicom_reader_benchmark.py            # prints Markdown tables
+    python studies/dicom_reader_benchmark.py            # prints Markdown tables
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/zmap_group_difference.py --model RUN/model.pt \\
+    python studies/zmap_group_difference.py --model RUN/model.pt \\
         --manifest COHORT/manifest.csv --sequence T1 --out zdiff.png
 
 The model must be calibrated (``madgan calibrate``). Every ``test`` scan of the

@@ -1,6 +1,6 @@
 """Train and evaluate model variants on one phantom cohort, at the demo budget, and compare AUCs.
 
-    python scripts/detection_ablation.py --cohort madgan_demo/cohort/manifest.csv --out ablation \\
+    python studies/detection_ablation.py --cohort madgan_demo/cohort/manifest.csv --out ablation \\
         --variant no-top-skip model.skip_top=false --variant gap2 model.gap=2
 
 Each variant is the demo preset plus ``section.key=value`` overrides, read as
@@ -22,7 +22,7 @@ from pathlib import Path
 from madgan_core.cohort.evaluation.cohort import read_scores, score_columns
 from madgan_core.cohort.evaluation.stats import auc_table
 from madgan_core.config import parse_overrides, preset
-from madgan_core.modes import CALIBRATED_MODES
+from madgan_core.modes import calibrated_mode_names
 
 
 def madgan(*args: str) -> None:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         records = read_scores(run / "report" / "scores.csv")
         columns = [
-            c for c in score_columns(["madgan", "copy"], CALIBRATED_MODES) if c in records[0]
+            c for c in score_columns(["madgan", "copy"], calibrated_mode_names()) if c in records[0]
         ]
         table = auc_table(records, columns)
         results[name] = {

@@ -13,7 +13,7 @@ test scans:
   scans *as acquired* (the model's own domain): flagged out of domain, called unusual
   (above the 95th percentile without a flag), or in range.
 
-    python scripts/acquisition_matrix.py MODEL --out matrix/ [--voxel-mm 2 --healthy 12 --mets 8]
+    python studies/acquisition_matrix.py MODEL --out matrix/ [--voxel-mm 2 --healthy 12 --mets 8]
 
 Writes ``matrix/results.json`` and prints a Markdown table.
 """
