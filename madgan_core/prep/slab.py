@@ -5,8 +5,9 @@ Model space is a stack of axial slices of ``height x width`` pixels at
 posterior, columns left to right (the patient's right on the right).
 
 The slices are cut from the prepared scan (:mod:`madgan_core.prep.stages`: brain, bias and
-grid steps); the slab keeps the map back, so :meth:`Slab.to_volume` and
-:meth:`Slab.sample` speak the original scan's RAS+ grid whatever the steps did.
+grid steps); the slab keeps the geometry back, so :meth:`Slab.to_volume` (through the
+merger, :mod:`madgan_core.prep.native_maps`) and :meth:`Slab.sample` speak the original
+scan's RAS+ grid whatever the steps did.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ConfigError, ScanError
+from madgan_core.prep.native_maps import to_volumes
 from madgan_core.prep.profile import DomainProfile, scan_profile
 from madgan_core.prep.stages import GridMap, prepare_scan
 from madgan_core.scans.scan import Scan
@@ -129,64 +131,21 @@ class Slab:
             out[k] = ndimage.map_coordinates(plane, [x, y], order=order, cval=cval, mode="constant")
         return out
 
-    def to_volume(self, maps: np.ndarray, order: int = 1) -> np.ndarray:
+    def to_volume(self, maps: np.ndarray) -> np.ndarray:
         """Map per-slice model-space maps back onto the scan's RAS+ voxel grid.
+
+        One stack through the merger (:func:`madgan_core.prep.native_maps.to_volumes`);
+        several stacks of one slab are faster through it at once.
 
         Args:
             maps: ``(n, height, width)``; a slice that is all NaN has no prediction.
-            order: spline order of the in-plane interpolation.
 
         Returns:
             float32 volume of ``volume_shape``. Voxels with no prediction (outside
             the slab, outside the field of view, unpredicted slices) are NaN.
             With ``slice_step > 1`` each voxel slice takes its nearest slab slice.
         """
-        if maps.shape != (self.n_slices, *self.shape):
-            raise ValueError(
-                f"maps shape {maps.shape} does not match slab {(self.n_slices, *self.shape)}"
-            )
-        working = self._working_volume(maps, order)
-        return working if self.grid is None else self.grid.to_native(working, order=order)
-
-    def _working_volume(self, maps: np.ndarray, order: int) -> np.ndarray:
-        """:meth:`to_volume` on the working grid."""
-        nx, ny, nz = self.working_shape
-        height, width = self.shape
-        xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
-        cols = (xs - self.center[0]) / self.voxels_per_pixel[0] + (width - 1) / 2.0
-        rows = (height - 1) / 2.0 - (ys - self.center[1]) / self.voxels_per_pixel[1]
-        inside = (rows >= -0.5) & (rows <= height - 0.5) & (cols >= -0.5) & (cols <= width - 0.5)
-        rows_c = np.clip(rows, 0, height - 1)
-        cols_c = np.clip(cols, 0, width - 1)
-
-        volume = np.full(self.working_shape, np.nan, dtype=np.float32)
-        predicted = ~np.all(np.isnan(maps.reshape(self.n_slices, -1)), axis=1)
-        if not predicted.any():
-            return volume
-        if order == 1:
-            # All predicted slices at once through one bilinear stencil (coordinates
-            # are clipped inside the map, so this equals map_coordinates' "nearest").
-            planes = _bilinear(np.nan_to_num(maps[predicted]), rows_c, cols_c, 0.0)
-        else:
-            planes = np.stack(
-                [
-                    ndimage.map_coordinates(
-                        np.nan_to_num(maps[k]), [rows_c, cols_c], order=order, mode="nearest"
-                    )
-                    for k in np.flatnonzero(predicted)
-                ]
-            ).astype(np.float32)
-        planes[:, ~inside] = np.nan
-        plane_of = np.full(self.n_slices, -1, dtype=np.intp)
-        plane_of[predicted] = np.arange(len(planes))
-        z_first, z_last = int(self.slice_indices[0]), int(self.slice_indices[-1])
-        half = (self.slice_indices[1] - self.slice_indices[0]) // 2 if self.n_slices > 1 else 0
-        zs = np.arange(max(0, z_first - half), min(nz, z_last + half + 1))
-        nearest = np.abs(self.slice_indices[None, :] - zs[:, None]).argmin(axis=1)
-        ks = plane_of[nearest]
-        keep = ks >= 0
-        volume[:, :, zs[keep]] = np.moveaxis(planes[ks[keep]], 0, 2)
-        return volume
+        return to_volumes(self, maps)[0]
 
 
 def _antialias_sigma(voxels_per_pixel: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Prepare a scan for the slab: the brain step, the bias step and the grid step.
 
 :func:`prepare_scan` turns a loaded :class:`~madgan_core.scans.scan.Scan` (RAS+, its own grid)
-into a :class:`PreparedScan`: the working scan the slab is cut from, plus the maps
-between the working grid and the original scan's RAS+ grid, so that every result is
-shown and written on the scan as it was given.
+into a :class:`PreparedScan`: the working scan the slab is cut from, plus the
+:class:`GridMap` between the working grid and the original scan's RAS+ grid, so that
+every result is shown and written on the scan as it was given (the way back is the
+merger's, :mod:`madgan_core.prep.native_maps`).
 
 The brain step (``preprocess.brain``, or a mask the caller gives): ``auto`` extracts the
 brain of a scan with a skull and passes a skull-stripped one through; ``extract`` always
@@ -56,7 +57,9 @@ class GridMap:
     """The geometry between a scan's RAS+ grid (native) and the working grid.
 
     Both are voxel grids in the same world (scanner mm); volumes move between them by
-    interpolation. Plain arrays only, so a cached slab keeps it.
+    interpolation: onto the working grid by :meth:`from_native`, back onto the scan's
+    by the merger (:func:`madgan_core.prep.native_maps.to_scan_grid`). Plain arrays
+    only, so a cached slab keeps it.
 
     Attributes:
         native_affine: voxel-to-world affine of the scan's RAS+ grid.
@@ -84,24 +87,6 @@ class GridMap:
         return resample(
             volume, self.native_affine, self.working_affine, self.working_shape, order, cval
         )
-
-    def to_native(self, volume: np.ndarray, order: int = 1) -> np.ndarray:
-        """A working-grid volume on the native grid; NaN where it has no value.
-
-        NaN voxels of ``volume`` (no prediction) are left out of the interpolation rather
-        than spread: a native voxel takes the weighted mean of its valid neighbours, and
-        is NaN when less than half of its interpolation weight is valid.
-        """
-        _check_shape(volume, self.working_shape, "working")
-        volume = np.asarray(volume, dtype=np.float32)
-        valid = np.isfinite(volume)
-        args = (self.working_affine, self.native_affine, self.native_shape, order, 0.0)
-        values = resample(np.where(valid, volume, 0.0), *args)
-        weight = resample(valid.astype(np.float32), *args)
-        out = np.full(self.native_shape, np.nan, dtype=np.float32)
-        ok = weight >= 0.5
-        out[ok] = values[ok] / weight[ok]
-        return out
 
     def native_slices(self, slice_indices: np.ndarray, center: np.ndarray) -> np.ndarray:
         """The native axial voxel index nearest to each working slice at the in-plane ``center``."""
@@ -141,25 +126,24 @@ def _identity(volume: np.ndarray, *args, **kwargs) -> np.ndarray:
 
 @dataclass
 class PreparedScan:
-    """A scan made ready for the slab, and the way back to the scan as given.
+    """A scan made ready for the slab, and the grid between it and the scan as given.
 
     Attributes:
         scan: the working scan the slab is made from.
         brain_mask: bool mask on the ORIGINAL scan's RAS+ grid, or None when no brain
             step ran.
-        to_native: working-grid volume -> original RAS+ grid (NaN where it has no value).
         from_native: original RAS+ grid volume -> working grid.
         steps: what was done, in words (e.g. ``"resampled 5 mm -> 1 mm slices"``).
         skull: True if a skull was detected on the input, False if it looked stripped,
             None if not checked.
         alignment: the registration to the template, when one ran.
-        grid: the geometry behind ``to_native``/``from_native``; None when the working
-            grid is the original one.
+        grid: the geometry behind ``from_native`` and the way back
+            (:mod:`madgan_core.prep.native_maps`); None when the working grid is the
+            original one.
     """
 
     scan: Scan
     brain_mask: np.ndarray | None
-    to_native: Callable[..., np.ndarray]
     from_native: Callable[..., np.ndarray]
     steps: list[str] = field(default_factory=list)
     skull: bool | None = None
@@ -234,7 +218,6 @@ def prepare_scan(
     return PreparedScan(
         scan=working,
         brain_mask=mask,
-        to_native=_identity if grid is None else grid.to_native,
         from_native=_identity if grid is None else grid.from_native,
         steps=steps,
         skull=skull,

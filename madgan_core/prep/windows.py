@@ -2,6 +2,10 @@
 
 With the paper's 3 -> 3 and no gap, window ``i`` reads slices ``i, i+1, i+2``
 and predicts ``i+3, i+4, i+5``; a slab of ``n`` slices gives ``n - 5`` windows.
+
+This is the splitter of the scoring chain, in the roles of MONAI's inferers: the
+inferer is :mod:`madgan_core.scoring.reconstruct`, the merger
+:mod:`madgan_core.prep.native_maps`.
 """
 
 from __future__ import annotations

@@ -66,7 +66,12 @@ class Scan:
         return _to_scan(img, None)
 
     def to_native(self, volume: np.ndarray) -> np.ndarray:
-        """Reorient a volume on this scan's RAS+ grid back to the file's voxel order."""
+        """Reorient a volume on this scan's RAS+ grid back to the file's voxel order.
+
+        The last leg of the way back from model space, when a result is written (the
+        merger, :mod:`madgan_core.prep.native_maps`, brings it onto the RAS+ grid): axes
+        permuted and flipped, no interpolation.
+        """
         if volume.shape[:3] != self.data.shape:
             raise ValueError(f"volume shape {volume.shape} does not match scan {self.data.shape}")
         native_ornt = io_orientation(self.native_affine)

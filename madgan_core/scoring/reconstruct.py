@@ -4,6 +4,9 @@ A :data:`Predictor` maps a batch of windows' input slices to predicted target sl
 the generator, or a baseline scored in the same harness. :func:`slab_errors` streams
 a slab's windows through it in batches, so memory stays flat on long scans.
 :mod:`madgan_core.scoring.scorer` turns the bookkeeping into scores and maps.
+
+This is the inferer of the scoring chain, in the roles of MONAI's inferers: the
+splitter is :mod:`madgan_core.prep.windows`, the merger :mod:`madgan_core.prep.native_maps`.
 """
 
 from __future__ import annotations

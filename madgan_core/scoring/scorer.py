@@ -16,11 +16,11 @@ import numpy as np
 from madgan_core.model.reference import ANOMALY
 from madgan_core.model.zstats import FOREGROUND_LEVEL, slice_volumes
 from madgan_core.modes import headline_mode
+from madgan_core.prep.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.domain import guard
 from madgan_core.scoring.findings import label_regions, signed_residual
-from madgan_core.scoring.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.scoring.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
 from madgan_core.scoring.result import ScanScore, ScanSource
 

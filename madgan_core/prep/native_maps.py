@@ -1,34 +1,61 @@
-"""Model-space maps back on the scan's voxels, several at once through one bilinear stencil.
+"""The merger: model-space maps back on the scan's voxels, several at once through one stencil.
 
-:meth:`madgan_core.prep.slab.Slab.to_volume` maps one ``(n, height, width)`` stack at a
-time and recomputes its geometry on every call. Scoring maps three or four stacks of the
-same slab (foreground, ℓ2, reconstruction, z-map): :func:`to_volumes` builds the stencil
-once, interpolates only the voxels inside the model's field of view, and writes the
-slab's band of axial slices with the slice axis innermost, as the volume is laid out.
-The values equal ``Slab.to_volume(maps)`` (``order=1``) for every stack. When the
-prepare stage resampled the scan (``slab.grid``), the stencil fills the working grid and
-each volume then goes back to the scan's own grid as ``Slab.to_volume`` does.
+Scoring runs as MONAI's inferers do: the splitter cuts a slab into windows
+(:mod:`madgan_core.prep.windows`), the inferer predicts them and keeps the ℓ2
+bookkeeping (:mod:`madgan_core.scoring.reconstruct`), and this module, the merger,
+places the per-slice maps back on the scan. It is the one implementation of that
+mapping: :meth:`madgan_core.prep.slab.Slab.to_volume` and the scorer's maps, masks and
+findings all go through it. The way back has three legs:
+
+1. Model pixels -> working-grid voxels (:class:`NativeGrid`): one bilinear stencil,
+   built once per slab, serves every stack; each axial voxel slice of the slab's band
+   takes its nearest slab slice. Only the voxels inside the model's field of view are
+   interpolated, and the band is written with the slice axis innermost, as the volume
+   is laid out.
+2. Working grid -> the scan's RAS+ grid (:func:`to_scan_grid`), when the prepare stage
+   resampled the scan (``slab.grid``, a :class:`~madgan_core.prep.stages.GridMap`).
+3. RAS+ -> the file's own voxel order, when a result is written:
+   :meth:`madgan_core.scans.scan.Scan.to_native` (axes permuted and flipped, no
+   interpolation), kept with the scan's orientation in the scans layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from madgan_core.prep.slab import Slab
+from madgan_core.prep.stages import GridMap, resample
+
+
+class SlabGeometry(Protocol):
+    """What the merger reads of a slab (:class:`madgan_core.prep.slab.Slab` has it)."""
+
+    slice_indices: np.ndarray
+    center: np.ndarray
+    voxels_per_pixel: np.ndarray
+    volume_shape: tuple[int, int, int]
+    grid: GridMap | None
+
+    @property
+    def working_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def n_slices(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True)
 class NativeGrid:
-    """The map from a slab's model pixels to its scan's voxels, computed once.
+    """The map from a slab's model pixels to its working-grid voxels, computed once.
 
     Attributes:
         inside: ``(nx, ny)`` voxels whose in-plane position falls on the model grid.
         index: ``(4, p)`` flat model-pixel indices of each inside voxel's four neighbours.
-        weight: ``(4, p)`` float32 bilinear weights, in the order of ``preprocess._bilinear``.
+        weight: ``(4, p)`` float32 bilinear weights, in the order they are summed.
         z_first: first axial voxel slice of the band the slab covers.
         nearest: for each axial slice of the band, its nearest slab slice.
     """
@@ -52,8 +79,14 @@ class NativeGrid:
         return first + self.nearest
 
     @classmethod
-    def of(cls, slab: Slab) -> NativeGrid:
-        """The grid of ``slab``, with the arithmetic of ``Slab.to_volume`` (working grid)."""
+    def of(cls, slab: SlabGeometry) -> NativeGrid:
+        """The stencil of ``slab`` on its working grid.
+
+        A voxel is inside when its in-plane position lies within half a pixel of the
+        model grid; its coordinates are then clipped onto the grid (the edge pixels
+        extend to their edges). Along the axis, the band reaches half a slice step
+        beyond the first and last slab slices.
+        """
         nx, ny, nz = slab.working_shape
         height, width = slab.shape
         xs, ys = np.mgrid[0:nx, 0:ny].astype(np.float64)
@@ -80,12 +113,20 @@ class NativeGrid:
         return cls(inside, index, weight, start, nearest)
 
 
-def to_volumes(slab: Slab, *maps: np.ndarray, grid: NativeGrid | None = None) -> list[np.ndarray]:
+def to_volumes(
+    slab: SlabGeometry, *maps: np.ndarray, grid: NativeGrid | None = None
+) -> list[np.ndarray]:
     """Each ``(n, height, width)`` stack of ``maps`` on the scan's RAS+ voxel grid.
 
-    Equal to ``[slab.to_volume(m) for m in maps]``: float32 volumes of ``volume_shape``,
-    NaN outside the field of view, outside the slab's band and on slices whose slab slice
-    is all NaN (never predicted).
+    Args:
+        slab: the slab the maps belong to.
+        maps: per-slice model-space stacks; a slice that is all NaN has no prediction.
+        grid: the slab's stencil, when the caller has built it already.
+
+    Returns:
+        float32 volumes of ``volume_shape``, NaN outside the field of view, outside the
+        slab's band and on slices whose slab slice is all NaN (never predicted). Other
+        NaN count as 0 and infinities as the largest float.
     """
     grid = grid or NativeGrid.of(slab)
     values, predicted = _band_values(slab, maps, grid)
@@ -95,14 +136,14 @@ def to_volumes(slab: Slab, *maps: np.ndarray, grid: NativeGrid | None = None) ->
         volume = np.full(slab.working_shape, np.nan, dtype=np.float32)
         if predicted[i * n : (i + 1) * n].any():
             volume[:, :, grid.band][grid.inside] = values[:, grid.columns(i * n)]
-        volumes.append(volume if slab.grid is None else slab.grid.to_native(volume))
+        volumes.append(volume if slab.grid is None else to_scan_grid(slab.grid, volume))
     return volumes
 
 
 def to_mask(
-    slab: Slab, maps: np.ndarray, level: float = 0.5, grid: NativeGrid | None = None
+    slab: SlabGeometry, maps: np.ndarray, level: float = 0.5, grid: NativeGrid | None = None
 ) -> np.ndarray:
-    """``slab.to_volume(maps) > level`` without the float volume (NaN counts as below)."""
+    """``to_volumes(slab, maps)[0] > level`` without the float volume (NaN counts as below)."""
     grid = grid or NativeGrid.of(slab)
     if slab.grid is not None:  # through the float volume and back to the scan's grid
         return np.nan_to_num(to_volumes(slab, maps, grid=grid)[0], nan=-np.inf) > level
@@ -112,13 +153,35 @@ def to_mask(
     return mask
 
 
+def to_scan_grid(grid: GridMap, volume: np.ndarray) -> np.ndarray:
+    """A working-grid volume on the scan's RAS+ grid (linear); NaN where it has no value.
+
+    NaN voxels of ``volume`` (no prediction) are left out of the interpolation rather
+    than spread: a scan voxel takes the weighted mean of its valid neighbours, and is
+    NaN when less than half of its interpolation weight is valid.
+    """
+    if tuple(volume.shape) != tuple(grid.working_shape):
+        raise ValueError(
+            f"volume shape {volume.shape} does not match the working grid {grid.working_shape}"
+        )
+    volume = np.asarray(volume, dtype=np.float32)
+    valid = np.isfinite(volume)
+    args = (grid.working_affine, grid.native_affine, grid.native_shape, 1, 0.0)
+    values = resample(np.where(valid, volume, 0.0), *args)
+    weight = resample(valid.astype(np.float32), *args)
+    out = np.full(grid.native_shape, np.nan, dtype=np.float32)
+    ok = weight >= 0.5
+    out[ok] = values[ok] / weight[ok]
+    return out
+
+
 def _band_values(
-    slab: Slab, maps: tuple[np.ndarray, ...], grid: NativeGrid
+    slab: SlabGeometry, maps: tuple[np.ndarray, ...], grid: NativeGrid
 ) -> tuple[np.ndarray, np.ndarray]:
     """Interpolated values ``(inside voxels, len(maps) * n)`` and which slab slices have any.
 
     Slices that are all NaN (never predicted) come out NaN; other NaN count as 0 and
-    infinities as the largest float, as ``np.nan_to_num`` makes them for ``to_volume``.
+    infinities as the largest float, as ``np.nan_to_num`` makes them.
     """
     n = slab.n_slices
     expected = (n, *slab.shape)
@@ -141,7 +204,7 @@ def _band_values(
 def _interpolate(by_pixel: np.ndarray, grid: NativeGrid, chunk: int = 2048) -> np.ndarray:
     """Bilinear values ``(p, slices)`` of the inside voxels, in cache-sized chunks of voxels.
 
-    The four neighbours are added in ``preprocess._bilinear``'s order, so the sums are the same.
+    The four neighbours are weighted in float32 and added in the order of ``grid.index``.
     """
     p = grid.index.shape[1]
     values = np.empty((p, by_pixel.shape[1]), np.float32)
