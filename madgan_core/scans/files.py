@@ -1,8 +1,9 @@
-"""Scan I/O with nibabel: RAS+ volumes in, native-space NIfTI out, atomic writes.
+"""Scan I/O: scans in through the reader registry, native-space NIfTI out, atomic writes.
 
-The :class:`~madgan_core.scans.scan.Scan` type and the atomic writers live in their own
-modules (:mod:`madgan_core.scans.scan`, :mod:`madgan_core.scans.atomic`), so the DICOM reader can
-use them without importing this module, which dispatches to it.
+Which paths are scans, and who reads them, is the registry's to say
+(:mod:`madgan_core.scans.readers`). The :class:`~madgan_core.scans.scan.Scan` type and the
+atomic writers live in their own modules (:mod:`madgan_core.scans.scan`,
+:mod:`madgan_core.scans.atomic`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import nibabel as nib
 import numpy as np
 
 from madgan_core.errors import ScanError
+from madgan_core.scans import readers
 from madgan_core.scans.atomic import atomic_path, atomic_write_text, atomic_write_with
-from madgan_core.scans.scan import SCAN_SUFFIXES, Scan, _describe, _to_scan, scan_stem
+from madgan_core.scans.scan import Scan
 
 __all__ = [
-    "SCAN_SUFFIXES",
     "Scan",
     "atomic_path",
     "atomic_write_text",
@@ -27,39 +28,36 @@ __all__ = [
     "save_like",
     "save_nifti",
     "scan_exists",
-    "scan_stem",
 ]
 
 
 def is_scan_path(path: str | Path) -> bool:
-    """A NIfTI/MGZ file name, a DICOM file, or a folder holding DICOM (``folder::series`` too)."""
-    if str(path).lower().endswith(SCAN_SUFFIXES):
-        return True
-    from madgan_core.scans.dicom import is_dicom_path
-
-    return is_dicom_path(path)
+    """Whether a reader claims ``path``: a NIfTI/MGZ file name, a DICOM file, or a folder
+    holding DICOM (``folder::series`` too)."""
+    return any(reader.claims(path, look_inside=True) for reader in readers.READERS)
 
 
 def scan_exists(path: str | Path) -> bool:
     """Whether a scan file, a folder (a DICOM series) or the folder of ``folder::series`` exists."""
-    from madgan_core.scans.dicom import split_selector
+    return any(_on_disk(reader.source(path)) for reader in readers.READERS)
 
-    base, _ = split_selector(path)
-    return base.is_file() or base.is_dir()
+
+def _on_disk(path: Path) -> bool:
+    return path.is_file() or path.is_dir()
 
 
 def load_scan(path: str | Path) -> Scan:
-    """Load a 3-D scan (anything nibabel reads, or a DICOM series) as float32 RAS+.
+    """Load a 3-D scan as float32 RAS+, with the registry's reader for ``path``.
 
     A 4-D image whose 4th axis has length 1 is accepted; other 4-D images,
     2-D images, complex or RGB data, NaN/Inf voxels and constant volumes are
     refused with a :class:`ScanError` naming the file. A folder, a ``.dcm`` file
-    or ``folder::series`` is read as a DICOM series (:func:`madgan_core.scans.dicom.load_series`).
+    or ``folder::series`` is read as a DICOM series (:func:`madgan_core.scans.dicom.load_series`);
+    a file no reader claims is tried with nibabel.
     """
-    from madgan_core.scans.dicom import is_dicom_path, load_series
-
-    if is_dicom_path(path, look_inside=False):
-        return load_series(path)
+    reader = readers.reader_for(path)
+    if reader.takes_folders:
+        return reader.read(path)
     path = Path(path)
     if not path.exists():
         raise ScanError("file not found", path)
@@ -67,13 +65,7 @@ def load_scan(path: str | Path) -> Scan:
         raise ScanError("is a directory, not a scan file", path)
     if path.stat().st_size == 0:
         raise ScanError("file is empty", path)
-    try:
-        img = nib.load(str(path))
-    except Exception as exc:  # nibabel raises many types for foreign files
-        raise ScanError(f"not a readable image ({_describe(exc)})", path) from None
-    if not isinstance(img, nib.spatialimages.SpatialImage):
-        raise ScanError("not a spatial image", path)
-    return _to_scan(img, path)
+    return reader.read(path)
 
 
 def save_like(volume: np.ndarray, scan: Scan, path: str | Path, dtype: type = np.float32) -> Path:

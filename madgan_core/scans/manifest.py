@@ -19,7 +19,8 @@ from pathlib import Path
 
 from madgan_core.errors import ManifestError
 from madgan_core.scans.atomic import atomic_write_text
-from madgan_core.scans.files import is_scan_path, scan_exists
+from madgan_core.scans.files import scan_exists
+from madgan_core.scans.readers import file_suffixes
 from madgan_core.scans.scan import scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
@@ -29,7 +30,6 @@ GROUPS = ("healthy", "ad", "mets", "various")  # the phantom cohort's groups
 # tool treats specially (training, calibration, the negatives of every ROC).
 GROUP_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 SPLITS = ("train", "calib", "test")
-FOLDER_SUFFIXES = (".nii", ".nii.gz", ".mgz")
 MAX_REPORTED = 20
 
 
@@ -231,24 +231,26 @@ def rows_for(
 
 
 def manifest_from_folder(folder: str | Path, sequence: str = "T1") -> list[ManifestRow]:
-    """An in-memory manifest of every scan (.nii, .nii.gz, .mgz) under ``folder`` as healthy/train rows.
+    """An in-memory manifest of every scan file under ``folder`` as healthy/train rows.
 
-    Hidden files and folders (names starting with ``.``) are skipped. The
-    subject is the file name without its extension.
+    Scan files are those of the one-file formats (NIfTI, MGZ/MGH: the registry's
+    :func:`~madgan_core.scans.readers.file_suffixes`). Hidden files and folders (names
+    starting with ``.``) are skipped. The subject is the file name without its extension.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ManifestError("is not a folder", folder)
+    suffixes = file_suffixes()
     scans = sorted(
         p
         for p in folder.rglob("*")
         if p.is_file()
-        and str(p).lower().endswith(FOLDER_SUFFIXES)
-        and is_scan_path(p)
+        and str(p).lower().endswith(suffixes)
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
     if not scans:
-        raise ManifestError("contains no scans (*.nii, *.nii.gz, *.mgz)", folder)
+        patterns = ", ".join(f"*{s}" for s in suffixes)
+        raise ManifestError(f"contains no scans ({patterns})", folder)
     return [
         ManifestRow(
             path=p.resolve(),

@@ -1,6 +1,6 @@
 """The scan type: a 3-D volume reoriented to RAS+, with what is needed to write results
-back on the file's own grid. Readers (:mod:`madgan_core.scans.files`, :mod:`madgan_core.scans.dicom`)
-make one; everything downstream takes one."""
+back on the file's own grid. Readers (:mod:`madgan_core.scans.readers`) make one; everything
+downstream takes one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from nibabel.orientations import io_orientation, ornt_transform
 
 from madgan_core.errors import ScanError
 
-SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".img", ".hdr")
 # Refuse declared volumes beyond this many voxels before allocating them (2 GiB of float32).
 MAX_VOXELS = 512 * 1024 * 1024
 # Voxel edges outside this range (mm) are a damaged header or wrong units, not an MRI.
@@ -63,7 +62,7 @@ class Scan:
         """Wrap an in-memory volume (any orientation) as a RAS+ scan."""
         affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
         img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine)
-        return _to_scan(img, None)
+        return scan_from_image(img, None)
 
     def to_native(self, volume: np.ndarray) -> np.ndarray:
         """Reorient a volume on this scan's RAS+ grid back to the file's voxel order.
@@ -81,14 +80,24 @@ class Scan:
 
 
 def scan_stem(path: str | Path) -> str:
-    name = Path(path).name
-    for suffix in (".nii.gz", *SCAN_SUFFIXES):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
+    """The file name without its format's suffix: ``a.nii.gz`` -> ``a``, ``b.mgz`` -> ``b``.
+
+    The suffix is the last one, with the one before it when the last is ``.gz``: the form
+    of every suffix a reader declares (:mod:`madgan_core.scans.readers`).
+    """
+    name = Path(path)
+    if name.suffix.lower() == ".gz":
+        name = Path(name.stem)
+    return name.stem
 
 
-def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
+def scan_from_image(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
+    """A nibabel image as a RAS+ :class:`Scan`, or a :class:`ScanError` naming ``path``.
+
+    Refuses what is no usable 3-D volume: a singular affine, implausible voxel sizes,
+    several volumes, a single slice, too many voxels, a file too short for its header,
+    complex or RGB voxels, NaN/Inf voxels and constant volumes.
+    """
     shape = tuple(int(s) for s in img.shape)
     if any(s <= 0 for s in shape):
         raise ScanError(f"header declares non-positive dimensions {shape}", path)
@@ -133,7 +142,7 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
         canonical = nib.as_closest_canonical(img)
         data = np.asarray(canonical.dataobj, dtype=np.float32)
     except Exception as exc:
-        raise ScanError(f"voxel data cannot be read ({_describe(exc)})", path) from None
+        raise ScanError(f"voxel data cannot be read ({describe_error(exc)})", path) from None
     if data.ndim != 3:
         raise ScanError(f"expected 3-D voxel data, got shape {data.shape}", path)
     if not np.all(np.isfinite(data)):
@@ -151,7 +160,7 @@ def _to_scan(img: nib.spatialimages.SpatialImage, path: Path | None) -> Scan:
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """An exception as one short line (nibabel's messages may span lines)."""
     text = " ".join(str(exc).split())
     if len(text) > 300:
