@@ -1,5 +1,6 @@
 """NIfTI / MGZ / DICOM reader: a scan file or series becomes one image layer in the display convention.
 
+The formats are those of madgan_core's reader registry (:mod:`madgan_core.scans.readers`).
 Paths that are not scans (wrong suffix) get ``None``, so napari tries other
 readers; a folder goes to :mod:`napari_madgan._dicom_reader` when it holds DICOM files.
 A file with a scan suffix that cannot be used (corrupt, 4-D with
@@ -13,9 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 
 from madgan_core.scans.files import is_scan_path, load_scan
+from madgan_core.scans.readers import file_suffixes
 from napari_madgan._layers import scan_layer_tuple
-
-READER_SUFFIXES = (".nii", ".nii.gz", ".mgz")
 
 
 def _paths(path: str | Sequence[str]) -> list[str] | None:
@@ -28,8 +28,9 @@ def _paths(path: str | Sequence[str]) -> list[str] | None:
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
-    """:func:`read_scans` when every path is a NIfTI/MGZ file; the DICOM reader for a folder
-    holding DICOM files or for DICOM files; else ``None``."""
+    """:func:`read_scans` when every path is a scan file (NIfTI, MGZ, ...: a one-file format of
+    the registry); the DICOM reader for a folder holding DICOM files or for DICOM files; else
+    ``None``."""
     paths = _paths(path)
     if paths is None:
         return None
@@ -44,9 +45,9 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
 
 
 def _is_scan_file(path: str) -> bool:
-    """A NIfTI/MGZ name that is not a folder (a folder named ``x.nii`` is someone else's)."""
+    """A one-file format's name that is not a folder (a folder named ``x.nii`` is someone else's)."""
     return (
-        str(path).lower().endswith(READER_SUFFIXES)
+        str(path).lower().endswith(file_suffixes())
         and is_scan_path(path)
         and not os.path.isdir(path)
     )

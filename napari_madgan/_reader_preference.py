@@ -1,5 +1,7 @@
 """Make this plugin napari's reader for NIfTI, MGZ and DICOM files, with the user's consent.
 
+The file name patterns are those of madgan_core's reader registry (``napari.yaml`` lists the same).
+
 napari's built-in reader also claims ``*.nii``, ``*.nii.gz`` and ``*.dcm`` (through imageio),
 then fails on most scans. When several readers match a file and none is preferred,
 napari asks which one to use each time. napari's sanctioned answer is a reader
@@ -10,8 +12,10 @@ Preferences → Plugins page edits. The review widget offers to set it once.
 
 from __future__ import annotations
 
+from madgan_core.scans.readers import filename_patterns
+
 PLUGIN_NAME = "napari-madgan"
-SCAN_PATTERNS = ("*.nii", "*.nii.gz", "*.mgz", "*.dcm")
+SCAN_PATTERNS = tuple(filename_patterns())
 # Folders (DICOM studies) are left out: a preference for every folder would take zarr
 # stores and image folders from their readers too. napari asks once for a folder.
 
@@ -34,7 +38,7 @@ def is_preferred_reader() -> bool:
 
 
 def prefer_this_reader() -> dict[str, str]:
-    """Set this plugin as napari's reader for NIfTI and MGZ files (saved in napari's settings)."""
+    """Set this plugin as napari's reader for every scan pattern (saved in napari's settings)."""
     from napari.settings import get_settings
 
     preferences = _extension2reader()

@@ -1,4 +1,4 @@
-"""A one-time offer to make napari-madgan napari's reader for NIfTI and MGZ files.
+"""A one-time offer to make napari-madgan napari's reader for the scan formats it reads.
 
 napari's built-in reader also claims ``.nii`` and ``.nii.gz`` and fails on most
 scans; the offer sets napari's own reader preference when the user agrees, and
@@ -10,13 +10,14 @@ from __future__ import annotations
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from madgan_core.scans.readers import format_names
 from napari_madgan import _settings
 from napari_madgan._guard import guarded
 from napari_madgan._reader_preference import is_preferred_reader, prefer_this_reader
 
 OFFER_TEXT = (
     "napari opens .nii and .nii.gz files with its built-in reader, which fails on "
-    "most scans, or asks each time. Open NIfTI, MGZ and DICOM files with MADGAN? "
+    f"most scans, or asks each time. Open {format_names()} files with MADGAN? "
     "(You can change this later in Preferences → Plugins.)"
 )
 
@@ -45,7 +46,7 @@ class ReaderOffer(QFrame):
     def _accept(self) -> None:
         prefer_this_reader()
         self.setVisible(False)
-        show_info("MADGAN: NIfTI and MGZ files now open with napari-madgan.")
+        show_info(f"MADGAN: {format_names()} files now open with napari-madgan.")
 
     @guarded
     def _decline(self) -> None:
