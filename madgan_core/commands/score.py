@@ -22,7 +22,7 @@ from madgan_core.commands._common import (
 )
 from madgan_core.config import SEQUENCES
 from madgan_core.errors import ConfigError, MadganError
-from madgan_core.modes import AUTO, MODE_NAMES, headline_mode, score_mode
+from madgan_core.modes import AUTO, headline_mode, mode_names, score_mode
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=(AUTO, *MODE_NAMES),
+        choices=(AUTO, *mode_names()),
         default=None,
         help="headline score printed per scan and recorded as 'headline' in scores.jsonl "
         "(default: the model's; 'auto' leads with the calibrated 'anomaly' score where the "
@@ -145,8 +145,6 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
     """Refuse, before any scan is read, a headline mode the model cannot compute."""
     if mode == AUTO or not score_mode(mode).needs_calibration:
         return
-    from madgan_core.model.zstats import NOISE_ADJUSTED
-
     reference = model.reference
     stats = None if reference is None else reference.zstats_for(sequence)
     if stats is None:
@@ -159,7 +157,7 @@ def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:
         raise MadganError(
             f"score mode {mode!r} needs z-statistics for the scans' sequence: {hint}", path
         )
-    if mode in NOISE_ADJUSTED and mode not in stats.noise_fits:
+    if score_mode(mode).noise_adjusted and mode not in stats.noise_fits:
         raise MadganError(
             f"score mode {mode!r} needs a noise fit, which this model's calibration predates "
             f"or had too few controls for: re-run `madgan calibrate`",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from madgan_core.errors import ConfigError
-from madgan_core.modes import AUTO, MODE_NAMES
+from madgan_core.modes import AUTO, mode_names
 
 # Heatmap display range per sequence, as in the paper's figures.
 HEATMAP_RANGE = {"T1": (0.0, 0.2), "T1c": (0.0, 0.06)}
@@ -64,8 +64,8 @@ class ScoreConfig:
     finding_sign: bool = True
 
     def validate(self) -> None:
-        if self.mode not in (AUTO, *MODE_NAMES):
-            raise ConfigError(f"score.mode must be one of {(AUTO, *MODE_NAMES)}, got {self.mode!r}")
+        if self.mode not in (choices := (AUTO, *mode_names())):
+            raise ConfigError(f"score.mode must be one of {choices}, got {self.mode!r}")
         if self.top_windows < 1:
             raise ConfigError("score.top_windows must be >= 1")
         if self.batch_size < 0:

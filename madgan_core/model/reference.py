@@ -14,53 +14,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtri
 
 from madgan_core.errors import MadganError
 from madgan_core.model.zstats import ZStats
+from madgan_core.modes import (
+    ANOMALY,
+    ANOMALY_PARTS,
+    MIN_CONTROLS_FOR_ANOMALY,
+    REFERENCE,
+    ScoreInputs,
+    anomaly_of,
+    compute_scores,
+    leave_one_out_anomaly,
+)
 
 # Percentile bands shown to readers.
 UNUSUAL_PERCENTILE = 90.0
 HIGHLY_UNUSUAL_PERCENTILE = 99.0
-
-# The calibrated headline: the larger of a focal and a diffuse z-map score, each placed
-# on the normal scale of the controls' own distribution. zvolume answers focal lesions,
-# zmean diffuse change. Chosen on a validation cohort (scripts/headline_validation.py).
-ANOMALY = "anomaly"
-ANOMALY_PARTS = ("zvolume", "zmean")
-MIN_CONTROLS_FOR_ANOMALY = 6
-
-
-def normal_score(values: np.ndarray, score: float) -> float:
-    """``score`` on the normal scale of the controls' ``values`` (NaN ignored).
-
-    Inside the controls' range it is the normal quantile of its plotting position,
-    linear between neighbouring controls (the i-th smallest of n sits at the quantile
-    of i / (n + 1)); past the largest it goes on in the controls' standard deviations
-    from there (and likewise below the smallest), so it is continuous and increasing.
-    Unlike a plain standardisation it gives every part the same healthy distribution
-    whatever its shape: ``zvolume`` is near 0 for most healthy scans with a long upper
-    tail, which a mean and SD would either let dominate (MAD) or squash (SD).
-    """
-    values = np.sort(values[np.isfinite(values)])
-    n = len(values)
-    if n == 0:
-        return float("nan")
-    quantiles = ndtri(np.arange(1, n + 1) / (n + 1))
-    scale = float(np.std(values, ddof=1)) if n > 1 else 0.0
-    scale = scale if scale > 0 else 1.0
-    if score > values[-1]:
-        return float(quantiles[-1] + (score - values[-1]) / scale)
-    if score < values[0]:
-        return float(quantiles[0] + (score - values[0]) / scale)
-    if n == 1:
-        return float(quantiles[0])
-    # Equal control values: np.interp needs increasing x, so average the tied quantiles.
-    unique, first = np.unique(values, return_index=True)
-    counts = np.diff(np.append(first, n))
-    tied = np.add.reduceat(quantiles, first) / counts
-    return float(np.interp(score, unique, tied))
-
 
 class MalformedReference(ValueError):
     """A stored reference is not what :meth:`HealthyReference.to_dict` writes."""
@@ -97,7 +67,7 @@ class HealthyReference:
     def n_for(self, sequence: str | None = None) -> int:
         return len(self._controls(sequence))
 
-    def _control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
+    def control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
         """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
         if mode == ANOMALY:
             values = self.control_anomaly_scores(sequence)
@@ -110,7 +80,7 @@ class HealthyReference:
 
     def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
         """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
-        values = self._control_scores(mode, sequence)
+        values = self.control_scores(mode, sequence)
         if len(values) == 0:
             raise MadganError(f"the healthy reference has no scores for mode {mode!r}")
         return float(100.0 * np.count_nonzero(values <= score) / len(values))
@@ -122,7 +92,7 @@ class HealthyReference:
         return {
             mode: self.percentile(value, mode, sequence)
             for mode, value in scores.items()
-            if len(self._control_scores(mode, sequence))
+            if len(self.control_scores(mode, sequence))
         }
 
     def anomaly(
@@ -130,22 +100,12 @@ class HealthyReference:
     ) -> tuple[float, str] | None:
         """The calibrated headline and the z-map score that sets it: the larger of the
         scan's z-map scores, each on the normal scale of the controls of its sequence
-        (:func:`normal_score`; None: no z-map score with enough controls).
+        (:func:`madgan_core.modes.anomaly_of`; None: no z-map score with enough controls).
 
         Taking the largest of several is corrected for by ranking it among the controls'
         own anomaly scores (:meth:`control_anomaly_scores`), made the same way.
         """
-        placed = {
-            part: normal_score(controls, float(scores[part]))
-            for part in ANOMALY_PARTS
-            if part in scores
-            and np.isfinite(scores[part])
-            and len(controls := self._control_scores(part, sequence)) >= MIN_CONTROLS_FOR_ANOMALY
-        }
-        if not placed:
-            return None
-        driver = max(placed, key=placed.__getitem__)
-        return placed[driver], driver
+        return anomaly_of(scores, lambda part: self.control_scores(part, sequence))
 
     def anomaly_score(self, scores: Mapping[str, float], sequence: str | None) -> float | None:
         found = self.anomaly(scores, sequence)
@@ -165,29 +125,22 @@ class HealthyReference:
             if p in self.scores
             and np.isfinite(self.scores[p][chosen]).sum() >= MIN_CONTROLS_FOR_ANOMALY
         ]
-        out = np.full(len(chosen), np.nan)
         if not parts:
-            return out
-        table = np.stack([self.scores[p][chosen] for p in parts])  # (parts, controls)
-        for j in range(len(chosen)):
-            others = np.delete(table, j, axis=1)
-            values = [
-                normal_score(others[k], table[k, j])
-                for k in range(len(parts))
-                if np.isfinite(table[k, j])
-            ]
-            if values:
-                out[j] = max(values)
-        return out
+            return np.full(len(chosen), np.nan)
+        return leave_one_out_anomaly(np.stack([self.scores[p][chosen] for p in parts]))
 
     def supports_anomaly(self, sequence: str | None) -> bool:
         """True when the controls of ``sequence`` carry enough z-map scores for the headline."""
         return bool(np.isfinite(self.control_anomaly_scores(sequence)).any())
 
     def with_anomaly(self, scores: dict[str, float], sequence: str | None) -> dict[str, float]:
-        """``scores`` plus the ``anomaly`` headline where the reference supports it."""
-        value = self.anomaly_score(scores, sequence)
-        return scores if value is None else {**scores, ANOMALY: float(value)}
+        """``scores`` plus the modes computed against the controls (``needs`` ``reference``:
+        the ``anomaly`` headline) where the reference supports them."""
+        inputs = ScoreInputs(scores=scores, reference=self, sequence=sequence)
+        placed = compute_scores(REFERENCE, inputs)
+        if not placed:
+            return scores
+        return {**scores, **{mode: float(value) for mode, value in placed.items()}}
 
     def zstats_for(self, sequence: str | None) -> ZStats | None:
         """Statistics of ``sequence``; with no sequence given, the only ones there are."""

@@ -8,7 +8,8 @@ standard deviation. A scan's z-map says how unusual its error is *for that
 place*, so the lesion itself lights up rather than only the anatomy that is
 always hard to predict.
 
-Three scan scores come from a z-map (see :meth:`ZStats.scan_scores`):
+The z-map modes of :data:`madgan_core.modes.SCORE_MODES` (those that need ``zmap``)
+are computed over the brain's z-values (see :meth:`ZStats.scan_scores`):
 
 - ``ztail``: the mean of the top 1% of z over the brain, for focal lesions;
 - ``zvolume``: the percentage of the brain with z above 4, for focal lesions;
@@ -18,7 +19,7 @@ The smoothing (2 pixels), the tail (1%), the threshold (4) and the number of pos
 bins (24) are defaults of :class:`madgan_core.config.ScoreConfig`, saved with each
 model; every function here takes those ``settings`` (default: the defaults).
 
-``zvolume`` and ``zmean`` are also adjusted for the scan's noise level, which no
+The ``noise_adjusted`` ones, ``zvolume`` and ``zmean``, are also adjusted for the scan's noise level, which no
 predictor can anticipate: calibration fits a line of each against the log of a
 robust noise estimate over the controls, and the score is the excess over that
 line (0: a typical healthy scan at this noise level).
@@ -32,10 +33,17 @@ import numpy as np
 from scipy import ndimage
 
 from madgan_core.config import ScoreConfig
+from madgan_core.modes import (
+    ZMAP,
+    ScoreInputs,
+    compute_scores,
+    noise_adjusted_modes,
+    score_modes,
+    zmap_mode_names,
+)
 
 LOG_EPS = 1e-4
 FOREGROUND_LEVEL = -0.95  # model-space intensity above which a pixel is brain
-NOISE_ADJUSTED = ("zmean", "zvolume")
 _LAPLACIAN = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
 
 
@@ -74,25 +82,20 @@ def log_noise(slices: np.ndarray) -> float:
 def zmap_features(
     z: np.ndarray, slices: np.ndarray, settings: ScoreConfig | None = None
 ) -> dict[str, float]:
-    """Unadjusted ``ztail``, ``zmean`` and ``zvolume`` of a z-map over predicted brain pixels."""
+    """Every z-map mode, unadjusted, of a z-map over predicted brain pixels."""
     return brain_features(z, slices > FOREGROUND_LEVEL, settings)
 
 
 def brain_features(
     z: np.ndarray, brain: np.ndarray, settings: ScoreConfig | None = None
 ) -> dict[str, float]:
-    """:func:`zmap_features` over the predicted pixels of a boolean ``brain`` mask."""
+    """:func:`zmap_features` over the predicted pixels of a boolean ``brain`` mask (NaN
+    in every mode where it has none)."""
     settings = settings or ScoreConfig()
     values = z[brain & np.isfinite(z)]
     if values.size == 0:
-        return {"ztail": float("nan"), "zmean": float("nan"), "zvolume": float("nan")}
-    k = max(1, int(round(settings.tail_fraction * values.size)))
-    above = np.count_nonzero(values > settings.volume_threshold)
-    return {
-        "ztail": float(np.mean(np.partition(values, values.size - k)[-k:])),  # the top tail
-        "zmean": float(np.mean(values)),
-        "zvolume": float(100.0 * above / values.size),
-    }
+        return {mode: float("nan") for mode in zmap_mode_names()}
+    return compute_scores(ZMAP, ScoreInputs(settings, brain_z=values))
 
 
 def slice_volumes(
@@ -148,9 +151,10 @@ class ZStats:
     def scan_scores(
         self, z: np.ndarray, slices: np.ndarray, settings: ScoreConfig | None = None
     ) -> dict[str, float]:
-        """The scan's z-map scores: ``ztail`` always, the noise-adjusted modes when fitted."""
+        """The scan's z-map scores: the plain z-map modes always, the noise-adjusted ones
+        the statistics have a fit for."""
         features = zmap_features(z, slices, settings)
-        scores = {"ztail": features["ztail"]}
+        scores = {m.name: features[m.name] for m in score_modes(ZMAP) if not m.noise_adjusted}
         if self.noise_fits:
             noise = log_noise(slices)
             for mode, fit in self.noise_fits.items():
@@ -185,7 +189,7 @@ class ZStats:
         fits = {
             str(mode): NoiseFit(*(float(v) for v in values))
             for mode, values in (data.get("noise_fits") or {}).items()
-            if mode in NOISE_ADJUSTED and len(values) == 2
+            if mode in noise_adjusted_modes() and len(values) == 2
         }
         return cls(mean.astype(np.float32), std.astype(np.float32), int(data["n"]), fits)
 

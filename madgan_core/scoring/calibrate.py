@@ -16,13 +16,13 @@ from madgan_core.errors import MadganError
 from madgan_core.model.reference import HealthyReference
 from madgan_core.model.zstats import (
     FOREGROUND_LEVEL,
-    NOISE_ADJUSTED,
     NoiseFit,
     ZStats,
     ZStatsBuilder,
     brain_features,
     log_noise,
 )
+from madgan_core.modes import noise_adjusted_modes, zmap_mode_names
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.prep.profile import DomainProfile, ProfileSummary
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
@@ -146,7 +146,7 @@ def _reference_from_spills(
     if all(p is not None for p in profiles):
         summary = ProfileSummary.of([DomainProfile.from_dict(p) for p in profiles])
         reference.domain = summary.to_dict()
-    zscores = {mode: np.full(len(names), np.nan) for mode in ("ztail", *NOISE_ADJUSTED)}
+    zscores = {mode: np.full(len(names), np.nan) for mode in zmap_mode_names()}
     for sequence, items in controls.items():
         if len(items) < MIN_ZSTATS_CONTROLS:
             continue
@@ -208,10 +208,13 @@ def _sequence_zstats(
     features = leave_one_out_features(builder, (item.load() for item in items))
     noises = np.array([item.log_noise for item in items])
     index = np.array([item.index for item in items])
-    zscores["ztail"][index] = [f["ztail"] for f in features]
+    adjusted = noise_adjusted_modes()
+    for mode in zmap_mode_names():
+        if mode not in adjusted:
+            zscores[mode][index] = [f[mode] for f in features]
     if len(items) < MIN_NOISE_FIT_CONTROLS or not np.all(np.isfinite(noises)):
         return stats
-    for mode in NOISE_ADJUSTED:
+    for mode in adjusted:
         values = np.array([f[mode] for f in features])
         stats.noise_fits[mode] = NoiseFit.fit(noises, values)
         for k in range(len(items)):
@@ -232,8 +235,8 @@ def leave_one_out_features(
         builder: holds every control's ℓ2 maps (:meth:`ZStatsBuilder.add`).
         controls: per control, its ``(n, H, W)`` ℓ2 maps exactly as added and its brain
             mask; a generator keeps only one control in memory.
-        features: scores of a z-map over a brain mask (default: ``ztail``, ``zmean`` and
-            ``zvolume`` unadjusted, as :func:`madgan_core.model.zstats.brain_features` with the
+        features: scores of a z-map over a brain mask (default: every z-map mode
+            unadjusted, as :func:`madgan_core.model.zstats.brain_features` with the
             builder's settings).
     """
     if features is None:

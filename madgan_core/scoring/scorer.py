@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from madgan_core.model.reference import ANOMALY
 from madgan_core.model.zstats import FOREGROUND_LEVEL, slice_volumes
-from madgan_core.modes import headline_mode
+from madgan_core.modes import WINDOWS, ScoreInputs, compute_scores, headline_mode
 from madgan_core.prep.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.scans.scan import Scan
@@ -33,28 +32,15 @@ if TYPE_CHECKING:
     from madgan_core.model.zstats import ZStats
 
 
-def top_contiguous_mean(losses: np.ndarray, k: int = 10) -> float:
-    """Mean of the ``k`` contiguous window losses with the highest mean (all, if fewer)."""
-    losses = np.asarray(losses, dtype=np.float64)
-    if losses.size == 0:
-        raise ValueError("no window losses")
-    if losses.size <= k:
-        return float(losses.mean())
-    sums = np.convolve(losses, np.ones(k), mode="valid")
-    return float(sums.max() / k)
-
-
 def scan_scores(
-    window_losses: np.ndarray, copy_losses: np.ndarray, top_windows: int = 10
+    window_losses: np.ndarray, copy_losses: np.ndarray, settings: ScoreConfig | None = None
 ) -> dict[str, float]:
-    """Scan scores for every mode from per-window losses."""
-    mean = float(np.mean(window_losses))
-    copy_mean = float(np.mean(copy_losses))
-    return {
-        "mean": mean,
-        "top10": top_contiguous_mean(window_losses, top_windows),
-        "ratio": mean / copy_mean if copy_mean > 0 else float("nan"),
-    }
+    """The scores of every mode computed from per-window losses (``needs`` ``windows`` in
+    :data:`madgan_core.modes.SCORE_MODES`)."""
+    from madgan_core.config import ScoreConfig
+
+    inputs = ScoreInputs(settings or ScoreConfig(), window_losses, copy_losses)
+    return compute_scores(WINDOWS, inputs)
 
 
 def inference_settings(
@@ -105,8 +91,8 @@ class SlabScorer:
     ) -> tuple[SlabErrors, dict[str, float], np.ndarray | None]:
         """A slab's ℓ2 bookkeeping, its scores in every mode it supports, and its z-map.
 
-        The z-map and its scores (``ztail``, ``zvolume``, ``zmean``) need ``zstats``; ℓ2
-        maps are accumulated when ``maps`` is set or a z-map is wanted.
+        The z-map and its scores (the ``zmap`` modes) need ``zstats``; ℓ2 maps are
+        accumulated when ``maps`` is set or a z-map is wanted.
         """
         cfg = self.cfg
         errors = slab_errors(
@@ -120,7 +106,7 @@ class SlabScorer:
             progress,
             should_stop,
         )
-        scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score.top_windows)
+        scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score)
         z = None
         if zstats is not None:
             z = zstats.zmap(errors.slice_maps()[0], cfg.score)
@@ -275,10 +261,9 @@ def scan_result(
     percentiles: dict[str, float] = {}
     driver = None
     if reference is not None:
-        found = reference.anomaly(scores, sequence) if z is not None else None
-        if found is not None:
-            scores = {**scores, ANOMALY: float(found[0])}
-            driver = found[1]
+        if z is not None:  # the modes computed against the controls, and what drives them
+            scores = reference.with_anomaly(scores, sequence)
+            driver = reference.anomaly_driver(scores, sequence)
         percentiles = reference.percentiles(scores, sequence)
     findings = finding_labels = None
     affine = _world_affine(scan)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
 
 from madgan_core.config import DEVICES, HEATMAP_RANGE, SEQUENCES
-from madgan_core.modes import AUTO, SCORE_MODES
+from madgan_core.modes import AUTO, score_modes
 from napari_madgan.review._layers import HEATMAP, ZMAP
 
 MODEL_FILTER = "MADGAN models (*.pt *.pth)"
@@ -43,7 +43,7 @@ class ReviewForm(Container):
         self.sequence = ComboBox(label="Sequence", choices=list(SEQUENCES), value="T1")
         self.headline = ComboBox(
             label="Headline score",
-            choices=[(AUTO_LABEL, AUTO)] + [(mode.label, mode.name) for mode in SCORE_MODES],
+            choices=[(AUTO_LABEL, AUTO)] + [(mode.label, mode.name) for mode in score_modes()],
         )
         self.overlay = ComboBox(label="Overlay", choices=list(OVERLAYS))
         low, high = HEATMAP_RANGE["T1"]

@@ -117,7 +117,7 @@ def test_the_scoring_chain_imports_only_downwards(position):
 
 def test_reference_depends_only_on_zmap_and_the_basics():
     core = import_graph()["madgan_core.model.reference"]
-    assert core <= {"madgan_core.model.zstats", "madgan_core.errors"}
+    assert core <= {"madgan_core.model.zstats", "madgan_core.errors", "madgan_core.modes"}
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

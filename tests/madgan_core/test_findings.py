@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from madgan_core.model.reference import ANOMALY, ANOMALY_PARTS, HealthyReference, normal_score
-from madgan_core.modes import headline_mode
+from madgan_core.model.reference import HealthyReference
+from madgan_core.modes import ANOMALY, ANOMALY_PARTS, headline_mode, normal_score
 from madgan_core.scoring.findings import describe_findings, find_regions, signed_residual
 
 AFFINE_2MM = np.array([[2.0, 0, 0, -90.0], [0, 2.0, 0, -126.0], [0, 0, 2.0, -72.0], [0, 0, 0, 1.0]])

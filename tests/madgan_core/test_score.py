@@ -12,12 +12,13 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff
 from madgan_core.cohort.evaluation.stats import auc_table, bootstrap_auc, comparisons_for
 from madgan_core.config import MadganConfig, PreprocessConfig
 from madgan_core.model.reference import HealthyReference, describe_percentile, percentile_band
+from madgan_core.modes import top_contiguous_mean
 from madgan_core.prep.slab import preprocess
 from madgan_core.prep.windows import window_arrays
 from madgan_core.scans.files import load_scan, save_like
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.reconstruct import copy_predictor
-from madgan_core.scoring.scorer import score_scan, top_contiguous_mean
+from madgan_core.scoring.scorer import score_scan
 from madgan_testing.brains import synthetic_brain
 
 

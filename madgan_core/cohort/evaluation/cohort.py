@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.model.checkpoint import model_fingerprint
-from madgan_core.model.reference import ANOMALY
-from madgan_core.model.zstats import NOISE_ADJUSTED
-from madgan_core.modes import CALIBRATED_MODES
+from madgan_core.modes import ANOMALY, calibrated_mode_names, noise_adjusted_modes, score_modes
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
 from madgan_core.scans.atomic import atomic_write_text
@@ -38,29 +36,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ("path", "subject", "group", "stage", "sequence")
-# Modes every method is scored in; MADGAN adds ``ratio`` and its calibrated modes.
-BASE_MODES = ("mean", "top10")
 
 
 def score_columns(methods: Sequence[str], calibrated: Sequence[str] = ()) -> list[str]:
-    """``method:mode`` columns: baselines get the paper's two modes, MADGAN ``ratio`` and
-    the ``calibrated`` z-map modes too."""
+    """``method:mode`` columns: baselines get the modes marked ``for_baselines`` (the
+    paper's two), MADGAN every mode of an uncalibrated model and the ``calibrated`` ones."""
     columns = []
     for method in methods:
-        modes = list(BASE_MODES)
         if method == "madgan":
-            modes += ["ratio", *calibrated]
+            modes = [m.name for m in score_modes() if not m.needs_calibration] + [*calibrated]
+        else:
+            modes = [m.name for m in score_modes() if m.for_baselines]
         columns += [f"{method}:{mode}" for mode in modes]
     return columns
 
 
 def calibrated_modes(model: LoadedModel) -> list[str]:
-    """The z-map modes the model's healthy reference supports (empty if uncalibrated)."""
+    """The calibrated modes the model's healthy reference supports (empty if uncalibrated)."""
     reference = model.reference
     if reference is None or not reference.zstats:
         return []
     fitted = reference.fitted_modes()
-    modes = [m for m in CALIBRATED_MODES if m not in NOISE_ADJUSTED or m in fitted]
+    adjusted = noise_adjusted_modes()
+    modes = [m for m in calibrated_mode_names() if m not in adjusted or m in fitted]
     if not all(reference.supports_anomaly(sequence) for sequence in reference.zstats):
         modes.remove(ANOMALY)
     return modes
