@@ -27,7 +27,7 @@ PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
   "$PYTHON" -m pip install -q "torch==2.13.0"
 fi
-"$PYTHON" -m pip install -q -e ".[pyqt6,test]"
+"$PYTHON" -m pip install -q -e ".[all,test]"
 # Only pydeface's data (the average head of the phantom heads) is used: skip its nipype chain.
 "$PYTHON" -m pip install -q --no-deps "pydeface==2.1.0"
 echo "napari-madgan installed."
