@@ -48,7 +48,7 @@ class ScoreConfig:
         finding_sign: trim each outline to the voxels where the scan departs from its
             prediction in the region's dominant direction (brighter or darker), which
             drops the error the model carries on past a lesion. With ``finding_extent``,
-            chosen on validation cohorts (``scripts/finding_extent_validation.py``).
+            chosen on validation cohorts (``studies/finding_extent_validation.py``).
     """
 
     mode: str = "auto"
