@@ -7,26 +7,24 @@ continues where it stopped when run again.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
 
+if TYPE_CHECKING:
+    from madgan_core.config import MadganConfig
+
 log = logging.getLogger(__name__)
 
 AUTOENCODER_STEPS = 400
-# Printed instead of opening the viewer when only the core is installed.
-NO_VIEWER = (
-    "napari is not installed, so no viewer opens: "
-    'install napari-madgan[all] for it (pip install "napari-madgan[all]")'
-)
 
 
 def add_parser(subparsers) -> None:
@@ -77,7 +75,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from madgan_core.cli import build_parser
     from madgan_core.cohort.evaluation.stats import format_table
     from madgan_core.cohort.phantom import preview_groups
     from madgan_core.commands.evaluate import evaluate_with_progress
@@ -102,18 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not model_path.exists():
         print(f"[2/5] Training (demo preset) -> {run_dir}")
-        argv = ["train", "--manifest", str(manifest), "--out", str(run_dir), "--preset", "demo"]
-        argv += ["--device", args.device, "--precision", args.precision, "--seed", str(args.seed)]
-        if args.no_progress:
-            argv.append("--no-progress")
-        if args.steps is not None:
-            argv += ["--steps", str(args.steps)]
-        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-            argv.append("--resume")
-        train_args = build_parser().parse_args(argv)
-        status = train_args.func(train_args)
-        if status:
-            return status
+        train_model(rows, run_dir, args)
     else:
         print(f"[2/5] Training: using {model_path}")
 
@@ -149,14 +135,41 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nReport: {report}\nDemo finished in {minutes:.1f} min.")
 
     if not args.no_view and _has_display():
-        if not napari_installed():
-            print(NO_VIEWER)
-            return 0
         row = next((r for r in rows if r.group == "mets" and r.split == "test"), rows[0])
         print(f"Opening napari on {row.path.name} ...")
         command = [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(row.path)]
         subprocess.run([*command, "--sequence", row.sequence], check=False)
     return 0
+
+
+def demo_config(args: argparse.Namespace) -> MadganConfig:
+    """The demo preset with the demo's device, precision, seed and (if given) steps."""
+    from madgan_core.config import nest, preset
+
+    named = {
+        "train.device": args.device,
+        "train.precision": args.precision,
+        "train.seed": args.seed,
+        "train.steps": args.steps,
+    }
+    return preset("demo").updated(nest({k: v for k, v in named.items() if v is not None}))
+
+
+def train_model(rows, run_dir: Path, args: argparse.Namespace) -> None:
+    """Train (and calibrate) with :func:`demo_config`; resumes an interrupted training."""
+    from madgan_core.cohort.training import train_run
+    from madgan_core.commands.train import TrainBars
+    from madgan_core.prep.training_set import training_rows
+
+    cfg = demo_config(args)
+    checkpoints = run_dir / "checkpoints"
+    resume = checkpoints.is_dir() and any(checkpoints.iterdir())
+    log.info("%d healthy training scans", len(training_rows(rows)))
+    bars = TrainBars(len(training_rows(rows)), cfg.train.steps, not args.no_progress)
+    try:
+        train_run(cfg, rows, run_dir, bars, resume=resume)
+    finally:
+        bars.close()
 
 
 def train_baseline(
@@ -193,11 +206,6 @@ def train_baseline(
             progress,
         )
     return save_autoencoder(model, base, out_path)
-
-
-def napari_installed() -> bool:
-    """Whether napari can be imported (``napari-madgan[all]``), without importing it."""
-    return importlib.util.find_spec("napari") is not None
 
 
 def _has_display() -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 from madgan_core.commands._common import add_device_options, add_progress_option, add_set_option
@@ -87,108 +86,98 @@ def load_rows(source: Path):
     return manifest_from_folder(source) if source.is_dir() else read_manifest(source)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+class TrainBars:
+    """A :func:`madgan_core.cohort.training.train_run` progress callback for the terminal.
 
-    from madgan_core.model.train import eta_text, prepare_training
-    from madgan_core.prep.training_set import training_rows
-    from madgan_core.runtime.device import describe
-    from madgan_core.runtime.distributed import cleanup, env_info, unwrap
+    With bars: one while the training scans are preprocessed, then one of the training
+    steps with its losses. Without: each metrics line is logged.
+    """
 
-    cfg = build_config(args)
-    rows = load_rows(args.manifest)
-    train_rows = training_rows(rows)
-    main = env_info().is_main
-    if main:
-        args.out.mkdir(parents=True, exist_ok=True)
-        cfg.save_json(args.out / "config.json")
-    log.info("%d healthy training scans from %s", len(train_rows), args.manifest)
-
-    bar = None
-    show_bar = main and not args.no_progress
-    scan_bar = None
-    if show_bar:
+    def __init__(self, scans: int, steps: int, show: bool):
         from tqdm import tqdm
 
-        scan_bar = tqdm(total=len(train_rows), desc="preprocessing", unit="scan")
+        self.steps = steps
+        self.show = show
+        self.scan_bar = tqdm(total=scans, desc="preprocessing", unit="scan") if show else None
+        self.bar = None
 
-    def scan_progress(done: int, total: int, name: str) -> None:
-        if scan_bar is not None:
-            scan_bar.update(1)
-            scan_bar.set_postfix_str(name)
+    def __call__(self, info: dict) -> None:
+        from madgan_core.model.train import eta_text
 
-    def progress(info: dict) -> None:
-        nonlocal bar
-        if not show_bar:
-            if info.get("kind") == "metrics":
+        kind = info.get("kind")
+        if kind == "scan":
+            if self.scan_bar is not None:
+                self.scan_bar.update(1)
+                self.scan_bar.set_postfix_str(info["name"])
+            return
+        if kind == "calibrate":
+            return
+        if not self.show:
+            if kind == "metrics":
                 log.info(
                     "step %d/%d  critic %.4f  adv %.4f  l1 %.4f  %.1f samples/s  eta %s",
                     info["step"], info["steps"], info["loss_critic"], info["loss_gen_adv"],
                     info["loss_l1"], info["samples_per_s"], eta_text(info["eta_s"]),
                 )  # fmt: skip
             return
-        if bar is None:
+        self._close_scans()
+        if self.bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(
-                total=info.get("steps", cfg.train.steps),
+            self.bar = tqdm(
+                total=info.get("steps", self.steps),
                 initial=info.get("step", 1) - 1,
                 desc="training",
                 unit="step",
             )
-        if info["kind"] in ("step", "metrics"):
-            bar.update(info["step"] - bar.n)
-        if info["kind"] == "metrics":
-            bar.set_postfix(
+        if kind in ("step", "metrics"):
+            self.bar.update(info["step"] - self.bar.n)
+        if kind == "metrics":
+            self.bar.set_postfix(
                 l1=f"{info['loss_l1']:.4f}",
                 W=f"{info['wasserstein']:.3f}",
                 sps=f"{info['samples_per_s']:.1f}",
                 eta=eta_text(info["eta_s"]),
             )
 
+    def close(self) -> None:
+        self._close_scans()
+        if self.bar is not None:
+            self.bar.close()
+
+    def _close_scans(self) -> None:
+        if self.scan_bar is not None:
+            self.scan_bar.close()
+            self.scan_bar = None
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from madgan_core.cohort.training import train_run
+    from madgan_core.prep.training_set import training_rows
+    from madgan_core.runtime.distributed import env_info, unwrap
+
+    cfg = build_config(args)
+    rows = load_rows(args.manifest)
+    log.info("%d healthy training scans from %s", len(training_rows(rows)), args.manifest)
+    show = env_info().is_main and not args.no_progress
+    bars = TrainBars(len(training_rows(rows)), cfg.train.steps, show)
     try:
-        trainer = prepare_training(
+        done = train_run(
             cfg,
-            train_rows,
+            rows,
             args.out,
+            bars,
             resume=args.resume,
-            progress=progress,
-            scan_progress=scan_progress,
             tensorboard=args.tensorboard,
             flip=args.flip,
         )
-        if scan_bar is not None:
-            scan_bar.close()
-        learned = trainer.cfg != cfg  # intensity landmarks, learned or resumed
-        cfg = trainer.cfg
-        if main and learned:
-            cfg.save_json(args.out / "config.json")
-        log.info("training on %s", describe(trainer.device, trainer.precision))
-        result = trainer.fit()
-        if args.dump_rank_state is not None:
-            args.dump_rank_state.mkdir(parents=True, exist_ok=True)
-            state = {k: v.cpu() for k, v in unwrap(trainer.generator).state_dict().items()}
-            torch.save(state, args.dump_rank_state / f"rank{trainer.dist.rank}.pt")
     finally:
-        if bar is not None:
-            bar.close()
-        cleanup(env_info())
-    if result.stopped:
-        log.info("stopped at step %d; checkpoint %s", result.step, result.last_checkpoint)
-        return 0
-    if main and result.model_path is not None:
-        log.info("model written to %s", result.model_path)
-        _after_training(result.model_path, rows, cfg)
+        bars.close()
+    if args.dump_rank_state is not None:
+        args.dump_rank_state.mkdir(parents=True, exist_ok=True)
+        trainer = done.trainer
+        state = {k: v.cpu() for k, v in unwrap(trainer.generator).state_dict().items()}
+        torch.save(state, args.dump_rank_state / f"rank{trainer.dist.rank}.pt")
     return 0
-
-
-def _after_training(model_path: Path, manifest_rows: Sequence, cfg) -> None:
-    """Calibrate the new model on the manifest's healthy ``calib`` scans, when it has some."""
-    from madgan_core.scoring.calibrate import calibrate_model, calibration_rows
-
-    calib = calibration_rows(manifest_rows)
-    if not calib:
-        log.info("no healthy 'calib' scans in the manifest; run `madgan calibrate` later")
-        return
-    log.info("calibrating on %d healthy 'calib' scans", len(calib))
-    calibrate_model(model_path, manifest_rows, device=cfg.train.device)

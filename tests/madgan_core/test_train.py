@@ -159,9 +159,11 @@ def test_cli_train_folder(scans, tmp_path, monkeypatch, tiny_config_file):
 
     config = tiny_config_file(tmp_path / "tiny.json", **ON_SCANS, train={"steps": 2})
     called = []
-    import madgan_core.commands.train as cmd
+    import madgan_core.cohort.training as training
 
-    monkeypatch.setattr(cmd, "_after_training", lambda path, rows, cfg: called.append(path))
+    monkeypatch.setattr(
+        training, "calibrate_trained", lambda path, rows, cfg, progress: called.append(path)
+    )
     out = tmp_path / "run"
     argv = ["train", "--manifest", str(scans[0].parent), "--out", str(out), "--config", str(config)]
     assert main([*argv, "--variant", "none", "--l1-weight", "0", "--no-progress"]) == 0
