@@ -16,7 +16,7 @@ import sys
 from madgan_core import __version__
 from madgan_core.errors import MadganError
 
-COMMANDS = ("phantom", "train", "calibrate", "score", "evaluate", "demo")
+COMMANDS = ("phantom", "train", "calibrate", "score", "evaluate", "series", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

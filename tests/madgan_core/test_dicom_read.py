@@ -164,6 +164,27 @@ def test_two_t1_like_series_must_be_chosen(tmp_path):
         load_scan(f"{tmp_path}::FLAIR")
 
 
+def test_madgan_series_lists_each_folder(tmp_path, capsys):
+    from madgan_core.cli import main
+
+    two_series_study(tmp_path / "study")
+    (tmp_path / "empty").mkdir()
+    uids = [s.uid for s in find_series(tmp_path / "study")]
+    assert main(["series", str(tmp_path / "study")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{tmp_path / 'study'}: 2 series"
+    assert lines[1].startswith("  #1 T1 MPRAGE (MR, T1): 18 slices of 20 x 24, 2 x 2 x 2.5 mm")
+    assert lines[2].startswith("  #2 T2 TSE (MR, T2)")
+    assert all(uid in line for uid, line in zip(uids, lines[1:], strict=True))
+    # a folder without DICOM is reported, and the others are still listed
+    assert main(["series", str(tmp_path / "empty"), str(tmp_path / "study")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"madgan series: error: {tmp_path / 'empty'}: is a directory")
+    assert captured.out.splitlines() == lines
+    with pytest.raises(SystemExit):
+        main(["series"])  # a folder is required
+
+
 def refusal(folder: Path) -> str:
     with pytest.raises(ScanError) as caught:
         load_scan(folder)

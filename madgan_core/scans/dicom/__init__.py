@@ -7,7 +7,7 @@
 * :mod:`.read`: read one series as a RAS+ scan (the same as the NIfTI path gives).
 * :mod:`.export`: results (parametric maps, an overlay, the report) as new series of the study.
 
-List the series of a folder with ``python -m madgan_core.scans.dicom FOLDER``.
+List the series of a folder with ``madgan series FOLDER``.
 """
 
 from madgan_core.scans.dicom.files import has_dicom, is_dicom_file, is_dicom_path, split_selector
