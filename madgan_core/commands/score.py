@@ -22,7 +22,7 @@ from madgan_core.commands._common import (
 )
 from madgan_core.config import SEQUENCES
 from madgan_core.errors import ConfigError, MadganError
-from madgan_core.modes import AUTO, headline_mode, mode_names, score_mode
+from madgan_core.modes import AUTO, mode_names, score_mode
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from madgan_core.cohort.score_files import score_files
     from madgan_core.model.checkpoint import load_model
+    from madgan_core.outputs.wording import summary_line
     from madgan_core.runtime.distributed import cohort_group
 
     overrides = score_overrides(args)  # checked before the model is read
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 loader=loader_from(args),
                 info=info,
                 progress=tqdm_callback(bar),
-                on_result=lambda result: _print_line(_summary(result, mode)),
+                on_result=lambda result: _print_line(summary_line(result, mode)),
                 brain_masks=args.brain_mask,
             )
     if rows is not None:
@@ -170,19 +171,3 @@ def _print_line(text: str) -> None:
     with tqdm.external_write_mode():
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
-
-
-def _summary(result, mode: str) -> str:
-    """One line per scan: the headline score, its percentile and band, then the other modes."""
-    mode = headline_mode(mode, result.scores)
-    line = f"{result.name}: {mode} score {result.scores[mode]:.5f}"
-    reading = result.percentile_text(mode)
-    if reading is not None:
-        line += f", {reading}"
-    elif result.domain is not None and not result.domain.in_domain:
-        line += f", {result.domain.warning}"
-    others = ", ".join(f"{m} {v:.4g}" for m, v in result.scores.items() if m != mode)
-    line = f"{line} ({others})"
-    if result.findings is not None:
-        line += f"\n  findings: {result.findings_text()}"
-    return line

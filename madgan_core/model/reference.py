@@ -9,7 +9,6 @@ scoring ranks new scans against it. A model file keeps it as the plain dict of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -227,34 +226,3 @@ def _listed(values: object, what: str) -> list | tuple:
         raise MalformedReference(f"{what} must be a list, got {type(values).__name__}")
     return values
 
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def describe_percentile(p: float, n: int, controls: str | None = None) -> str:
-    """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly.
-
-    ``controls`` names them, e.g. ``"healthy controls (T1, 1.0 mm)"``: then
-    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``.
-    """
-    if controls is None:
-        controls = "healthy control" if n == 1 else "healthy controls"
-        among = "of"
-    else:
-        among = "among"
-    if p >= 100.0:
-        return f"above all {n} {controls}"
-    if p <= 0.0:
-        return f"below all {n} {controls}"
-    return f"{ordinal(int(math.floor(p)))} percentile {among} {n} {controls}"
-
-
-def percentile_band(p: float) -> str:
-    """Plain-language reading of a percentile against healthy controls."""
-    if p >= HIGHLY_UNUSUAL_PERCENTILE:
-        return "highly unusual"
-    if p >= UNUSUAL_PERCENTILE:
-        return "unusual"
-    return "within the healthy range"

@@ -39,7 +39,6 @@ LIMITS = {"slice_ratio": 1.5, "coverage": 0.8, "intensity_z": 4.0, "contrast_flo
 # The foreground percentiles the contrast compares, as indices into LANDMARK_PERCENTILES
 # (10-90): the 60th to the 90th, each divided by the 50th (index 4).
 CONTRAST_DECILES = slice(5, 9)
-OUT_OF_DOMAIN = "outside the model's domain"
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,6 @@ class DomainCheck:
 
     in_domain: bool
     reasons: list[str] = field(default_factory=list)
-
-    @property
-    def warning(self) -> str:
-        """The sentence that replaces a percentile's reading for an out-of-domain scan."""
-        return (
-            f"{OUT_OF_DOMAIN}: {'; '.join(self.reasons)}; "
-            "the score is not comparable with its controls"
-        )
 
 
 def _acquisition_reasons(
@@ -139,17 +130,6 @@ def guard(
         return check, ""
     named = sequence if sequence in (getattr(reference, "sequences", None) or ()) else None
     return check, f"healthy controls ({named + ', ' if named else ''}{summary.resolution})"
-
-
-def percentile_reading(pct: float, n: int, controls: str | None, check: DomainCheck | None) -> str:
-    """A percentile and its plain reading; for an out-of-domain scan the domain warning
-    instead of the reading ("highly unusual" would compare the incomparable)."""
-    from madgan_core.model.reference import describe_percentile, percentile_band
-
-    where = describe_percentile(pct, n, controls)
-    if check is not None and not check.in_domain:
-        return f"{where}: {check.warning}"
-    return f"{where}: {percentile_band(pct)}"
 
 
 def domain_columns(check: DomainCheck | None) -> dict[str, object]:

@@ -1,4 +1,7 @@
-"""The result of scoring one scan: :class:`ScanScore`, with its wording and its flat row."""
+"""The result of scoring one scan: :class:`ScanScore`, with its flat row.
+
+What a reader is told about it is worded in :mod:`madgan_core.outputs.wording`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from madgan_core.model.reference import UNUSUAL_PERCENTILE
-from madgan_core.scoring.domain import DomainCheck, domain_columns, percentile_reading
+from madgan_core.scoring.domain import DomainCheck, domain_columns
 from madgan_core.scoring.findings import Finding, describe_findings
 
 
@@ -83,13 +86,6 @@ class ScanScore:
     driver: str | None = None
     domain: DomainCheck | None = None
     controls: str = ""
-
-    def percentile_text(self, mode: str) -> str | None:
-        """``mode``'s percentile and its reading (:func:`~madgan_core.scoring.domain.percentile_reading`)."""
-        pct = self.percentiles.get(mode)
-        if pct is None or self.n_controls == 0:
-            return None
-        return percentile_reading(pct, self.n_controls, self.controls or None, self.domain)
 
     @property
     def brain_wide(self) -> bool:

@@ -18,8 +18,9 @@ from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog
 
 from madgan_core.errors import MadganError
+from madgan_core.outputs.report import write_report
 from napari_madgan._guard import report_error
-from napari_madgan.review._report import export_dicom_results, export_heatmap, write_report
+from napari_madgan.review._report import export_dicom_results, export_heatmap
 
 if TYPE_CHECKING:
     from napari_madgan.review._controller import ShownResult
@@ -64,7 +65,14 @@ class ResultExports:
         shown = self._shown()
         shot, slice_z = self._screenshot(), self.widget.current_slice()
         headline = self.widget.headline()
-        return lambda: write_report(path, shot, shown.result, slice_z, shown.model_name, headline)
+        return lambda: write_report(
+            path,
+            shown.result,
+            shown.model_name,
+            headline=headline,
+            picture=shot,
+            current_slice=slice_z,
+        )
 
     def dicom_job(self, folder: str | Path) -> Job:
         """The result as new series of the scan's DICOM study, in ``folder/<scan>/``."""

@@ -23,10 +23,11 @@ from qtpy.QtWidgets import (
 )
 
 from madgan_core.modes import score_mode
+from madgan_core.outputs.slices import top_slices
 from napari_madgan._guard import guarded
 from napari_madgan.review._findings import FindingsTable
 from napari_madgan.review._layers import ZMAP
-from napari_madgan.review._panel import score_html, top_slices
+from napari_madgan.review._panel import score_html
 from napari_madgan.review._plot import SlicePlot
 
 if TYPE_CHECKING:

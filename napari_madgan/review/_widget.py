@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 from madgan_core.config import HEATMAP_RANGE, SEQUENCES, ZMAP_RANGE
 from madgan_core.errors import MadganError
 from madgan_core.modes import AUTO, headline_mode, score_mode
+from madgan_core.outputs.wording import NO_REFERENCE
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_of_ras, world_to_slice
 from napari_madgan._guard import guarded, report_error
@@ -33,7 +34,6 @@ from napari_madgan.review._exports import ResultExports
 from napari_madgan.review._findings import FINDINGS_NAME, show_findings
 from napari_madgan.review._form import ReviewForm
 from napari_madgan.review._layers import HEATMAP, ZMAP
-from napari_madgan.review._panel import NO_REFERENCE
 from napari_madgan.review._reader_offer import ReaderOffer
 from napari_madgan.review._results import ResultView
 

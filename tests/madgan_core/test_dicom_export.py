@@ -268,18 +268,3 @@ def test_only_dicom_scans_can_be_written_back(tmp_path):
     scan = Scan.from_array(synthetic_brain((20, 24, 18)))
     with pytest.raises(MadganError, match="only for a scan read from a DICOM series"):
         export_dicom(scored(scan), scan, tmp_path)
-
-
-def test_report_shows_distinct_anomalous_slices(source, result):
-    from madgan_core.outputs.dicom.report import report_slices, scan_report
-
-    losses = np.asarray(result.slice_losses, dtype=float)
-    shown = report_slices(dataclasses.replace(result, zmap=None))
-    assert len(shown) == 3 and np.all(np.diff(shown) >= 3)
-    best = int(result.slice_indices[np.nanargmax(losses)])
-    assert best in shown  # the worst slice by ℓ2 is on the page
-    zvolume = np.zeros(len(result.slice_indices))
-    zvolume[5] = 50.0
-    by_z = report_slices(dataclasses.replace(result, slice_zvolume=zvolume))
-    assert int(result.slice_indices[5]) in by_z  # with a z-map: ranked by its volume above 4
-    assert scan_report(result, source, "model.pt").startswith(b"%PDF")

@@ -10,6 +10,7 @@ import pytest
 
 from madgan_core.model.checkpoint import load_model
 from madgan_core.model.reference import HealthyReference
+from madgan_core.outputs.wording import domain_warning, percentile_reading, summary_line
 from madgan_core.prep.profile import ProfileSummary
 from madgan_core.prep.slab import preprocess
 from madgan_core.scans.scan import Scan
@@ -70,8 +71,9 @@ def test_an_in_domain_scan_has_no_reasons(model):
     result = score_scan(model, Scan.from_array(head(7), AFFINE), sequence="T1", maps=False)
     assert result.domain == DomainCheck(True, [])
     assert result.controls == "healthy controls (T1, 1.0 mm)"
-    text = result.percentile_text("mean")
+    text = percentile_reading(result, "mean")
     assert "among 4 healthy controls (T1, 1.0 mm)" in text and "outside" not in text
+    assert domain_warning(result) == "" and "outside" not in summary_line(result, "mean")
     row = result.to_row()
     assert row["in_domain"] is True and row["domain_reasons"] == ""
 
@@ -81,11 +83,14 @@ def test_a_thick_slice_scan_is_flagged_and_never_called_unusual(model):
     result = score_scan(model, scan, sequence="T1", maps=False)
     assert not result.domain.in_domain
     assert result.domain.reasons == ["5.0 mm slices; the model's controls had 1.0 mm"]
+    warning = domain_warning(result)
+    assert warning.startswith("outside the model's domain: 5.0 mm slices")
+    assert warning.endswith("the score is not comparable with its controls")
     for mode in result.percentiles:
-        text = result.percentile_text(mode)
+        text = percentile_reading(result, mode)
         assert "unusual" not in text and "healthy range" not in text
-        assert "outside the model's domain: 5.0 mm slices" in text
-        assert text.endswith("the score is not comparable with its controls")
+        line = summary_line(result, mode)
+        assert f"{text}, {warning}" in line and "unusual" not in line
     row = result.to_row()
     assert row["in_domain"] is False and row["domain_reasons"].startswith("5.0 mm slices")
 

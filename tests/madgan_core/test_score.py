@@ -11,7 +11,7 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff
 
 from madgan_core.cohort.evaluation.stats import auc_table, bootstrap_auc, comparisons_for
 from madgan_core.config import MadganConfig, PreprocessConfig
-from madgan_core.model.reference import HealthyReference, describe_percentile, percentile_band
+from madgan_core.model.reference import HealthyReference
 from madgan_core.modes import top_contiguous_mean
 from madgan_core.prep.slab import preprocess
 from madgan_core.prep.windows import window_arrays
@@ -85,13 +85,6 @@ def test_percentile_is_monotonic_and_right_at_the_extremes():
     assert np.all(np.diff(pcts) >= 0)
     assert ref.percentile(0.05) == 0.0 and ref.percentile(0.45) == 100.0
     assert ref.percentile(0.25) == 50.0
-    assert describe_percentile(98.2, 120) == "98th percentile of 120 healthy controls"
-    assert describe_percentile(1.9, 1) == "1st percentile of 1 healthy control"
-    assert describe_percentile(99.9, 40) == "99th percentile of 40 healthy controls"
-    assert describe_percentile(100.0, 40) == "above all 40 healthy controls"
-    assert describe_percentile(0.0, 40) == "below all 40 healthy controls"
-    assert percentile_band(50) == "within the healthy range"
-    assert percentile_band(95) == "unusual" and percentile_band(100) == "highly unusual"
 
 
 def test_scores_carry_percentiles_from_the_reference():

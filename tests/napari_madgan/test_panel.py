@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from madgan_core.outputs.wording import NO_REFERENCE, score_lines
 from madgan_core.scoring.result import ScanScore
-from napari_madgan.review._panel import NO_REFERENCE, score_html, score_lines, top_slices
+from napari_madgan.review._panel import score_html
 
 
 def result(percentiles=None, n=0, ztail=True) -> ScanScore:
@@ -45,18 +46,6 @@ def test_no_reference_and_missing_ztail_are_said_plainly():
     assert all(line.endswith(NO_REFERENCE) for line in score_lines(r))
     assert "z-map tail (top 1%): needs a model calibrated" in score_html(r, headline="ztail")
     assert "z-map mean (noise-adj.): needs a model calibrated" in score_html(r, headline="zmean")
-
-
-def test_top_slices_rank_by_l2_or_by_the_zmap():
-    r = result()
-    r.slice_indices = np.array([10, 11, 12, 13])
-    r.slice_losses = np.array([np.nan, 0.3, 0.1, 0.2])
-    r.slice_zvolume = np.array([np.nan, 0.0, 7.5, 2.0])
-    assert [z for z, _ in top_slices(r, k=2)] == [11, 13]
-    ranked = top_slices(r, k=3, by_zmap=True)
-    assert [z for z, _ in ranked] == [12, 13, 11] and ranked[0][1] == "z>4: 7.5 %"
-    r.slice_zvolume = None  # no z-map: ℓ2 order
-    assert [z for z, _ in top_slices(r, by_zmap=True)] == [11, 13, 12]
 
 
 def test_an_out_of_domain_scan_shows_the_warning_and_no_reading():

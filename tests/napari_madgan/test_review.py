@@ -9,6 +9,7 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 
 from madgan_core.config import HEATMAP_RANGE
+from madgan_core.outputs.wording import NO_REFERENCE
 from napari_madgan._geometry import slice_world
 from napari_madgan._layers import scan_layer_tuple
 from napari_madgan.review import ReviewWidget
@@ -19,7 +20,6 @@ from napari_madgan.review._layers import (
     RECONSTRUCTION_NAME,
     ZMAP_NAME,
 )
-from napari_madgan.review._panel import NO_REFERENCE
 from napari_madgan.review._widget import viewer_camera
 
 SCAN = "mets"
@@ -160,7 +160,7 @@ def test_findings_are_listed_marked_and_jump_to_their_peak(
     assert f"{findings[0].signal} than predicted" in widget.results.score_label.text()
     # the exported report leads with the panel's headline and lists the findings
     from madgan_core.modes import score_mode
-    from napari_madgan.review._report import REPORT_FINDINGS, report_lines
+    from madgan_core.outputs.wording import REPORT_FINDINGS, report_lines
 
     lines = report_lines(widget.result, "tiny.pt", widget.headline())
     assert lines[0] == "Model: tiny.pt"

@@ -1,4 +1,5 @@
-"""What ``madgan score --dicom-out`` writes for a scored DICOM scan: maps, overlay and report."""
+"""What ``madgan score --dicom-out`` writes for a scored DICOM scan: maps, overlay and report
+(the report page of :mod:`madgan_core.outputs.report`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from madgan_core.errors import MadganError
 from madgan_core.outputs.dicom.export import DicomExport, export_dicom
-from madgan_core.outputs.dicom.report import scan_report
+from madgan_core.outputs.report import report_bytes
 from madgan_core.scans.dicom import is_dicom_path
 
 if TYPE_CHECKING:
@@ -32,5 +33,5 @@ def write_dicom_results(
     result: ScanScore, scan: Scan, out: str | Path, model_name: str, sequence: str | None = None
 ) -> DicomExport:
     """The scan's maps and overlay as new series of its study, with the report (PDF and DICOM)."""
-    report = scan_report(result, scan, model_name, sequence)
+    report = report_bytes(result, model_name, scan=scan, sequence=sequence)
     return export_dicom(result, scan, out, sequence=sequence, report_pdf=report)
