@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from madgan_core.cohort.phantom.head import average_head
-from madgan_core.cohort.phantom.template import _mni_1mm
+from madgan_core.cohort.phantom.template import mni_1mm
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 RIM_MM = 5
@@ -78,7 +78,7 @@ def mni_to_head(transform) -> np.ndarray:
 
 def main() -> None:
     head, head_affine = average_head()
-    t1, _, _, mask, mni_affine = _mni_1mm()
+    t1, _, _, mask, mni_affine = mni_1mm()
     fixed = to_sitk(head, head_affine)
     brain = mask > 0.5
     # The metric sees the brain and a dark rim around it (CSF and skull are dark on T1),

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from madgan_core.scans.dicom.files import DICOM_SUFFIXES, is_dicom_path, split_selector
-from madgan_core.scans.dicom.read import load_series
+from madgan_core.scans.dicom import is_dicom_path, load_series, split_selector
+from madgan_core.scans.dicom.files import DICOM_SUFFIXES
 from madgan_core.scans.reader import PathLike
 from madgan_core.scans.scan import Scan
 

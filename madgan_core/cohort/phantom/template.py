@@ -77,7 +77,7 @@ class Template:
 
 
 @functools.lru_cache(maxsize=1)
-def _mni_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mni_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from nilearn import datasets
 
     t1_img = datasets.load_mni152_template(resolution=1)
@@ -117,7 +117,7 @@ def load_template(voxel_mm: float = 1.0) -> Template:
     """The MNI152 template and derived maps at ``voxel_mm`` (cached)."""
     if not 0.5 <= voxel_mm <= 8.0:
         raise ValueError(f"voxel_mm must be in [0.5, 8], got {voxel_mm}")
-    t1, gm, wm, mask, affine = _mni_1mm()
+    t1, gm, wm, mask, affine = mni_1mm()
     t1, gm, wm, mask_f = (_resample(a, voxel_mm) for a in (t1, gm, wm, mask))
     affine = affine.copy()
     affine[:3, :3] *= voxel_mm
