@@ -78,6 +78,7 @@ class Template:
 
 @functools.lru_cache(maxsize=1)
 def mni_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """nilearn's MNI152 1 mm template: T1, grey and white matter, brain mask and affine."""
     from nilearn import datasets
 
     t1_img = datasets.load_mni152_template(resolution=1)
