@@ -7,6 +7,7 @@ continues where it stopped when run again.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import subprocess
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AUTOENCODER_STEPS = 400
+# Printed instead of opening the viewer when only the core is installed.
+NO_VIEWER = (
+    "napari is not installed, so no viewer opens: "
+    'install napari-madgan[all] for it (pip install "napari-madgan[all]")'
+)
 
 
 def add_parser(subparsers) -> None:
@@ -135,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nReport: {report}\nDemo finished in {minutes:.1f} min.")
 
     if not args.no_view and _has_display():
+        if not napari_installed():
+            print(NO_VIEWER)
+            return 0
         row = next((r for r in rows if r.group == "mets" and r.split == "test"), rows[0])
         print(f"Opening napari on {row.path.name} ...")
         command = [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(row.path)]
@@ -206,6 +215,11 @@ def train_baseline(
             progress,
         )
     return save_autoencoder(model, base, out_path)
+
+
+def napari_installed() -> bool:
+    """Whether napari can be imported (``napari-madgan[all]``), without importing it."""
+    return importlib.util.find_spec("napari") is not None
 
 
 def _has_display() -> bool:

@@ -31,6 +31,7 @@ from madgan_core.modes import (
 UNUSUAL_PERCENTILE = 90.0
 HIGHLY_UNUSUAL_PERCENTILE = 99.0
 
+
 class MalformedReference(ValueError):
     """A stored reference is not what :meth:`HealthyReference.to_dict` writes."""
 
@@ -225,4 +226,3 @@ def _listed(values: object, what: str) -> list | tuple:
     if not isinstance(values, list | tuple):
         raise MalformedReference(f"{what} must be a list, got {type(values).__name__}")
     return values
-

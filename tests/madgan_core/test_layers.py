@@ -103,9 +103,9 @@ def public_address(home: str, name: str) -> str:
     parts = home.split(".")
     for i in range(1, len(parts)):
         package = ".".join(parts[:i])
-        if package in sources() and name in top_level_names(package):
-            if definition(package, name) == home:
-                return package
+        in_package = package in sources() and name in top_level_names(package)
+        if in_package and definition(package, name) == home:
+            return package
     return home
 
 
