@@ -25,26 +25,14 @@ from madgan_core.scans.scan import Scan
 from madgan_core.scoring.domain import DomainCheck
 from madgan_core.scoring.result import ScanScore
 from madgan_testing.brains import synthetic_brain
+from madgan_testing.results import plain_result
 from tests.madgan_core.test_dicom_export import scored
 
 THICK = DomainCheck(False, ["5.0 mm slices; the model's controls had 1.0 mm"])
 
 
 def plain(percentiles=None, n=0, **changes) -> ScanScore:
-    empty = np.zeros(0)
-    result = ScanScore(
-        "scan",
-        None,
-        {"mean": 0.02, "top10": 0.03, "ratio": 1.1, "ztail": 4.2},
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        percentiles=percentiles or {},
-        n_controls=n,
-    )
-    return dataclasses.replace(result, **changes)
+    return plain_result(percentiles, n, **changes)
 
 
 @pytest.fixture(scope="module")

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from madgan_core.outputs.wording import NO_REFERENCE, score_lines
 from madgan_core.scoring.result import ScanScore
+from madgan_testing.results import plain_result
 from napari_madgan.review._panel import score_html
 
 
 def result(percentiles=None, n=0, ztail=True) -> ScanScore:
-    scores = {"mean": 0.02, "top10": 0.03, "ratio": 1.1}
-    if ztail:
-        scores["ztail"] = 4.2
-    empty = np.zeros(0)
-    return ScanScore(
-        "scan",
-        None,
-        scores,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        percentiles=percentiles or {},
-        n_controls=n,
-    )
+    return plain_result(percentiles, n, ztail)
 
 
 def test_headline_mode_comes_first_in_bold():
