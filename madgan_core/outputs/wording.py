@@ -4,7 +4,8 @@ The review panel, the report page, the DICOM report and ``madgan score`` all wor
 result with these functions, so a reading is said the same way wherever it is shown:
 
 - a percentile names its controls and reads it in a band, e.g. ``98th percentile of
-  120 healthy controls (highly unusual)``;
+  120 healthy controls: highly unusual`` (the controls' description may hold its own
+  parentheses, e.g. ``(T1, 1.0 mm)``, so the band follows a colon);
 - for a scan outside the model's domain the band is left out and the domain warning
   (``outside the model's domain: <reasons>; ...``) is said beside the scores;
 - the findings are listed one per line, strongest first.
@@ -69,7 +70,8 @@ def domain_warning(result: ScanScore) -> str:
 
 def percentile_reading(result: ScanScore, mode: str) -> str | None:
     """``mode``'s percentile among the controls and its band, e.g. ``98th percentile of
-    120 healthy controls (highly unusual)``; None without a percentile.
+    120 healthy controls: highly unusual`` (the controls' description may hold its own
+  parentheses, e.g. ``(T1, 1.0 mm)``, so the band follows a colon); None without a percentile.
 
     For a scan outside the model's domain the band is left out ("highly unusual" would
     compare the incomparable): :func:`domain_warning` says why.
@@ -80,12 +82,12 @@ def percentile_reading(result: ScanScore, mode: str) -> str | None:
     where = describe_percentile(pct, result.n_controls, result.controls or None)
     if result.domain is not None and not result.domain.in_domain:
         return where
-    return f"{where} ({percentile_band(pct)})"
+    return f"{where}: {percentile_band(pct)}"
 
 
 def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
     """One line per scoring mode, headline first, e.g. ``Mean ℓ2: 0.0123 — 98th percentile
-    of 120 healthy controls (highly unusual)``."""
+    of 120 healthy controls: highly unusual``."""
     lines = []
     for mode in sorted(score_modes(), key=lambda m: m.name != headline):
         value = result.scores.get(mode.name)

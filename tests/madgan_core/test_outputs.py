@@ -58,7 +58,7 @@ def test_percentiles_are_said_plainly():
 def test_a_reading_is_the_percentile_and_its_band_unless_out_of_domain():
     r = plain({"mean": 99.5, "top10": 40.0}, n=40)
     assert (
-        percentile_reading(r, "mean") == "99th percentile of 40 healthy controls (highly unusual)"
+        percentile_reading(r, "mean") == "99th percentile of 40 healthy controls: highly unusual"
     )
     assert percentile_reading(r, "ratio") is None and domain_warning(r) == ""
     assert percentile_reading(plain({"mean": 99.5}), "mean") is None  # no controls
@@ -78,7 +78,7 @@ def test_a_reading_is_the_percentile_and_its_band_unless_out_of_domain():
 def test_the_command_line_says_the_reading_and_the_warning():
     r = plain({"mean": 99.5}, n=40)
     assert summary_line(r, "mean") == (
-        "scan: mean score 0.02000, 99th percentile of 40 healthy controls (highly unusual) "
+        "scan: mean score 0.02000, 99th percentile of 40 healthy controls: highly unusual "
         "(top10 0.03, ratio 1.1, ztail 4.2)"
     )
     far = summary_line(dataclasses.replace(r, domain=THICK), "mean")

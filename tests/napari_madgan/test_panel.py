@@ -17,7 +17,7 @@ def test_headline_mode_comes_first_in_bold():
     lines = score_lines(r, "ztail")
     assert (
         lines[0].startswith("z-map tail")
-        and "99th percentile of 40 healthy controls (highly unusual)" in lines[0]
+        and "99th percentile of 40 healthy controls: highly unusual" in lines[0]
     )
     assert "<b>z-map tail" in score_html(r, headline="ztail")
     assert score_lines(r, "mean")[0].startswith(
