@@ -31,7 +31,7 @@ import numpy as np
 from madgan_core import __version__
 from madgan_core.config import PreprocessConfig
 from madgan_core.errors import ScanError
-from madgan_core.prep.profile import DomainProfile
+from madgan_core.prep.domain_profile import DomainProfile
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.prep.stages import GridMap
 from madgan_core.scans.atomic import atomic_write_with

@@ -21,8 +21,8 @@ from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ConfigError, ScanError
+from madgan_core.prep.domain_profile import DomainProfile, scan_profile
 from madgan_core.prep.native_maps import to_volumes
-from madgan_core.prep.profile import DomainProfile, scan_profile
 from madgan_core.prep.stages import GridMap, prepare_scan
 from madgan_core.scans.scan import Scan
 
@@ -49,7 +49,7 @@ class Slab:
             in linear model units; model values are the scan's mapped onto the standard.
         grid: the map between the scan's RAS+ grid and the working grid, when they differ.
         steps: what the prepare stage did to the scan, in words.
-        profile: the scan's domain profile (:mod:`madgan_core.prep.profile`).
+        profile: the scan's domain profile (:mod:`madgan_core.prep.domain_profile`).
         prepared: the prepared scan (kept in memory only; a cached slab has none).
     """
 

@@ -23,8 +23,8 @@ from madgan_core.model.zstats import (
     log_noise,
 )
 from madgan_core.modes import noise_adjusted_modes, zmap_mode_names
+from madgan_core.prep.domain_profile import DomainProfile, ProfileSummary
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
-from madgan_core.prep.profile import DomainProfile, ProfileSummary
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
 from madgan_core.scoring.scorer import slab_scorer
 

@@ -2,9 +2,9 @@
 
 A score is read against the model's controls (its percentile, its headline). That
 comparison means something only for a scan acquired and prepared like them. Each scan's
-:class:`~madgan_core.prep.profile.DomainProfile` is made while it is preprocessed;
+:class:`~madgan_core.prep.domain_profile.DomainProfile` is made while it is preprocessed;
 calibration stores the summary of its controls' profiles
-(:class:`~madgan_core.prep.profile.ProfileSummary`) in the model's reference.
+(:class:`~madgan_core.prep.domain_profile.ProfileSummary`) in the model's reference.
 :func:`check_domain` compares the two and says in plain words what differs.
 
 The limits (:data:`LIMITS`):
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from madgan_core.prep.profile import DomainProfile, ProfileSummary
+from madgan_core.prep.domain_profile import DomainProfile, ProfileSummary
 
 LIMITS = {"slice_ratio": 1.5, "coverage": 0.8, "intensity_z": 4.0, "contrast_floor": 0.03}
 # The foreground percentiles the contrast compares, as indices into LANDMARK_PERCENTILES

@@ -11,7 +11,7 @@ import pytest
 from madgan_core.model.checkpoint import load_model
 from madgan_core.model.reference import HealthyReference
 from madgan_core.outputs.wording import domain_warning, percentile_reading, summary_line
-from madgan_core.prep.profile import ProfileSummary
+from madgan_core.prep.domain_profile import ProfileSummary
 from madgan_core.prep.slab import preprocess
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.calibrate import build_reference

@@ -198,3 +198,14 @@ def test_the_architecture_doc_draws_the_layers_declared_in_code():
         for i, (name, members, _) in enumerate(madgan_core.LAYERS)
     ]
     assert [(i, n.strip(), m.strip()) for i, n, m in rows] == declared
+
+
+def test_no_core_module_is_named_after_a_standard_library_module():
+    import sys
+
+    shadowing = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "madgan_core").rglob("*")
+        if path.stem in sys.stdlib_module_names and path.name != "__pycache__"
+    )
+    assert shadowing == []

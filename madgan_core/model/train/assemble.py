@@ -23,7 +23,7 @@ from madgan_core.config import MadganConfig
 from madgan_core.errors import CheckpointError
 from madgan_core.model import checkpoint as ckpt
 from madgan_core.model.train.loop import Batch, Progress, Trainer
-from madgan_core.prep.profile import ProfileSummary
+from madgan_core.prep.domain_profile import ProfileSummary
 from madgan_core.runtime.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class TrainingParts:
         dist: the process's place in a DDP run.
         start_step: steps already done (from the resumed checkpoint).
         training_domain: the training scans' profile summary
-            (:class:`~madgan_core.prep.profile.ProfileSummary` as a dict), stored with the model.
+            (:class:`~madgan_core.prep.domain_profile.ProfileSummary` as a dict), stored with the model.
     """
 
     cfg: MadganConfig
