@@ -57,9 +57,7 @@ def test_percentiles_are_said_plainly():
 
 def test_a_reading_is_the_percentile_and_its_band_unless_out_of_domain():
     r = plain({"mean": 99.5, "top10": 40.0}, n=40)
-    assert (
-        percentile_reading(r, "mean") == "99th percentile of 40 healthy controls: highly unusual"
-    )
+    assert percentile_reading(r, "mean") == "99th percentile of 40 healthy controls: highly unusual"
     assert percentile_reading(r, "ratio") is None and domain_warning(r) == ""
     assert percentile_reading(plain({"mean": 99.5}), "mean") is None  # no controls
     far = dataclasses.replace(r, domain=THICK, controls="healthy controls (T1, 1.0 mm)")
