@@ -70,11 +70,10 @@ def domain_warning(result: ScanScore) -> str:
 
 def percentile_reading(result: ScanScore, mode: str) -> str | None:
     """``mode``'s percentile among the controls and its band, e.g. ``98th percentile of
-      120 healthy controls: highly unusual`` (the controls' description may hold its own
-    parentheses, e.g. ``(T1, 1.0 mm)``, so the band follows a colon); None without a percentile.
+    120 healthy controls: highly unusual``; None without a percentile.
 
-      For a scan outside the model's domain the band is left out ("highly unusual" would
-      compare the incomparable): :func:`domain_warning` says why.
+    For a scan outside the model's domain the band is left out ("highly unusual" would
+    compare the incomparable): :func:`domain_warning` says why.
     """
     pct = result.percentiles.get(mode)
     if pct is None or result.n_controls == 0:
