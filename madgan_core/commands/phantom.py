@@ -44,10 +44,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--anatomy",
-        choices=ANATOMIES,
-        default="mni",
-        help="the brain subjects are warped from: the MNI152 template, or the average head's "
-        "own brain (default: mni)",
+        nargs="+",
+        type=_anatomy,
+        default=None,
+        metavar="NAME_OR_FILE",
+        help=f"the brain(s) subjects are built from: a bundled brain ({', '.join(ANATOMIES)}) "
+        "or a T1 scan file (registered to the MNI152 template, brain-extracted if it has a "
+        "skull); several are taken in turn by each group's subjects, and the manifest's "
+        "anatomy column names each scan's (default: mni; see docs/data.md)",
     )
     p.add_argument(
         "--variant",
@@ -76,6 +80,16 @@ def _voxel(text: str) -> float:
     if not 0.5 <= value <= 8.0:
         raise argparse.ArgumentTypeError(f"must be in [0.5, 8], got {value}")
     return value
+
+
+def _anatomy(text: str) -> str:
+    from madgan_core.cohort.phantom.anatomies import resolve
+
+    try:
+        resolve(text)
+    except (ValueError, FileNotFoundError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _variant(text: str) -> str:
@@ -107,7 +121,7 @@ def simulate(outdir: Path, args: argparse.Namespace) -> Path:
             voxel_mm=args.voxel_mm,
             progress=tqdm_callback(bar),
             head=getattr(args, "head", False),
-            anatomy=getattr(args, "anatomy", "mni"),
+            anatomy=getattr(args, "anatomy", None) or "mni",
             variants=getattr(args, "variant", []),
         )
 

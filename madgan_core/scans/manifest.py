@@ -2,7 +2,8 @@
 
 Columns: ``path,subject,group,stage,sequence,split`` (required), then the
 optional ``subtype`` (lesion sub-type of the ``various`` group), ``mask``
-(a lesion mask scan) and ``brain_mask`` (the true brain mask of a scan with a skull). Paths are relative to the manifest's folder (absolute
+(a lesion mask scan), ``brain_mask`` (the true brain mask of a scan with a skull) and
+``anatomy`` (the brain a phantom was built from; empty: the MNI152 template). Paths are relative to the manifest's folder (absolute
 paths are allowed). Splits are made by subject: a subject never appears in two
 splits.
 """
@@ -24,7 +25,7 @@ from madgan_core.scans.readers import file_suffixes
 from madgan_core.scans.scan import scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
-OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask")
+OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask", "anatomy")
 GROUPS = ("healthy", "ad", "mets", "various")  # the phantom cohort's groups
 # Real cohorts may name other groups (e.g. "mci", "glioma"); "healthy" is the one the
 # tool treats specially (training, calibration, the negatives of every ROC).
@@ -47,6 +48,8 @@ class ManifestRow:
         subtype: optional lesion sub-type (``various``).
         mask: optional absolute path of a lesion mask.
         brain_mask: optional absolute path of the scan's true brain mask.
+        anatomy: optional label of the brain a phantom scan was built from (for
+            leave-one-anatomy-out evaluation).
     """
 
     path: Path
@@ -58,6 +61,7 @@ class ManifestRow:
     subtype: str = ""
     mask: Path | None = None
     brain_mask: Path | None = None
+    anatomy: str = ""
 
 
 def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRow]:
@@ -153,6 +157,7 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
                     subtype=values.get("subtype", ""),
                     mask=mask,
                     brain_mask=brain_mask,
+                    anatomy=values.get("anatomy", ""),
                 )
             )
     if problems:
@@ -193,6 +198,7 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | Path) -> Path:
             "subtype": r.subtype,
             "mask": _relative(r.mask, base) if r.mask is not None else "",
             "brain_mask": _relative(r.brain_mask, base) if r.brain_mask is not None else "",
+            "anatomy": r.anatomy,
         }
         writer.writerow([values[c] for c in columns])
     return atomic_write_text(path, buf.getvalue())

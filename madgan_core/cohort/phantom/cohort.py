@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from madgan_core.cohort.phantom.acquisition import parse_variant
+from madgan_core.cohort.phantom.anatomies import anatomy_template, resolve
 from madgan_core.cohort.phantom.diseases import SUBTYPES
 from madgan_core.cohort.phantom.head import wrap_in_head
 from madgan_core.cohort.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
@@ -94,6 +96,21 @@ def plan_cohort(healthy: int, ad: int, mets: int, various: int, seed: int) -> li
     return plan
 
 
+def cohort_anatomies(specs: Sequence[str | os.PathLike], voxel_mm: float) -> list[str]:
+    """Fit every anatomy of a cohort once (before any scan is written); return their labels.
+
+    Raises:
+        ValueError: no anatomy, or two anatomies with the same label.
+    """
+    if not specs:
+        raise ValueError("give at least one anatomy")
+    labels = [anatomy_template(spec, voxel_mm)[1] for spec in specs]
+    seen = [label for k, label in enumerate(labels) if label in labels[:k]]
+    if seen:
+        raise ValueError(f"two anatomies share the label {seen[0]!r}: rename one of the files")
+    return labels
+
+
 def to_image(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray | None) -> nib.Nifti1Image:
     """A NIfTI image of a RAS+ volume, stored in voxel orientation ``ornt`` (same world geometry)."""
     img = nib.Nifti1Image(np.asarray(volume), affine)
@@ -115,7 +132,7 @@ def generate_cohort(
     voxel_mm: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
     head: bool = False,
-    anatomy: str = "mni",
+    anatomy: str | os.PathLike | Sequence[str | os.PathLike] = "mni",
     variants: Sequence[str] = (),
 ) -> Path:
     """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/``,
@@ -136,8 +153,10 @@ def generate_cohort(
         head: wrap each brain in the average head (:func:`madgan_core.cohort.phantom.head.wrap_in_head`)
             and write its true brain mask to ``outdir/masks/<scan>_brainmask.nii.gz``
             (the manifest's ``brain_mask`` column).
-        anatomy: ``mni`` or ``head``: the brain every subject is warped from
-            (:func:`madgan_core.cohort.phantom.make_subject`).
+        anatomy: the brain subjects are built from (:func:`madgan_core.cohort.phantom.make_subject`):
+            a bundled name (``mni``, ``head``, ``colin27``, ...) or a T1 file; or several,
+            taken in turn by the subjects of each group. Unless every subject uses ``mni``,
+            the manifest's ``anatomy`` column gives each scan's anatomy.
         variants: acquisition variants applied in order to every scan and its masks
             (names as in :func:`madgan_core.cohort.phantom.acquisition.parse_variant`).
 
@@ -147,6 +166,14 @@ def generate_cohort(
     outdir = Path(outdir)
     acquire = [parse_variant(v) for v in variants]
     plan = plan_cohort(healthy, ad, mets, various, seed)
+    specs = [anatomy] if isinstance(anatomy, (str, os.PathLike)) else list(anatomy)
+    labels = cohort_anatomies(specs, voxel_mm)
+    record_anatomy = set(labels) != {"mni"}
+    index_in_group: dict[str, int] = {}
+    subject_anatomy = {}
+    for p in plan:
+        i = index_in_group[p.group] = index_in_group.get(p.group, -1) + 1
+        subject_anatomy[p.subject] = i % len(specs)
     jobs = [(p, seq) for p in plan for seq in GROUP_SEQUENCES[p.group]]
     total = len(jobs)
     if total == 0:
@@ -159,8 +186,9 @@ def generate_cohort(
     if progress is not None:
         progress(0, total)
     for done, (p, seq) in enumerate(jobs, start=1):
+        which = subject_anatomy[p.subject]
         volume, affine, info = make_subject(
-            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None, anatomy
+            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None, specs[which]
         )
         masks = {"lesion": info["lesion_mask"]}
         if head:
@@ -196,12 +224,15 @@ def generate_cohort(
                 subtype=p.subtype,
                 mask=mask_path,
                 brain_mask=brain_path,
+                anatomy=labels[which] if record_anatomy else "",
             )
         )
+        source = resolve(specs[which])[1]
         records.append(
             json.dumps(
                 {"scan": name, "subject": p.subject, "seed": p.seed}
-                | {"template": anatomy, "head": head, "variants": list(variants)}
+                | {"template": labels[which], "head": head, "variants": list(variants)}
+                | ({"anatomy_file": str(source)} if source is not None else {})
                 | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
                 | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
             )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
+from madgan_core.cohort.phantom.anatomies import NAMES, anatomy_template
 from madgan_core.cohort.phantom.deform import ControlGrid, exp_velocity, resample, resample_mask
 from madgan_core.cohort.phantom.diseases import (
     SUBTYPES,
@@ -15,7 +17,6 @@ from madgan_core.cohort.phantom.diseases import (
     paint_metastases,
     paint_various,
 )
-from madgan_core.cohort.phantom.head import head_template
 from madgan_core.cohort.phantom.healthy import (
     bias_field_coarse,
     contrast_t1c,
@@ -24,14 +25,14 @@ from madgan_core.cohort.phantom.healthy import (
     healthy_pullback,
     scanner_effects,
 )
-from madgan_core.cohort.phantom.template import load_template
 
 GROUPS = ("healthy", "ad", "mets", "various")
 SEQUENCES = ("T1", "T1c")
 # Which sequence each group is scanned with in a cohort (healthy subjects get both).
 GROUP_SEQUENCES = {"healthy": ("T1", "T1c"), "ad": ("T1",), "mets": ("T1c",), "various": ("T1c",)}
-# The brain a subject is warped from: the MNI152 template, or the average head's own brain.
-ANATOMIES = ("mni", "head")
+# Named brains a subject can be warped from (a T1 file's path works too):
+# :data:`madgan_core.cohort.phantom.anatomies.BUNDLED`.
+ANATOMIES = NAMES
 
 
 def _check(group: str, stage: int, sequence: str, subtype: str | None) -> tuple[int, str | None]:
@@ -66,7 +67,7 @@ def make_subject(
     seed: int = 0,
     voxel_mm: float = 1.0,
     subtype: str | None = None,
-    anatomy: str = "mni",
+    anatomy: str | os.PathLike = "mni",
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one subject's scan from the MNI152 template.
 
@@ -82,12 +83,16 @@ def make_subject(
         seed: the subject's seed; same seed -> identical volume.
         voxel_mm: isotropic output voxel size over the MNI152 field of view.
         subtype: for ``various``: one of ``infarct``, ``cyst``, ``haemorrhage``, ``wm_lesions``.
-        anatomy: ``mni`` (the MNI152 brain) or ``head`` (the average head's own brain,
-            :func:`madgan_core.cohort.phantom.head.head_template`); both on the same grid.
+        anatomy: the brain the subject is built from, all on the same grid in MNI space:
+            ``mni`` (the MNI152 brain), ``head`` (the average head's own brain,
+            :func:`madgan_core.cohort.phantom.head.head_template`), another bundled name of
+            :data:`ANATOMIES` (e.g. ``colin27``), or a T1 file's path, fitted to the template
+            by :func:`madgan_core.cohort.phantom.anatomies.anatomy_template`.
 
     Returns:
         ``(volume, affine, info)``: float32 RAS+ volume, its voxel-to-MNI-mm
-        affine, and a dict with the simulation parameters (``anatomy``; ``scanner``:
+        affine, and a dict with the simulation parameters (``template``: the anatomy's
+        label; ``anatomy``: the drawn anatomical parameters; ``scanner``:
         ``gamma``, ``noise_sigma``, ``gain``, ``bias_strength``), ``lesions`` (list of
         dicts) and ``lesion_mask`` (bool array, empty for healthy/AD).
 
@@ -97,10 +102,7 @@ def make_subject(
         (50, 59, 48)
     """
     stage, subtype = _check(group, stage, sequence, subtype)
-    if anatomy not in ANATOMIES:
-        raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
-    template_name = anatomy  # the name is reused below for the subject's anatomical parameters
-    template = (load_template if anatomy == "mni" else head_template)(float(voxel_mm))
+    template, template_name = anatomy_template(anatomy, float(voxel_mm))
     grid = ControlGrid(template.shape, template.voxel_mm)
     anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
     seq_rng = _rng(seed, 2, SEQUENCES.index(sequence))

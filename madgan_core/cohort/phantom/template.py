@@ -94,8 +94,8 @@ def mni_1mm() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return (*arrays, np.asarray(t1_img.affine, dtype=float))
 
 
-def _resample(volume: np.ndarray, voxel_mm: float) -> np.ndarray:
-    """Anti-aliased downsampling of a 1 mm map to ``voxel_mm``."""
+def downsample(volume: np.ndarray, voxel_mm: float) -> np.ndarray:
+    """Anti-aliased downsampling of a map on the MNI152 1 mm grid to ``voxel_mm``."""
     if voxel_mm == 1.0:
         return volume
     out_shape = tuple(max(2, int(np.floor((s - 1) / voxel_mm)) + 1) for s in volume.shape)
@@ -119,13 +119,30 @@ def load_template(voxel_mm: float = 1.0) -> Template:
     if not 0.5 <= voxel_mm <= 8.0:
         raise ValueError(f"voxel_mm must be in [0.5, 8], got {voxel_mm}")
     t1, gm, wm, mask, affine = mni_1mm()
-    t1, gm, wm, mask_f = (_resample(a, voxel_mm) for a in (t1, gm, wm, mask))
+    t1, gm, wm, mask_f = (downsample(a, voxel_mm) for a in (t1, gm, wm, mask))
     affine = affine.copy()
     affine[:3, :3] *= voxel_mm
     mask = mask_f > 0.5
     t1 = np.where(mask, t1, 0.0).astype(np.float32)
     csf = np.clip(mask_f - gm - wm, 0.0, 1.0).astype(np.float32)
+    return derive_template(t1, gm, wm, csf, mask, affine, voxel_mm)
 
+
+def derive_template(
+    t1: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    csf: np.ndarray,
+    mask: np.ndarray,
+    affine: np.ndarray,
+    voxel_mm: float,
+) -> Template:
+    """A :class:`Template` from a brain's T1, tissue maps and mask on a grid in MNI space.
+
+    The region maps (ventricles, hippocampus, cortical edge, grey/white junction, depths)
+    are derived from the brain's own T1 and tissue maps; the T1 should use the MNI152
+    template's intensity levels (in [0, 1], 0 outside the brain).
+    """
     shell = Template(t1, gm, wm, csf, mask, mask, gm, gm, gm, gm, gm, affine, float(voxel_mm))
     grids = shell.voxel_mm_grids()
 
@@ -169,6 +186,6 @@ def load_template(voxel_mm: float = 1.0) -> Template:
         junction=junction.astype(np.float32),
         depth=depth.astype(np.float32),
         ventricle_distance=(ndimage.distance_transform_edt(~vent) * voxel_mm).astype(np.float32),
-        affine=affine,
+        affine=np.asarray(affine, dtype=float),
         voxel_mm=float(voxel_mm),
     )
