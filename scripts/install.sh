@@ -2,13 +2,15 @@
 # Install napari-madgan and everything a fresh Debian/Ubuntu machine lacks:
 # Xvfb and the X/Qt libraries napari needs, a CPU build of torch when none is
 # installed, then the package itself with its Qt binding and test tools, and
-# pydeface's average head (data only) for the phantom heads.
+# pydeface's average head (data only) for the phantom heads, and Colin27 (mricron-data)
+# as a real anatomy for the phantoms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-randr0
   libxcb-render-util0 libxcb-shape0 libxcb-cursor0 libxkbcommon-x11-0 libgl1 libegl1
-  libdbus-1-3 libfontconfig1)
+  libdbus-1-3 libfontconfig1
+  mricron-data)  # Colin27 (ch2.nii.gz, ch2bet.nii.gz): a real brain for `madgan phantom --anatomy colin27`
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
