@@ -186,7 +186,7 @@ def fit_maps(path: Path, voxel_mm: float) -> dict[str, np.ndarray]:
         ScanError: the file is unreadable, or not a brain T1 (registration fails, the brain
             is of an implausible size, or the fitted T1 does not resemble the template's).
     """
-    from madgan_core.prep.anatomy.register import register_to_template
+    from madgan_core.prep.anatomy import register_to_template
     from madgan_core.prep.anatomy.steps import brain_step
     from madgan_core.scans.files import load_scan
 
