@@ -5,11 +5,19 @@ fixed one. The metric (Mattes mutual information) only samples the template's br
 margin around it (the moving metric mask), so the scan's scalp or neck does not pull the
 fit, while the dark margin keeps the template from shrinking or growing inside the head.
 Both images are smoothed and resampled to ``REGISTRATION_MM`` first; the fit runs at twice
-that, then on that grid, so a 1 mm head registers in seconds."""
+that, then on that grid, so a 1 mm head registers in seconds.
+
+The fit is deterministic: it runs on one thread (ITK's Mattes metric adds the threads' joint
+histograms in the order they finish, so a threaded fit differs from run to run), its
+sampling is seeded, and it sees the scan's RAS+ array with its affine rounded to
+``AFFINE_DECIMALS``, so files that store the same voxels in another axis order (whose
+affines differ by float32 rounding) get the same fit."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +42,32 @@ HEAD_EXTENT_MM = (60.0, 400.0)
 MIN_SLAB_MM = 20.0
 # An affine whose linear part scales any axis outside this range is a diverged fit.
 PLAUSIBLE_SCALE = (0.7, 1.45)
+# A scan with voxels this thick (mm) along an axis whose affine fit diverged is fitted
+# again with one scale for all axes (rigid plus a size).
+THICK_SLICE_MM = 4.0
+# ITK threads for the fit (one: a threaded Mattes metric and N4 sum in a varying order), the
+# sampling seed, and the decimals (mm) the scan's affine is rounded to for the fit.
+FIT_THREADS = 1
+SAMPLING_SEED = 7
+AFFINE_DECIMALS = 4
+
+
+@contextlib.contextmanager
+def itk_threads(n: int | None = None) -> Iterator[None]:
+    """Run SimpleITK with ``n`` threads (``FIT_THREADS`` when None) inside the block, then
+    restore the default.
+
+    Filters and metrics that ITK builds internally take the global default, not the
+    number set on the outer object, so the default itself is set for the block.
+    """
+    import SimpleITK as sitk
+
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(FIT_THREADS if n is None else n)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 @dataclass(frozen=True)
@@ -192,17 +226,23 @@ def _fixed_image(scan: Scan):
     data = scan.data
     lo, hi = np.percentile(data[::2, ::2, ::2], [0.5, 99.5])
     clipped = np.clip(data, lo, hi) - lo
-    return _coarse(sitk_image(clipped, scan.affine), REGISTRATION_MM)
+    return _coarse(sitk_image(clipped, fit_affine(scan)), REGISTRATION_MM)
+
+
+def fit_affine(scan: Scan) -> np.ndarray:
+    """The scan's affine as the fit sees it: rounded to ``AFFINE_DECIMALS`` (mm)."""
+    return np.round(np.asarray(scan.affine, dtype=float), AFFINE_DECIMALS) + 0.0
 
 
 def _method(iterations: int, levels: tuple[int, ...], learning_rate: float, fraction: float):
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(FIT_THREADS)
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     if fraction < 1.0:
         reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(fraction, seed=7)
+        reg.SetMetricSamplingPercentage(fraction, seed=SAMPLING_SEED)
     else:
         reg.SetMetricSamplingStrategy(reg.NONE)
     reg.SetInterpolator(sitk.sitkLinear)
@@ -299,13 +339,14 @@ def register_to_template(scan: Scan, kind: str = "rigid", *, brain_mask=None) ->
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     try:
-        fixed = _fixed_image(scan)
-        moving, moving_mask = _coarse_template()
-        if brain_mask is not None:
-            mask_image = sitk_image(np.asarray(brain_mask, np.float32), scan.affine)
-            fixed_mask = _coarse(mask_image, REGISTRATION_MM)
-            fixed = sitk.Mask(fixed, sitk.Cast(fixed_mask > 0.5, sitk.sitkUInt8))
-        return _register(scan, kind, fixed, moving, moving_mask)
+        with itk_threads():
+            fixed = _fixed_image(scan)
+            moving, moving_mask = _coarse_template()
+            if brain_mask is not None:
+                mask_image = sitk_image(np.asarray(brain_mask, np.float32), fit_affine(scan))
+                fixed_mask = _coarse(mask_image, REGISTRATION_MM)
+                fixed = sitk.Mask(fixed, sitk.Cast(fixed_mask > 0.5, sitk.sitkUInt8))
+            return _register(scan, kind, fixed, moving, moving_mask)
     except RuntimeError as exc:  # ITK: e.g. every sample fell outside the template
         first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else "no detail"
         raise ScanError(
@@ -329,24 +370,58 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
             best, best_metric = candidate, metric
     _run(fixed, moving, moving_mask, best, 100, (2,))
     metric = _run(fixed, moving, moving_mask, best, 100, (1,), fraction=1.0)
-    transform = best
+    alignment = Alignment(_matrix(best), "rigid", metric)
     if kind == "affine":
-        transform = sitk.AffineTransform(3)
-        transform.SetCenter(best.GetCenter())
-        transform.SetMatrix(best.GetMatrix())
-        transform.SetTranslation(best.GetTranslation())
-        _run(fixed, moving, moving_mask, transform, 100, (2,))
-        metric = _run(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
-    alignment = Alignment(_matrix(transform), kind, metric)
-    scales = alignment.scales()
-    if (
-        not np.all(np.isfinite(alignment.matrix))
-        or scales.min() < PLAUSIBLE_SCALE[0]
-        or scales.max() > PLAUSIBLE_SCALE[1]
-    ):
+        transform, metric = _refine_affine(fixed, moving, moving_mask, best)
+        alignment = Alignment(_matrix(transform), kind, metric)
+        if _diverged(alignment) and thick_slices(scan):
+            # Few thick slices pin the scale along the slice axis poorly: one scale for
+            # all three axes (rigid plus a size) is what they can support.
+            transform, metric = _refine_similarity(fixed, moving, moving_mask, best)
+            alignment = Alignment(_matrix(transform), kind, metric)
+    if _diverged(alignment):
         raise ScanError(
             "registration to the MNI152 template diverged (scales "
-            f"{', '.join(f'{s:.2f}' for s in scales)}); is this a brain scan that covers the head?",
+            f"{', '.join(f'{s:.2f}' for s in alignment.scales())}); is this a brain scan that "
+            "covers the head?",
             scan.path,
         )
     return alignment
+
+
+def thick_slices(scan: Scan) -> bool:
+    """Whether the scan's coarsest voxel axis is at least ``THICK_SLICE_MM``."""
+    return float(np.max(scan.zooms)) >= THICK_SLICE_MM
+
+
+def _diverged(alignment: Alignment) -> bool:
+    scales = alignment.scales() if np.all(np.isfinite(alignment.matrix)) else None
+    return bool(
+        scales is None or scales.min() < PLAUSIBLE_SCALE[0] or scales.max() > PLAUSIBLE_SCALE[1]
+    )
+
+
+def _refine_affine(fixed, moving, moving_mask, rigid):
+    """12 parameters from the rigid fit: the coarse level, then the registration grid."""
+    import SimpleITK as sitk
+
+    transform = sitk.AffineTransform(3)
+    transform.SetCenter(rigid.GetCenter())
+    transform.SetMatrix(rigid.GetMatrix())
+    transform.SetTranslation(rigid.GetTranslation())
+    _run(fixed, moving, moving_mask, transform, 100, (2,))
+    metric = _run(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
+    return transform, metric
+
+
+def _refine_similarity(fixed, moving, moving_mask, rigid):
+    """Rigid plus one isotropic scale (7 parameters) from the rigid fit."""
+    import SimpleITK as sitk
+
+    transform = sitk.Similarity3DTransform()
+    transform.SetCenter(rigid.GetCenter())
+    transform.SetMatrix(rigid.GetMatrix())
+    transform.SetTranslation(rigid.GetTranslation())
+    _run(fixed, moving, moving_mask, transform, 100, (2,))
+    metric = _run(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
+    return transform, metric
