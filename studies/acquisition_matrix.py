@@ -1,7 +1,8 @@
 """Acquisition variants of healthy and lesioned phantoms, through the whole pipeline.
 
 For each variant (storage order, sagittal 3-D, 5 mm slices, cropped field of view, bias
-field, a 15-degree tilt, skull on, skull on and tilted), the same subjects are acquired
+field, a 15-degree tilt, skull on, skull on and tilted, clinical stacks of a few thick
+axial slices with the skull on), the same subjects are acquired
 that way: healthy controls (calibration), healthy test scans and metastasis-like scans
 (T1c). A copy of the model is calibrated with the variant's own controls and scores its
 test scans:
@@ -55,6 +56,12 @@ VARIANTS = {
     "cropped (top 25 mm), rigid alignment": (("crop-top25",), False, {"align": "rigid"}),
     "skull on": ((), True, {}),
     "skull on, tilt 15 deg, rigid": (("tilt15",), True, {"align": "rigid"}),
+    "skull on, no neck, 6.5 mm axial slices": (("crop-bottom60", "thick6.5"), True, {}),
+    "skull on, no neck, tilt 10 deg, 7 mm axial slices": (
+        ("tilt10", "crop-bottom60", "thick7"),
+        True,
+        {},
+    ),
 }
 UNUSUAL = 95.0
 PEAK_TOLERANCE_MM = 4.0

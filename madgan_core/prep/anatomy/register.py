@@ -371,6 +371,7 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
     _run(fixed, moving, moving_mask, best, 100, (2,))
     metric = _run(fixed, moving, moving_mask, best, 100, (1,), fraction=1.0)
     alignment = Alignment(_matrix(best), "rigid", metric)
+    retried = ""
     if kind == "affine":
         transform, metric = _refine_affine(fixed, moving, moving_mask, best)
         alignment = Alignment(_matrix(transform), kind, metric)
@@ -379,11 +380,12 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
             # all three axes (rigid plus a size) is what they can support.
             transform, metric = _refine_similarity(fixed, moving, moving_mask, best)
             alignment = Alignment(_matrix(transform), kind, metric)
+            retried = ", also with one scale for its thick slices"
     if _diverged(alignment):
         raise ScanError(
             "registration to the MNI152 template diverged (scales "
-            f"{', '.join(f'{s:.2f}' for s in alignment.scales())}); is this a brain scan that "
-            "covers the head?",
+            f"{', '.join(f'{s:.2f}' for s in alignment.scales())}{retried}); is this a brain "
+            "scan that covers the head?",
             scan.path,
         )
     return alignment
