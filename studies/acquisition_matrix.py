@@ -56,9 +56,14 @@ VARIANTS = {
     "cropped (top 25 mm), rigid alignment": (("crop-top25",), False, {"align": "rigid"}),
     "skull on": ((), True, {}),
     "skull on, tilt 15 deg, rigid": (("tilt15",), True, {"align": "rigid"}),
-    "skull on, no neck, 6.5 mm axial slices": (("crop-bottom60", "thick6.5"), True, {}),
-    "skull on, no neck, tilt 10 deg, 7 mm axial slices": (
-        ("tilt10", "crop-bottom60", "thick7"),
+    # Clinical stacks: a few thick axial slices covering the brain, skull on.
+    "skull on, 6.5 mm axial slices over the brain": (
+        ("crop-top1", "crop-bottom1", "thick6.5"),
+        True,
+        {},
+    ),
+    "skull on, tilt 10 deg, 7 mm axial slices over the brain": (
+        ("tilt10", "crop-top1", "crop-bottom1", "thick7"),
         True,
         {},
     ),
@@ -87,10 +92,11 @@ def acquire(base, steps, skull: bool, voxel_mm: float, folder: Path) -> list[Man
     (folder / "masks").mkdir(parents=True, exist_ok=True)
     for k, (name, split, volume, affine, lesion, info) in enumerate(base):
         masks = {} if lesion is None else {"lesion": lesion}
-        if skull:
-            volume, affine, _, masks = wrap_in_head(
+        if skull:  # the brain mask is carried so that crops are measured on the brain
+            volume, affine, brain, masks = wrap_in_head(
                 volume, masks, voxel_mm, info["scanner"]["noise_sigma"], seed=k
             )
+            masks = {**masks, "brain": brain}
         for step in steps:
             volume, affine, masks = parse_variant(step)(volume, affine, masks, k)
         path = folder / "scans" / f"{name}_T1c.nii.gz"

@@ -11,7 +11,10 @@ The fit is deterministic: it runs on one thread (ITK's Mattes metric adds the th
 histograms in the order they finish, so a threaded fit differs from run to run), its
 sampling is seeded, and it sees the scan's RAS+ array with its affine rounded to
 ``AFFINE_DECIMALS``, so files that store the same voxels in another axis order (whose
-affines differ by float32 rounding) get the same fit."""
+affines differ by float32 rounding) get the same fit.
+
+A scan of thick slices (``THICK_SLICE_MM``) whose affine fit diverges is fitted again with
+one scale for all axes (a similarity), which few thick slices can support."""
 
 from __future__ import annotations
 
