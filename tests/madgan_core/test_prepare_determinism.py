@@ -87,7 +87,7 @@ def test_a_thick_slice_head_whose_affine_fit_diverges_is_fitted_with_one_scale(h
     cropped = crop_field_of_view(volume, affine, {"brain": brain}, bottom_mm=50.0)
     volume, affine, masks = thick_slices(*cropped, mm=6.5)
     assert volume.shape[2] < 30  # a clinical stack: few thick axial slices
-    monkeypatch.setattr(register, "_refine_affine", _squashed_affine)
+    monkeypatch.setattr(register, "refine_affine", _squashed_affine)
     prepared = prepare_scan(Scan.from_array(volume, affine), CFG)
     scales = prepared.alignment.scales()
     assert prepared.skull is True and np.ptp(scales) < 1e-6  # one scale for all axes
@@ -98,6 +98,6 @@ def test_a_thick_slice_head_whose_affine_fit_diverges_is_fitted_with_one_scale(h
 
 def test_a_thin_slice_head_whose_affine_fit_diverges_is_still_refused(head, monkeypatch):
     volume, affine, _ = head
-    monkeypatch.setattr(register, "_refine_affine", _squashed_affine)
+    monkeypatch.setattr(register, "refine_affine", _squashed_affine)
     with pytest.raises(ScanError, match="diverged"):
         prepare_scan(Scan.from_array(volume, affine), CFG)

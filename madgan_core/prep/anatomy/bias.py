@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 
 from madgan_core.errors import ScanError
-from madgan_core.prep.anatomy.register import itk_threads, sitk_image
+from madgan_core.prep.anatomy.fit import itk_threads
+from madgan_core.prep.anatomy.register import sitk_image
 from madgan_core.scans.scan import Scan
 
 SHRINK = 4  # N4 runs on a grid this many times coarser (at most); the smooth field loses nothing

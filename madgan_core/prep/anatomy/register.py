@@ -18,15 +18,14 @@ one scale for all axes (a similarity), which few thick slices can support."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from madgan_core.errors import ScanError
+from madgan_core.prep.anatomy.fit import itk_threads, refine_affine, refine_similarity, run_fit
 from madgan_core.scans.scan import Scan
 
 REGISTRATION_MM = 3.0  # grid the metric is computed on (the pyramid adds a 6 mm level)
@@ -48,29 +47,8 @@ PLAUSIBLE_SCALE = (0.7, 1.45)
 # A scan with voxels this thick (mm) along an axis whose affine fit diverged is fitted
 # again with one scale for all axes (rigid plus a size).
 THICK_SLICE_MM = 4.0
-# ITK threads for the fit (one: a threaded Mattes metric and N4 sum in a varying order), the
-# sampling seed, and the decimals (mm) the scan's affine is rounded to for the fit.
-FIT_THREADS = 1
-SAMPLING_SEED = 7
+# The decimals (mm) the scan's affine is rounded to for the fit.
 AFFINE_DECIMALS = 4
-
-
-@contextlib.contextmanager
-def itk_threads(n: int | None = None) -> Iterator[None]:
-    """Run SimpleITK with ``n`` threads (``FIT_THREADS`` when None) inside the block, then
-    restore the default.
-
-    Filters and metrics that ITK builds internally take the global default, not the
-    number set on the outer object, so the default itself is set for the block.
-    """
-    import SimpleITK as sitk
-
-    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(FIT_THREADS if n is None else n)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 @dataclass(frozen=True)
@@ -237,40 +215,6 @@ def fit_affine(scan: Scan) -> np.ndarray:
     return np.round(np.asarray(scan.affine, dtype=float), AFFINE_DECIMALS) + 0.0
 
 
-def _method(iterations: int, levels: tuple[int, ...], learning_rate: float, fraction: float):
-    import SimpleITK as sitk
-
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(FIT_THREADS)
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    if fraction < 1.0:
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(fraction, seed=SAMPLING_SEED)
-    else:
-        reg.SetMetricSamplingStrategy(reg.NONE)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=learning_rate,
-        minStep=1e-3,
-        numberOfIterations=iterations,
-        relaxationFactor=0.6,
-        gradientMagnitudeTolerance=1e-6,
-    )
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel(list(levels))
-    reg.SetSmoothingSigmasPerLevel([0.0] * len(levels))
-    return reg
-
-
-def _run(fixed, moving, moving_mask, transform, iterations, levels, fraction=0.25):
-    """Optimise ``transform`` in place; the last level of the pyramid samples every voxel."""
-    reg = _method(iterations, levels, 2.0, fraction)
-    reg.SetMetricMovingMask(moving_mask)
-    reg.SetInitialTransform(transform, inPlace=True)
-    reg.Execute(fixed, moving)
-    return float(reg.GetMetricValue())
-
-
 def _initial_rigid(fixed, moving):
     """Moments, then the brain's top moved to ``TOP_GAP_MM`` below the head's top.
 
@@ -368,20 +312,20 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
         candidate = sitk.Euler3DTransform(base)
         t = np.array(candidate.GetTranslation()) - np.array([0.0, 0.0, shift])
         candidate.SetTranslation(t.tolist())
-        metric = _run(fixed, moving, moving_mask, candidate, 40, (2,))
+        metric = run_fit(fixed, moving, moving_mask, candidate, 40, (2,))
         if metric < best_metric:
             best, best_metric = candidate, metric
-    _run(fixed, moving, moving_mask, best, 100, (2,))
-    metric = _run(fixed, moving, moving_mask, best, 100, (1,), fraction=1.0)
+    run_fit(fixed, moving, moving_mask, best, 100, (2,))
+    metric = run_fit(fixed, moving, moving_mask, best, 100, (1,), fraction=1.0)
     alignment = Alignment(_matrix(best), "rigid", metric)
     retried = ""
     if kind == "affine":
-        transform, metric = _refine_affine(fixed, moving, moving_mask, best)
+        transform, metric = refine_affine(fixed, moving, moving_mask, best)
         alignment = Alignment(_matrix(transform), kind, metric)
         if _diverged(alignment) and thick_slices(scan):
             # Few thick slices pin the scale along the slice axis poorly: one scale for
             # all three axes (rigid plus a size) is what they can support.
-            transform, metric = _refine_similarity(fixed, moving, moving_mask, best)
+            transform, metric = refine_similarity(fixed, moving, moving_mask, best)
             alignment = Alignment(_matrix(transform), kind, metric)
             retried = ", also with one scale for its thick slices"
     if _diverged(alignment):
@@ -404,29 +348,3 @@ def _diverged(alignment: Alignment) -> bool:
     return bool(
         scales is None or scales.min() < PLAUSIBLE_SCALE[0] or scales.max() > PLAUSIBLE_SCALE[1]
     )
-
-
-def _refine_affine(fixed, moving, moving_mask, rigid):
-    """12 parameters from the rigid fit: the coarse level, then the registration grid."""
-    import SimpleITK as sitk
-
-    transform = sitk.AffineTransform(3)
-    transform.SetCenter(rigid.GetCenter())
-    transform.SetMatrix(rigid.GetMatrix())
-    transform.SetTranslation(rigid.GetTranslation())
-    _run(fixed, moving, moving_mask, transform, 100, (2,))
-    metric = _run(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
-    return transform, metric
-
-
-def _refine_similarity(fixed, moving, moving_mask, rigid):
-    """Rigid plus one isotropic scale (7 parameters) from the rigid fit."""
-    import SimpleITK as sitk
-
-    transform = sitk.Similarity3DTransform()
-    transform.SetCenter(rigid.GetCenter())
-    transform.SetMatrix(rigid.GetMatrix())
-    transform.SetTranslation(rigid.GetTranslation())
-    _run(fixed, moving, moving_mask, transform, 100, (2,))
-    metric = _run(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
-    return transform, metric
