@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,22 @@ def torchrun(*args: str, entry: list[str] | None = None, env: dict | None = None
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     cmd += entry or ["-m", "madgan_core.cli"]
     cmd += [*args, "--device", "cpu", "--no-progress"]
-    return subprocess.run(cmd, env=environ, capture_output=True, text=True, timeout=120)
+    # Its own session, so a timeout takes the ranks down with the launcher.
+    with subprocess.Popen(
+        cmd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def test_score_under_torchrun_gives_the_rows_of_one_process(cohort, tmp_path):
