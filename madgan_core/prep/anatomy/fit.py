@@ -74,20 +74,18 @@ def refine_affine(fixed, moving, moving_mask, rigid):
     """12 parameters from the rigid fit: the coarse level, then the registration grid."""
     import SimpleITK as sitk
 
-    transform = sitk.AffineTransform(3)
-    transform.SetCenter(rigid.GetCenter())
-    transform.SetMatrix(rigid.GetMatrix())
-    transform.SetTranslation(rigid.GetTranslation())
-    run_fit(fixed, moving, moving_mask, transform, 100, (2,))
-    metric = run_fit(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
-    return transform, metric
+    return _refine(fixed, moving, moving_mask, rigid, sitk.AffineTransform(3))
 
 
 def refine_similarity(fixed, moving, moving_mask, rigid):
     """Rigid plus one isotropic scale (7 parameters) from the rigid fit."""
     import SimpleITK as sitk
 
-    transform = sitk.Similarity3DTransform()
+    return _refine(fixed, moving, moving_mask, rigid, sitk.Similarity3DTransform())
+
+
+def _refine(fixed, moving, moving_mask, rigid, transform):
+    """``transform`` started at the rigid fit, then optimised coarse to fine."""
     transform.SetCenter(rigid.GetCenter())
     transform.SetMatrix(rigid.GetMatrix())
     transform.SetTranslation(rigid.GetTranslation())
