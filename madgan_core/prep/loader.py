@@ -219,7 +219,7 @@ class SlabLoader:
         keep_scan: bool = False,
         brain_masks: dict[str, Path] | None = None,
     ) -> Iterator[LoadedSlab]:
-        """Each of ``paths`` prepared (:func:`prepare`), in order.
+        """Each of ``paths`` prepared (:func:`load_slab`), in order.
 
         ``brain_masks``: mask files by scan path (``str(path)``), for the scans that have one.
         An error reading or preprocessing a scan is raised when the caller reaches it.
