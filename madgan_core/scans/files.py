@@ -1,4 +1,4 @@
-"""Scan I/O: scans in through the reader registry, native-space NIfTI out, atomic writes.
+"""Scan files: scans in through the reader registry, native-space NIfTI out (atomically).
 
 Which paths are scans, and who reads them, is the registry's to say
 (:mod:`madgan_core.scans.readers`). The :class:`~madgan_core.scans.scan.Scan` type and the
@@ -15,14 +15,10 @@ import numpy as np
 
 from madgan_core.errors import ScanError
 from madgan_core.scans import readers
-from madgan_core.scans.atomic import atomic_path, atomic_write_text, atomic_write_with
+from madgan_core.scans.atomic import atomic_path
 from madgan_core.scans.scan import Scan
 
 __all__ = [
-    "Scan",
-    "atomic_path",
-    "atomic_write_text",
-    "atomic_write_with",
     "is_scan_path",
     "load_scan",
     "save_like",

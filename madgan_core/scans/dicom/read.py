@@ -1,4 +1,4 @@
-"""Read one DICOM series as a :class:`~madgan_core.scans.files.Scan`, like the NIfTI path does.
+"""Read one DICOM series as a :class:`~madgan_core.scans.scan.Scan`, like the NIfTI path does.
 
 The images, ordered by position along the slice normal, become a volume whose
 voxel axes are (column, row, slice), with RescaleSlope and RescaleIntercept
