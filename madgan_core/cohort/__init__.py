@@ -1,1 +1,2 @@
-"""Many scans: scoring files in bulk, phantom cohorts, baselines and evaluation."""
+"""Many scans: scoring files in bulk, training runs with their calibration, phantom cohorts
+(from the MNI152 template or real brains), baselines and evaluation."""

@@ -1,4 +1,5 @@
-"""Phantom cohorts from the MNI152 template: healthy variation, AD-like atrophy, metastases, other lesions.
+"""Phantom cohorts from the MNI152 template or real brains (:mod:`.anatomies`): healthy
+variation, AD-like atrophy, metastases, other lesions.
 
 Example:
     >>> from madgan_core.cohort.phantom import make_subject
