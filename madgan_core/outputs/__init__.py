@@ -1,1 +1,2 @@
-"""Artefacts written for a person or a PACS from a scored scan."""
+"""What a reader or a PACS receives from a scored scan: wording, the slice ranking, the
+one-page report and DICOM results."""
