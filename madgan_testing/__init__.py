@@ -6,4 +6,5 @@ it is imported from a checkout of the repository, with the repository root on
 
 * :mod:`.brains`: small synthetic brain volumes and the path of nibabel's test files.
 * :mod:`.dicom_series`: write a volume as a DICOM MR series (made-up patient).
+* :mod:`.results`: scan results made by hand, for tests of what a reader is shown.
 """
