@@ -46,7 +46,8 @@ class HealthyReference:
         sequences: the controls' sequences (T1, T1c), in the same order.
         zstats: per sequence, healthy ℓ2 statistics for z-maps (:mod:`madgan_core.model.zstats`).
         domain: the controls' domain profile summary (``ProfileSummary.to_dict()`` of
-            :mod:`madgan_core.scoring.domain`), or None for a reference made before profiles.
+            :mod:`madgan_core.prep.domain_profile`), or None for a reference made before
+            profiles.
     """
 
     scores: dict[str, np.ndarray]
