@@ -8,8 +8,8 @@ standard deviation. A scan's z-map says how unusual its error is *for that
 place*, so the lesion itself lights up rather than only the anatomy that is
 always hard to predict.
 
-The z-map modes of :data:`madgan_core.modes.SCORE_MODES` (those that need ``zmap``)
-are computed over the brain's z-values (see :meth:`ZStats.scan_scores`):
+The z-map modes (:func:`madgan_core.modes.score_modes` with ``needs`` ``zmap``) are
+computed over the brain's z-values (see :meth:`ZStats.scan_scores`):
 
 - ``ztail``: the mean of the top 1% of z over the brain, for focal lesions;
 - ``zvolume``: the percentage of the brain with z above 4, for focal lesions;

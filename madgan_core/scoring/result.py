@@ -33,7 +33,7 @@ class ScanScore:
     Attributes:
         name: scan name (file stem).
         path: source file, if any.
-        scores: scan score per mode (see :data:`madgan_core.modes.SCORE_MODES`).
+        scores: scan score per mode (see :func:`madgan_core.modes.score_modes`).
         window_losses: mean ℓ2 of each window, ``(w,)``.
         copy_losses: the copy-last-slice predictor's ℓ2 on the same windows, ``(w,)``.
         slice_losses: mean ℓ2 per slab slice over the windows that predict it; NaN if none.

@@ -36,7 +36,7 @@ def scan_scores(
     window_losses: np.ndarray, copy_losses: np.ndarray, settings: ScoreConfig | None = None
 ) -> dict[str, float]:
     """The scores of every mode computed from per-window losses (``needs`` ``windows`` in
-    :data:`madgan_core.modes.SCORE_MODES`)."""
+    :func:`madgan_core.modes.score_modes`)."""
     from madgan_core.config import ScoreConfig
 
     inputs = ScoreInputs(settings or ScoreConfig(), window_losses, copy_losses)

@@ -185,7 +185,7 @@ class ReviewWidget(QWidget):
         self.set_heatmap_range(HEATMAP_RANGE[sequence])
 
     def set_score_mode(self, mode: str) -> None:
-        """Lead the score panel with ``mode`` (one of :data:`madgan_core.modes.SCORE_MODES`)."""
+        """Lead the score panel with ``mode`` (one of :func:`madgan_core.modes.mode_names`)."""
         if mode != AUTO and mode not in self.form.headline.choices:
             raise ValueError(f"unknown score mode {mode!r}")
         self.form.headline.value = mode
