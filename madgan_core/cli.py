@@ -16,7 +16,16 @@ import sys
 from madgan_core import __version__
 from madgan_core.errors import MadganError
 
-COMMANDS = ("phantom", "train", "calibrate", "score", "evaluate", "series", "demo")
+COMMANDS = (
+    "phantom",
+    "manifest",
+    "train",
+    "calibrate",
+    "score",
+    "evaluate",
+    "series",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

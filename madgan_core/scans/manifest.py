@@ -3,8 +3,9 @@
 Columns: ``path,subject,group,stage,sequence,split`` (required), then the
 optional ``subtype`` (lesion sub-type of the ``various`` group), ``mask``
 (a lesion mask scan), ``brain_mask`` (the true brain mask of a scan with a skull) and
-``anatomy`` (the brain a phantom was built from; empty: the MNI152 template). Paths are relative to the manifest's folder (absolute
-paths are allowed). Splits are made by subject: a subject never appears in two
+``anatomy`` (the brain a phantom was built from; empty: the MNI152 template), and the
+covariates ``age`` (years), ``sex`` and ``site``. Paths are relative to the manifest's
+folder (absolute paths are allowed). Splits are made by subject: a subject never appears in two
 splits.
 """
 
@@ -25,7 +26,7 @@ from madgan_core.scans.readers import file_suffixes
 from madgan_core.scans.scan import scan_stem
 
 REQUIRED_COLUMNS = ("path", "subject", "group", "stage", "sequence", "split")
-OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask", "anatomy")
+OPTIONAL_COLUMNS = ("subtype", "mask", "brain_mask", "anatomy", "age", "sex", "site")
 GROUPS = ("healthy", "ad", "mets", "various")  # the phantom cohort's groups
 # Real cohorts may name other groups (e.g. "mci", "glioma"); "healthy" is the one the
 # tool treats specially (training, calibration, the negatives of every ROC).
@@ -50,6 +51,9 @@ class ManifestRow:
         brain_mask: optional absolute path of the scan's true brain mask.
         anatomy: optional label of the brain a phantom scan was built from (for
             leave-one-anatomy-out evaluation).
+        age: optional age in years (a covariate, e.g. from a BIDS ``participants.tsv``).
+        sex: optional sex as the source gives it.
+        site: optional acquisition site.
     """
 
     path: Path
@@ -62,6 +66,9 @@ class ManifestRow:
     mask: Path | None = None
     brain_mask: Path | None = None
     anatomy: str = ""
+    age: float | None = None
+    sex: str = ""
+    site: str = ""
 
 
 def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRow]:
@@ -131,6 +138,14 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
         except ValueError:
             row_problems.append(f"stage {values['stage']!r} is not a non-negative integer")
             stage = -1
+        age = None
+        if values.get("age"):
+            try:
+                age = float(values["age"])
+                if not age >= 0:
+                    raise ValueError
+            except ValueError:
+                row_problems.append(f"age {values['age']!r} is not a non-negative number")
         if scan in seen_paths:
             row_problems.append(
                 f"scan {values['path']} is already listed in row {seen_paths[scan]}"
@@ -158,6 +173,9 @@ def read_manifest(path: str | Path, check_paths: bool = True) -> list[ManifestRo
                     mask=mask,
                     brain_mask=brain_mask,
                     anatomy=values.get("anatomy", ""),
+                    age=age,
+                    sex=values.get("sex", ""),
+                    site=values.get("site", ""),
                 )
             )
     if problems:
@@ -183,7 +201,7 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | Path) -> Path:
     path = Path(path)
     base = path.parent.resolve()
     columns = list(REQUIRED_COLUMNS)
-    columns += [c for c in OPTIONAL_COLUMNS if any(getattr(r, c) for r in rows)]
+    columns += [c for c in OPTIONAL_COLUMNS if any(getattr(r, c) not in (None, "") for r in rows)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -199,6 +217,9 @@ def write_manifest(rows: Sequence[ManifestRow], path: str | Path) -> Path:
             "mask": _relative(r.mask, base) if r.mask is not None else "",
             "brain_mask": _relative(r.brain_mask, base) if r.brain_mask is not None else "",
             "anatomy": r.anatomy,
+            "age": "" if r.age is None else f"{r.age:g}",
+            "sex": r.sex,
+            "site": r.site,
         }
         writer.writerow([values[c] for c in columns])
     return atomic_write_text(path, buf.getvalue())
