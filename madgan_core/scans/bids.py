@@ -87,6 +87,7 @@ def index_bids(root: str | Path) -> BidsDataset:
     root = Path(root)
     if not root.is_dir():
         raise ManifestError("is not a folder (expected a BIDS dataset)", root)
+    root = root.resolve()
     _check_description(root / DESCRIPTION)
     columns, participants = read_participants(root / PARTICIPANTS)
     problems: list[str] = []
@@ -105,11 +106,12 @@ def index_bids(root: str | Path) -> BidsDataset:
                 "(add a row with this participant_id)"
             )
             continue
-        places = [(ses.name[4:], ses.datatypes) for ses in subject.sessions or []]
+        places = [(ses.name, ses.datatypes) for ses in subject.sessions or []]
         for session, datatypes in [*places, ("", subject.datatypes or [])]:
             for anat in (d for d in datatypes if d.name == "anat"):
+                where = folder / session / "anat"
                 for file in anat.files or []:
-                    scan = _parse(file, subject.name, session, problems)
+                    scan = _parse(file, where, subject.name, session[4:], problems)
                     if scan is not None:
                         scans.append(scan)
     if problems:
@@ -190,11 +192,11 @@ def read_participants(path: Path) -> tuple[tuple[str, ...], dict[str, dict[str, 
     return columns, participants
 
 
-def _parse(file, subject: str, session: str, problems: list[str]) -> BidsScan | None:
+def _parse(file, folder: Path, subject: str, session: str, problems: list[str]) -> BidsScan | None:
     """The scan an indexed file describes (``None`` for other files); problems are appended."""
-    path = Path(file.get_absolute_path())
-    if path.name.startswith("."):
+    if file.name.startswith("."):
         return None
+    path = folder / file.name
     match = _FILE_NAME.match(path.name)
     expected = f"{subject}{f'_ses-{session}' if session else ''}_[<key>-<label>_]<suffix>.<ext>"
     entities = getattr(file, "entities", None)  # absent: not a BIDS name to the library
@@ -220,4 +222,4 @@ def _parse(file, subject: str, session: str, problems: list[str]) -> BidsScan | 
         return None
     if file.suffix != "T1w" or file.extension.lower() not in T1_EXTENSIONS:
         return None
-    return BidsScan(path.resolve(), subject, session, entities.get("ce", ""))
+    return BidsScan(path, subject, session, entities.get("ce", ""))
