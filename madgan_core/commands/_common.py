@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterator
@@ -27,7 +26,6 @@ from tqdm import tqdm
 from madgan_core.config import DEVICES, PRECISIONS
 
 if TYPE_CHECKING:
-    from madgan_core.model.checkpoint import LoadedModel
     from madgan_core.prep.loader import SlabLoader
 
 log = logging.getLogger(__name__)
@@ -133,16 +131,6 @@ def score_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from madgan_core.config import parse_overrides
 
     return parse_overrides(args.set, sections=("score",))
-
-
-def with_score_overrides(model: LoadedModel, overrides: dict[str, Any]) -> LoadedModel:
-    """``model`` with :func:`score_overrides` applied to its configuration (the file is left as it is).
-
-    The settings are merged and checked by
-    :meth:`madgan_core.config.MadganConfig.with_score_overrides`.
-    """
-    config = model.config.with_score_overrides(overrides.get("score"))
-    return model if config is model.config else dataclasses.replace(model, config=config)
 
 
 class _Deprecated(argparse.Action):

@@ -18,7 +18,6 @@ from madgan_core.commands._common import (
     loader_from,
     score_overrides,
     tqdm_callback,
-    with_score_overrides,
 )
 from madgan_core.config import SEQUENCES
 from madgan_core.errors import ConfigError, MadganError
@@ -114,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             "give one mask per scan, in the scans' order"
         )
     with cohort_group(args.device) as (info, device):
-        model = with_score_overrides(load_model(args.model, device=device), overrides)
+        model = load_model(args.model, device=device).with_score(overrides.get("score"))
         mode = model.config.score.mode
         _require_mode(model, mode, args.sequence, args.model)
         if args.dicom_out is not None:

@@ -14,9 +14,11 @@ it never suggests loading the file another way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,13 @@ class LoadedModel:
         if self._folded is None or self._folded[0] != key:
             self._folded = (key, fold_batchnorm(self.generator))
         return self._folded[1]
+
+    def with_score(self, score: Mapping[str, Any] | None) -> LoadedModel:
+        """This model scoring with ``score`` over its score settings, e.g.
+        ``{"top_windows": 5}`` (:meth:`madgan_core.config.MadganConfig.with_score_overrides`
+        merges and checks them); itself without any. The model file is left as it is."""
+        config = self.config.with_score_overrides(score)
+        return self if config is self.config else dataclasses.replace(self, config=config)
 
 
 # ---------------------------------------------------------------- state helpers

@@ -281,7 +281,7 @@ def calibrate_model(
         model = load_model(model_path, device=dev)
         stored = {}
         if score:
-            model = dataclasses.replace(model, config=model.config.with_score_overrides(score))
+            model = model.with_score(score)
             stored["config"] = model.config.to_dict()
         work_dir = model_path.with_name(model_path.name + ".calibration")
         reference = build_reference(

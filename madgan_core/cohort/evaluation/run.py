@@ -8,7 +8,6 @@ script or a GUI can show it as it likes.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -78,7 +77,7 @@ def auc_across_checkpoints(
 
     curve: dict[str, list[tuple[int, float]]] = {}
     for i, (step, path) in enumerate(checkpoints):
-        model = _with_score(load_model(path, device=device), score)
+        model = load_model(path, device=device).with_score(score)
         records = score_cohort(
             {"madgan": generator_predictor(model.inference_generator())},
             model,
@@ -142,7 +141,7 @@ def evaluate(
     if checkpoints is not None and not found:
         raise MadganError("no checkpoints found", checkpoints)
     with cohort_group(device) as (info, dev):
-        model = _with_score(load_model(model_path, device=dev), score)
+        model = load_model(model_path, device=dev).with_score(score)
         progress = progress if info.is_main else None
         predictors = evaluation_predictors(
             model, None if autoencoder is None else Path(autoencoder), model.device
@@ -168,12 +167,6 @@ def evaluate(
     notes = "\n".join([*regions_markdown(regions), notes])
     report, table = write_report(records, columns, out, model, curve, notes)
     return Evaluation(report, table, columns)
-
-
-def _with_score(model: LoadedModel, score: dict[str, Any] | None) -> LoadedModel:
-    """``model`` scoring with ``score`` over its score settings (itself when there are none)."""
-    config = model.config.with_score_overrides(score)
-    return model if config is model.config else dataclasses.replace(model, config=config)
 
 
 def _stage(
