@@ -7,15 +7,12 @@ import dataclasses
 import numpy as np
 
 from madgan_core.errors import ScanError
-from madgan_core.prep.anatomy.fit import itk_threads
+from madgan_core.prep.anatomy.fit import FIT_THREADS, itk_threads
 from madgan_core.prep.anatomy.register import sitk_image
 from madgan_core.scans.scan import Scan
 
 SHRINK = 4  # N4 runs on a grid this many times coarser (at most); the smooth field loses nothing
 ITERATIONS = (50, 40, 30)  # per fitting level (control-point grid doubles each level)
-# N4's B-spline fit adds the threads' sums in a varying order; one thread gives the same
-# field every run.
-THREADS = 1
 
 
 def correct_bias(scan: Scan, mask: np.ndarray | None = None) -> Scan:
@@ -46,10 +43,10 @@ def correct_bias(scan: Scan, mask: np.ndarray | None = None) -> Scan:
     small_mask = sitk.Shrink(fit_mask, shrink)
     if not np.any(sitk.GetArrayViewFromImage(small_mask)):
         small_mask = sitk.Cast(sitk.OtsuThreshold(small, 0, 1, 200), sitk.sitkUInt8)
-    with itk_threads(THREADS):
+    with itk_threads():
         n4 = sitk.N4BiasFieldCorrectionImageFilter()
         n4.SetMaximumNumberOfIterations(list(ITERATIONS))
-        n4.SetNumberOfThreads(THREADS)
+        n4.SetNumberOfThreads(FIT_THREADS)
         n4.Execute(small, small_mask)
         log_field = sitk.GetArrayFromImage(n4.GetLogBiasFieldAsImage(image))
     log_field = log_field.transpose(2, 1, 0)
