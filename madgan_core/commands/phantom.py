@@ -1,4 +1,4 @@
-"""``madgan phantom``: simulate a phantom cohort from the MNI152 template."""
+"""``madgan phantom``: simulate a phantom cohort from the MNI152 template or real brains."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from madgan_core.cohort.phantom import anatomies
 from madgan_core.cohort.phantom.acquisition import VARIANT_HELP
-from madgan_core.cohort.phantom.subject import ANATOMIES
 from madgan_core.commands._common import add_progress_option
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=_anatomy,
         default=None,
         metavar="NAME_OR_FILE",
-        help=f"the brain(s) subjects are built from: a bundled brain ({', '.join(ANATOMIES)}) "
+        help=f"the brain(s) subjects are built from: a bundled brain ({', '.join(anatomies.NAMES)}) "
         "or a T1 scan file (registered to the MNI152 template, brain-extracted if it has a "
         "skull); several are taken in turn by each group's subjects, and the manifest's "
         "anatomy column names each scan's (default: mni; see docs/data.md)",

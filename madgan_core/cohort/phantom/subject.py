@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from madgan_core.cohort.phantom.anatomies import NAMES, anatomy_template
+from madgan_core.cohort.phantom.anatomies import anatomy_template
 from madgan_core.cohort.phantom.deform import ControlGrid, exp_velocity, resample, resample_mask
 from madgan_core.cohort.phantom.diseases import (
     SUBTYPES,
@@ -30,9 +30,6 @@ GROUPS = ("healthy", "ad", "mets", "various")
 SEQUENCES = ("T1", "T1c")
 # Which sequence each group is scanned with in a cohort (healthy subjects get both).
 GROUP_SEQUENCES = {"healthy": ("T1", "T1c"), "ad": ("T1",), "mets": ("T1c",), "various": ("T1c",)}
-# Named brains a subject can be warped from (a T1 file's path works too):
-# :data:`madgan_core.cohort.phantom.anatomies.BUNDLED`.
-ANATOMIES = NAMES
 
 
 def _check(group: str, stage: int, sequence: str, subtype: str | None) -> tuple[int, str | None]:
@@ -86,7 +83,7 @@ def make_subject(
         anatomy: the brain the subject is built from, all on the same grid in MNI space:
             ``mni`` (the MNI152 brain), ``head`` (the average head's own brain,
             :func:`madgan_core.cohort.phantom.head.head_template`), another bundled name of
-            :data:`ANATOMIES` (e.g. ``colin27``), or a T1 file's path, fitted to the template
+            :data:`~madgan_core.cohort.phantom.anatomies.NAMES` (e.g. ``colin27``), or a T1 file's path, fitted to the template
             by :func:`madgan_core.cohort.phantom.anatomies.anatomy_template`.
 
     Returns:
