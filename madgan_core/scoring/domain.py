@@ -5,7 +5,8 @@ comparison means something only for a scan acquired and prepared like them. Each
 :class:`~madgan_core.prep.domain_profile.DomainProfile` is made while it is preprocessed;
 calibration stores the summary of its controls' profiles
 (:class:`~madgan_core.prep.domain_profile.ProfileSummary`) in the model's reference.
-:func:`check_domain` compares the two and says in plain words what differs.
+:func:`compare` compares the two and says in plain words what differs; :func:`guard`,
+which scoring calls, also compares the scan with the model's training scans.
 
 The limits (:data:`LIMITS`):
 
