@@ -107,3 +107,37 @@ def test_a_thin_slice_head_whose_affine_fit_diverges_is_still_refused(head, monk
     monkeypatch.setattr(register, "refine_affine", _squashed_affine)
     with pytest.raises(ScanError, match="diverged"):
         prepare_scan(Scan.from_array(volume, affine), CFG)
+
+
+def test_overlapping_itk_thread_blocks_hold_one_thread_and_restore_the_default():
+    import threading
+
+    import SimpleITK as sitk
+
+    from madgan_core.prep.anatomy.fit import FIT_THREADS, itk_threads
+
+    default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with itk_threads():
+            first_in.set()
+            second_in.wait(10)
+            seen.append(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+        first_out.set()  # the first block leaves while the second is still inside
+
+    def second():
+        first_in.wait(10)
+        with itk_threads():
+            second_in.set()
+            first_out.wait(10)
+            seen.append(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert seen == [FIT_THREADS, FIT_THREADS]
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == default

@@ -10,6 +10,7 @@ sets that default for the block; the metric's random sampling is seeded.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 # ITK threads for the fit and N4 (one: threaded sums come in a varying order), and the
@@ -18,22 +19,35 @@ FIT_THREADS = 1
 SAMPLING_SEED = 7
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
 @contextlib.contextmanager
-def itk_threads(n: int | None = None) -> Iterator[None]:
-    """Run SimpleITK with ``n`` threads (``FIT_THREADS`` when None) inside the block, then
-    restore the default.
+def itk_threads() -> Iterator[None]:
+    """Run SimpleITK with ``FIT_THREADS`` threads inside the block, then restore the default.
 
     Filters and metrics that ITK builds internally take the global default, not the
-    number set on the outer object, so the default itself is set for the block.
+    number set on the outer object, so the default itself is set for the block. Blocks may
+    overlap (the cohort loader prepares scans in parallel threads): the first to enter
+    sets the default and the last to leave restores it.
     """
     import SimpleITK as sitk
 
-    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(FIT_THREADS if n is None else n)
+    global _threads_users, _threads_before
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(FIT_THREADS)
+        _threads_users += 1
     try:
         yield
     finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(_threads_before)
 
 
 def _method(iterations: int, levels: tuple[int, ...], learning_rate: float, fraction: float):
