@@ -30,6 +30,7 @@ from madgan_core.cohort.phantom.template import (
     mni_1mm,
 )
 from madgan_core.errors import ScanError
+from madgan_core.prep.anatomy.brain import BRAIN_ML
 from madgan_core.scans.atomic import atomic_write_with
 from madgan_core.scans.scan import scan_stem
 
@@ -78,7 +79,6 @@ PRIOR_WEIGHT = 0.5
 MASK_MARGIN_MM = 10.0
 # A file whose fitted T1 correlates less with the template's inside the brain is no brain T1.
 MIN_CORRELATION = 0.4
-BRAIN_ML = (800.0, 2500.0)
 GMM_SAMPLES = 200_000
 
 
