@@ -16,6 +16,8 @@ from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifes
 from madgan_core.scans.splits import parse_fractions, split_subjects
 
 DX = ("CN", "CN", "AD", "CN", "MCI")
+# The diagnosis column read as groups, as the docs show it.
+GROUPING = ("--group-column", "diagnosis", "--healthy", "CN", "--map", "AD=ad,MCI=mci")
 
 
 def make_bids(root: Path, subjects: int = 10, extra_columns: bool = True) -> Path:
@@ -178,12 +180,7 @@ def test_each_validation_error_names_the_file_and_nothing_is_written(
             str(root),
             "--out",
             str(out),
-            "--group-column",
-            "diagnosis",
-            "--healthy",
-            "CN",
-            "--map",
-            "AD=ad,MCI=mci",
+            *GROUPING,
             "--no-progress",
         ]
     )
@@ -201,12 +198,7 @@ def test_cli_end_to_end(tmp_path, capsys):
         str(root),
         "--out",
         str(out),
-        "--group-column",
-        "diagnosis",
-        "--healthy",
-        "CN",
-        "--map",
-        "AD=ad,MCI=mci",
+        *GROUPING,
         "--split",
         "train=0.6,calib=0.2,test=0.2",
         "--seed",
