@@ -166,19 +166,11 @@ def demo_config(args: argparse.Namespace) -> MadganConfig:
 
 def train_model(rows, run_dir: Path, args: argparse.Namespace) -> None:
     """Train (and calibrate) with :func:`demo_config`; resumes an interrupted training."""
-    from madgan_core.cohort.training import train_run
-    from madgan_core.commands.train import TrainBars
-    from madgan_core.prep.training_set import training_rows
+    from madgan_core.commands.train import train_with_bars
 
-    cfg = demo_config(args)
     checkpoints = run_dir / "checkpoints"
     resume = checkpoints.is_dir() and any(checkpoints.iterdir())
-    log.info("%d healthy training scans", len(training_rows(rows)))
-    bars = TrainBars(len(training_rows(rows)), cfg.train.steps, not args.no_progress)
-    try:
-        train_run(cfg, rows, run_dir, bars, resume=resume)
-    finally:
-        bars.close()
+    train_with_bars(demo_config(args), rows, run_dir, not args.no_progress, resume=resume)
 
 
 def train_baseline(

@@ -151,30 +151,39 @@ class TrainBars:
             self.scan_bar = None
 
 
+def train_with_bars(cfg, rows, out: Path, show: bool, source: str = "", **options):
+    """:func:`~madgan_core.cohort.training.train_run` with the command line's progress bars;
+    ``options`` go to it (``resume``, ``tensorboard``, ``flip``)."""
+    from madgan_core.cohort.training import train_run
+    from madgan_core.prep.training_set import training_rows
+
+    n_scans = len(training_rows(rows))
+    log.info("%d healthy training scans%s", n_scans, f" from {source}" if source else "")
+    bars = TrainBars(n_scans, cfg.train.steps, show)
+    try:
+        return train_run(cfg, rows, out, bars, **options)
+    finally:
+        bars.close()
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from madgan_core.cohort.training import train_run
-    from madgan_core.prep.training_set import training_rows
     from madgan_core.runtime.distributed import env_info, unwrap
 
     cfg = build_config(args)
     rows = load_rows(args.manifest)
-    log.info("%d healthy training scans from %s", len(training_rows(rows)), args.manifest)
     show = env_info().is_main and not args.no_progress
-    bars = TrainBars(len(training_rows(rows)), cfg.train.steps, show)
-    try:
-        done = train_run(
-            cfg,
-            rows,
-            args.out,
-            bars,
-            resume=args.resume,
-            tensorboard=args.tensorboard,
-            flip=args.flip,
-        )
-    finally:
-        bars.close()
+    done = train_with_bars(
+        cfg,
+        rows,
+        args.out,
+        show,
+        source=str(args.manifest),
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        flip=args.flip,
+    )
     if args.dump_rank_state is not None:
         args.dump_rank_state.mkdir(parents=True, exist_ok=True)
         trainer = done.trainer
