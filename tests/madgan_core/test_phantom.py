@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from madgan_core.cohort.phantom import SUBTYPES, generate_cohort, make_subject, preview_groups
-from madgan_core.cohort.phantom.cohort import healthy_splits, random_orientation, to_image
+from madgan_core.cohort.phantom.cohort import (
+    healthy_splits,
+    plan_cohort,
+    random_orientation,
+    to_image,
+)
 from madgan_core.scans.files import load_scan, save_nifti
 from madgan_core.scans.manifest import read_manifest, rows_for
 
@@ -99,6 +104,18 @@ def test_healthy_splits_by_fraction():
     assert sorted(labels) == ["calib", "test", "train"]
     labels = healthy_splits(20, 0)
     assert (labels.count("train"), labels.count("calib"), labels.count("test")) == (8, 5, 7)
+
+
+def test_healthy_splits_within_each_anatomy():
+    one = [p.split for p in plan_cohort(20, 0, 0, 0, seed=3) if p.group == "healthy"]
+    assert one == healthy_splits(20, 3)
+    plan = [p for p in plan_cohort(60, 6, 0, 0, seed=3, anatomies=3) if p.group == "healthy"]
+    for a in range(3):
+        own = [p.split for i, p in enumerate(plan) if i % 3 == a]
+        assert (own.count("train"), own.count("calib"), own.count("test")) == (8, 5, 7)
+    assert [p.split for p in plan[0::3]] != [p.split for p in plan[1::3]]
+    with pytest.raises(ValueError, match="anatomies"):
+        plan_cohort(3, 0, 0, 0, seed=0, anatomies=0)
 
 
 def test_cohort_layout_splits_and_determinism(tmp_path):

@@ -49,15 +49,19 @@ def subject_seed(seed: int, group: str, index: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-def healthy_splits(n: int, seed: int) -> list[str]:
-    """Split labels for ``n`` healthy subjects: ~40/25/35 %, at least one calib and test when n >= 3."""
+def healthy_splits(n: int, seed: int, stratum: int = 0) -> list[str]:
+    """Split labels for ``n`` healthy subjects: ~40/25/35 %, at least one calib and test when n >= 3.
+
+    ``stratum`` (an anatomy's index) draws another permutation for each stratum.
+    """
     if n < 3:
         return ["train"] * n
     n_calib = max(1, round(SPLIT_FRACTIONS["calib"] * n))
     n_test = max(1, round(SPLIT_FRACTIONS["test"] * n))
     labels = ["calib"] * n_calib + ["test"] * n_test
     labels = ["train"] * (n - len(labels)) + labels
-    order = np.random.default_rng(np.random.SeedSequence([int(seed), 1000])).permutation(n)
+    key = [int(seed), 1000] + ([int(stratum)] if stratum else [])
+    order = np.random.default_rng(np.random.SeedSequence(key)).permutation(n)
     return [labels[k] for k in np.argsort(order)]
 
 
@@ -69,13 +73,25 @@ def random_orientation(rng: np.random.Generator) -> np.ndarray:
             return ornt
 
 
-def plan_cohort(healthy: int, ad: int, mets: int, various: int, seed: int) -> list[PlannedSubject]:
-    """Every subject of the cohort with its seed, stage, subtype, split and stored orientation."""
+def plan_cohort(
+    healthy: int, ad: int, mets: int, various: int, seed: int, anatomies: int = 1
+) -> list[PlannedSubject]:
+    """Every subject of the cohort with its seed, stage, subtype, split and stored orientation.
+
+    Subject ``i`` of each group is built from anatomy ``i % anatomies``; the healthy
+    subjects are split within each anatomy, so every anatomy has its train, calib and
+    test share.
+    """
     counts = {"healthy": healthy, "ad": ad, "mets": mets, "various": various}
     for group, n in counts.items():
         if n < 0:
             raise ValueError(f"number of {group} subjects must be >= 0, got {n}")
-    splits = healthy_splits(healthy, seed)
+    if anatomies < 1:
+        raise ValueError(f"number of anatomies must be >= 1, got {anatomies}")
+    per_anatomy = [
+        healthy_splits(len(range(a, healthy, anatomies)), seed, a) for a in range(anatomies)
+    ]
+    splits = [per_anatomy[i % anatomies][i // anatomies] for i in range(healthy)]
     plan = []
     for group, n in counts.items():
         for i in range(n):
@@ -165,8 +181,8 @@ def generate_cohort(
     """
     outdir = Path(outdir)
     acquire = [parse_variant(v) for v in variants]
-    plan = plan_cohort(healthy, ad, mets, various, seed)
     specs = [anatomy] if isinstance(anatomy, (str, os.PathLike)) else list(anatomy)
+    plan = plan_cohort(healthy, ad, mets, various, seed, len(specs))
     labels = cohort_anatomies(specs, voxel_mm)
     record_anatomy = set(labels) != {"mni"}
     index_in_group: dict[str, int] = {}
