@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from madgan_core.cohort.phantom.anatomies import ALL
 from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
+from madgan_core.commands.phantom import anatomy_argument, anatomy_help
 
 if TYPE_CHECKING:
     from madgan_core.config import MadganConfig
@@ -37,7 +39,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
         help="the whole pipeline on a phantom cohort, with the CPU-sized demo preset",
-        description="Generate a phantom cohort from the MNI152 template, train MADGAN with the demo preset, "
+        description="Generate a phantom cohort from every bundled brain installed (the MNI152 "
+        "template, pydeface's average head, Colin27), train MADGAN with the demo preset, "
         "calibrate on held-out healthy scans, train the autoencoder baseline, evaluate, print the AUC table "
         "and, where a display exists, open napari reviewing a metastasis-like scan. Re-running continues "
         "an interrupted demo.",
@@ -71,6 +74,14 @@ def add_parser(subparsers) -> None:
         help="subjects with various other lesions (default: %(default)s)",
     )
     p.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size (default: 2 mm)")
+    p.add_argument(
+        "--anatomy",
+        nargs="+",
+        type=anatomy_argument,
+        default=[ALL],
+        metavar="NAME_OR_FILE",
+        help=anatomy_help(f"{ALL}: the model learns more than one brain"),
+    )
     p.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the demo preset's)"
     )

@@ -45,13 +45,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--anatomy",
         nargs="+",
-        type=_anatomy,
+        type=anatomy_argument,
         default=None,
         metavar="NAME_OR_FILE",
-        help=f"the brain(s) subjects are built from: a bundled brain ({', '.join(anatomies.NAMES)}) "
-        "or a T1 scan file (registered to the MNI152 template, brain-extracted if it has a "
-        "skull); several are taken in turn by each group's subjects, and the manifest's "
-        "anatomy column names each scan's (default: mni; see docs/data.md)",
+        help=anatomy_help("mni"),
     )
     p.add_argument(
         "--variant",
@@ -66,6 +63,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_progress_option(p)
     p.set_defaults(func=run)
     return p
+
+
+def anatomy_help(default: str) -> str:
+    """The ``--anatomy`` option's help, with its ``default``."""
+    return (
+        f"the brain(s) subjects are built from: a bundled brain ({', '.join(anatomies.NAMES)}; "
+        f"'{anatomies.ALL}': every distinct one installed, {', '.join(anatomies.DISTINCT)}) "
+        "or a T1 scan file (registered to the MNI152 template, brain-extracted if it has a "
+        "skull); several are taken in turn by each group's subjects, and the manifest's "
+        f"anatomy column names each scan's (default: {default}; see docs/data.md)"
+    )
+
+
+def anatomy_argument(text: str) -> str:
+    """An ``--anatomy`` value, checked: a bundled name, ``all`` or an existing file."""
+    if text == anatomies.ALL:
+        return text
+    return _anatomy(text)
 
 
 def _count(text: str) -> int:

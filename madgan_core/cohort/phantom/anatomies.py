@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,11 @@ BUNDLED = {
     ),
 }
 ALIASES = {"mni152": "mni"}
-NAMES = (*BUNDLED, *ALIASES)
+# ``all``: every distinct bundled brain installed here (:func:`available`).
+ALL = "all"
+NAMES = (*BUNDLED, *ALIASES, ALL)
+# The distinct brains, one per person or average: ``colin27-head`` is Colin27 again.
+DISTINCT = ("mni", "head", "colin27")
 
 FIT_VERSION = 1  # bump when the fit changes: cached fits of older versions are not reused
 CACHE_ENV = "MADGAN_ANATOMY_CACHE"
@@ -94,6 +99,8 @@ def resolve(spec: str | os.PathLike) -> tuple[str, Path | None]:
     """
     text = os.fspath(spec)
     name = ALIASES.get(text, text)
+    if name == ALL:
+        raise ValueError(f"{ALL!r} names several anatomies: expand it first (expand())")
     if name in BUNDLED:
         entry = BUNDLED[name]
         if entry.file is not None and not entry.file.is_file():
@@ -109,6 +116,39 @@ def resolve(spec: str | os.PathLike) -> tuple[str, Path | None]:
             "(no such file)"
         )
     return scan_stem(path), path.resolve()
+
+
+def available() -> list[str]:
+    """The distinct bundled brains (:data:`DISTINCT`) whose data is installed here."""
+    from madgan_core.cohort.phantom.head import average_head
+
+    found = []
+    for name in DISTINCT:
+        entry = BUNDLED[name]
+        if entry.file is not None:
+            if entry.file.is_file():
+                found.append(name)
+            else:
+                logger.warning("anatomy %r left out: %s not installed", name, entry.package)
+            continue
+        if name == "head":
+            try:
+                average_head()
+            except ModuleNotFoundError as exc:
+                logger.warning("anatomy 'head' left out: %s", exc)
+                continue
+        found.append(name)
+    return found
+
+
+def expand(specs: Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """``specs`` with ``all`` replaced by :func:`available`'s brains (duplicates dropped)."""
+    out: list[str | os.PathLike] = []
+    for spec in specs:
+        for item in available() if os.fspath(spec) == ALL else [spec]:
+            if item not in out:
+                out.append(item)
+    return out
 
 
 def anatomy_template(spec: str | os.PathLike, voxel_mm: float) -> tuple[Template, str]:

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from madgan_core.cohort.phantom.acquisition import parse_variant
-from madgan_core.cohort.phantom.anatomies import anatomy_template, resolve
+from madgan_core.cohort.phantom.anatomies import anatomy_template, expand, resolve
 from madgan_core.cohort.phantom.diseases import SUBTYPES
 from madgan_core.cohort.phantom.head import wrap_in_head
 from madgan_core.cohort.phantom.subject import GROUP_SEQUENCES, GROUPS, make_subject
@@ -170,7 +170,9 @@ def generate_cohort(
             and write its true brain mask to ``outdir/masks/<scan>_brainmask.nii.gz``
             (the manifest's ``brain_mask`` column).
         anatomy: the brain subjects are built from (:func:`madgan_core.cohort.phantom.make_subject`):
-            a bundled name (``mni``, ``head``, ``colin27``, ...) or a T1 file; or several,
+            a bundled name (``mni``, ``head``, ``colin27``, ...; ``all``: every distinct
+            bundled brain installed, :func:`madgan_core.cohort.phantom.anatomies.available`)
+            or a T1 file; or several,
             taken in turn by the subjects of each group. Unless every subject uses ``mni``,
             the manifest's ``anatomy`` column gives each scan's anatomy.
         variants: acquisition variants applied in order to every scan and its masks
@@ -181,7 +183,7 @@ def generate_cohort(
     """
     outdir = Path(outdir)
     acquire = [parse_variant(v) for v in variants]
-    specs = [anatomy] if isinstance(anatomy, (str, os.PathLike)) else list(anatomy)
+    specs = expand([anatomy] if isinstance(anatomy, (str, os.PathLike)) else list(anatomy))
     plan = plan_cohort(healthy, ad, mets, various, seed, len(specs))
     labels = cohort_anatomies(specs, voxel_mm)
     record_anatomy = set(labels) != {"mni"}
