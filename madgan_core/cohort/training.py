@@ -58,6 +58,7 @@ def train_run(
     resume: bool = False,
     tensorboard: bool = False,
     flip: bool = False,
+    init: str | Path | None = None,
 ) -> TrainRun:
     """Train on the healthy ``train`` rows of ``rows`` into ``out``, then calibrate.
 
@@ -75,6 +76,15 @@ def train_run(
         resume: continue from the newest checkpoint in ``out``.
         tensorboard: also log to ``out/tensorboard``.
         flip: random left-right flip augmentation.
+        init: a trained model (``model.pt`` or any checkpoint) to start from: its
+            generator and critic weights, fresh optimizers, step 0 (fine-tuning). Its
+            architecture and slice size must match ``config``, and ``config`` keeps its
+            intensity landmarks where it has none (build ``config`` over
+            :func:`madgan_core.model.train.init_config` to keep all its preprocessing).
+            A run resumed from its own checkpoint does not apply it again.
+
+    Raises:
+        CheckpointError: ``init`` is missing, not a model, or does not match ``config``.
     """
     import torch.distributed as dist
 
@@ -105,6 +115,7 @@ def train_run(
             scan_progress=scan_progress,
             tensorboard=tensorboard,
             flip=flip,
+            init=init,
         )
         cfg = trainer.cfg
         if main and cfg != config:  # intensity landmarks, learned or resumed

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 from madgan_core.commands._common import add_device_options, add_progress_option, add_set_option
 from madgan_core.config import PRESETS, VARIANTS, MadganConfig, nest, parse_overrides, preset
+from madgan_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,8 @@ def add_parser(subparsers) -> None:
         description="Train the MADGAN generator and critic on the healthy 'train' scans of a manifest "
         "(T1 and T1c together), or on every scan in a folder. Writes metrics.jsonl, previews/, "
         "checkpoints/ and finally model.pt to --out. SIGINT/SIGTERM save a checkpoint and stop; "
-        "--resume continues from the newest checkpoint. Runs under torchrun for several processes.",
+        "--resume continues from the newest checkpoint. --init starts from a trained model "
+        "(fine-tuning). Runs under torchrun for several processes.",
     )
     p.add_argument(
         "--manifest",
@@ -28,9 +31,22 @@ def add_parser(subparsers) -> None:
         help="cohort manifest CSV, or a folder of healthy scans",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder of the run")
-    p.add_argument("--config", type=Path, help="JSON config file (applied over the preset)")
     p.add_argument(
-        "--preset", choices=tuple(PRESETS), default=None, help="base settings (default: paper)"
+        "--init",
+        type=Path,
+        metavar="MODEL",
+        help="start from a trained model's weights (fine-tuning, e.g. on a site's healthy "
+        "scans); its preprocessing and architecture are kept, and its stored configuration "
+        "is the base of the run's; --steps counts the fine-tuning steps",
+    )
+    p.add_argument(
+        "--config", type=Path, help="JSON config file (applied over the preset or --init model)"
+    )
+    p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="base settings (default: paper); with --init, only its training settings",
     )
     p.add_argument("--variant", choices=VARIANTS, help="self-attention modules")
     p.add_argument("--l1-weight", type=float, help="weight of the ℓ1 term (0: the paper's w/o ℓ1)")
@@ -69,15 +85,49 @@ OPTION_KEYS = {
 
 
 def build_config(args: argparse.Namespace) -> MadganConfig:
-    """Preset, then --config file, then the named options, then --set; checked against a resumed run."""
+    """Preset (or the --init model's stored configuration), then --config file, then the
+    named options, then --set; checked against a resumed run."""
     config_json = args.out / "config.json"
     if args.resume and args.config is None and args.preset is None and config_json.exists():
         cfg = MadganConfig.load_json(config_json)
+    elif args.init is not None:
+        cfg = _over_file(init_base(args.init, args.preset), args.config)
     else:
         cfg = preset(args.preset or "paper", args.config)
     named = {key: getattr(args, dest) for dest, key in OPTION_KEYS.items()}
     cfg = cfg.updated(nest({k: v for k, v in named.items() if v is not None}))
     return cfg.updated(parse_overrides(args.set), source="")
+
+
+def init_base(model: Path, preset_name: str | None = None) -> MadganConfig:
+    """The configuration stored in ``model`` (preprocessing, model, training, scoring), with
+    the training settings of ``preset_name`` over it when one is named.
+
+    Raises:
+        CheckpointError: the file is missing or not a model (the message names it).
+    """
+    from madgan_core.model.train import init_config
+
+    cfg = init_config(model)
+    if preset_name is None:
+        return cfg
+    return cfg.updated({"train": preset(preset_name).to_dict()["train"]}, source="")
+
+
+def _over_file(cfg: MadganConfig, path: Path | None) -> MadganConfig:
+    """``cfg`` with the keys of the JSON config file at ``path`` over it (errors name the file)."""
+    if path is None:
+        return cfg
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"not a readable JSON config ({exc})", path) from None
+    try:
+        return cfg.updated(data, source="")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path) from None
 
 
 def load_rows(source: Path):
@@ -153,7 +203,7 @@ class TrainBars:
 
 def train_with_bars(cfg, rows, out: Path, show: bool, source: str = "", **options):
     """:func:`~madgan_core.cohort.training.train_run` with the command line's progress bars;
-    ``options`` go to it (``resume``, ``tensorboard``, ``flip``)."""
+    ``options`` go to it (``resume``, ``tensorboard``, ``flip``, ``init``)."""
     from madgan_core.cohort.training import train_run
     from madgan_core.prep.training_set import training_rows
 
@@ -183,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         tensorboard=args.tensorboard,
         flip=args.flip,
+        init=args.init,
     )
     if args.dump_rank_state is not None:
         args.dump_rank_state.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,9 @@ A checkpoint is one plain dict saved with :func:`torch.save`::
      step, generator, critic, optim_g, optim_c, scaler, rng, healthy_reference,
      training_domain}
 
+A run started from a trained model adds ``init: {path, sha256, step}`` (plain data;
+readers that do not need it ignore it).
+
 Every value is a tensor or a Python primitive/list/dict, so loading always uses
 ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is
 refused instead of executed. The refusal says what was found and why it is refused;

@@ -1,7 +1,8 @@
 """Training MADGAN.
 
 - :mod:`~madgan_core.model.train.assemble`: a run's parts from its configuration
-  (:func:`assemble`, :func:`prepare_training`); the configuration given is never changed.
+  (:func:`assemble`, :func:`prepare_training`), also from a trained model (``init``,
+  :func:`init_config`); the configuration given is never changed.
 - :mod:`~madgan_core.model.train.loop`: the :class:`Trainer` loop (critic steps, generator
   step, then the hooks that fall due).
 - :mod:`~madgan_core.model.train.metrics`, :mod:`~madgan_core.model.train.preview`,
@@ -13,6 +14,8 @@
 from madgan_core.model.train.assemble import (
     TrainingParts,
     assemble,
+    init_config,
+    init_provenance,
     make_optimizers,
     prepare_training,
     seed_everything,
@@ -29,6 +32,8 @@ __all__ = [
     "TrainingParts",
     "assemble",
     "eta_text",
+    "init_config",
+    "init_provenance",
     "make_optimizers",
     "prepare_training",
     "seed_everything",

@@ -2,12 +2,20 @@
 optimizers and, when resuming, their saved state.
 
 Assembly never changes the configuration it is given: :attr:`TrainingParts.cfg` is a
-new object (with the intensity landmarks learned or resumed, where the run needs them).
+new object (with the intensity landmarks learned, resumed or taken from the init model,
+where the run needs them).
+
+A run may start from a trained model (``init``, fine-tuning): its generator and critic
+weights, with fresh optimizers, at step 0. The model's stored configuration is the base
+of the run's (:func:`init_config`); its architecture and slice geometry must match, and
+its intensity landmarks are kept. Where it came from is stored in every checkpoint and
+``model.pt`` as ``init`` (:func:`init_provenance`).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +52,8 @@ class TrainingParts:
         start_step: steps already done (from the resumed checkpoint).
         training_domain: the training scans' profile summary
             (:class:`~madgan_core.prep.domain_profile.ProfileSummary` as a dict), stored with the model.
+        init: the model the run started from (:func:`init_provenance`), stored with
+            every checkpoint; None for a run trained from scratch.
     """
 
     cfg: MadganConfig
@@ -58,6 +68,7 @@ class TrainingParts:
     dist: DistInfo
     start_step: int = 0
     training_domain: dict | None = None
+    init: dict | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -85,11 +96,18 @@ def assemble(
     resume: bool = False,
     scan_progress: Callable[[int, int, str], None] | None = None,
     flip: bool = False,
+    init: str | Path | None = None,
 ) -> TrainingParts:
     """Build a run's parts and, with ``resume``, restore the newest checkpoint in
     ``out_dir/checkpoints``.
 
-    Under torchrun this also joins the process group and wraps the networks in DDP.
+    With ``init`` (a model file or any checkpoint) the networks start from its weights,
+    unless the run resumes from a checkpoint of its own. Under torchrun this also joins
+    the process group and wraps the networks in DDP.
+
+    Raises:
+        CheckpointError: the init model is missing, unreadable, or its architecture or
+            slice geometry differs from ``cfg`` (the message names the file).
     """
     from madgan_core.model.networks import build_critic, build_generator
     from madgan_core.prep.training_set import BatchStream, WindowDataset
@@ -107,8 +125,15 @@ def assemble(
     precision = resolve_precision(t.precision, device)
     resumed = _newest_checkpoint(Path(out_dir), cfg) if resume else None
     start_step = resumed.step if resumed is not None else 0
+    start = None
+    if init is not None and resumed is not None:
+        log.info("resuming the run; --init %s is not applied again", init)
+    elif init is not None:
+        start = _read_init(Path(init), cfg)
     if cfg.preprocess.intensity == "landmarks" and cfg.preprocess.landmarks is None:
-        cfg.preprocess.landmarks = _landmarks(scans, cfg, resumed)
+        cfg.preprocess.landmarks = _landmarks(scans, cfg, resumed or start)
+    if start is not None:
+        _check_preprocessing(start, cfg)
 
     seed_everything(t.seed)
     dataset = WindowDataset(scans, cfg, progress=scan_progress)
@@ -124,6 +149,8 @@ def assemble(
     scaler = make_grad_scaler(device, precision)
     if resumed is not None:
         _restore(resumed, generator, critic, optim_g, optim_c, scaler)
+    elif start is not None:
+        _load_init(start, generator, critic)
     if dist_info.enabled:
         # different dropout/penalty draws per rank, reproducible per (seed, rank, step)
         torch.manual_seed(t.seed * 7919 + dist_info.rank * 104_729 + start_step)
@@ -147,6 +174,7 @@ def assemble(
         cfg, generator, critic, optim_g, optim_c, scaler, iter(batches), device, precision,
         dist_info, start_step,
         ProfileSummary.of(dataset.profiles).to_dict() if dataset.profiles else None,
+        resumed.record.get("init") if resumed is not None else _provenance(start),
     )  # fmt: skip
 
 
@@ -159,9 +187,13 @@ def prepare_training(
     scan_progress: Callable[[int, int, str], None] | None = None,
     tensorboard: bool = False,
     flip: bool = False,
+    init: str | Path | None = None,
 ) -> Trainer:
-    """A :class:`Trainer` on freshly :func:`assemble`-d parts; its ``cfg`` is the run's configuration."""
-    parts = assemble(cfg, scans, out_dir, resume, scan_progress, flip)
+    """A :class:`Trainer` on freshly :func:`assemble`-d parts; its ``cfg`` is the run's configuration.
+
+    ``init``: a trained model to start from (fine-tuning); see :func:`assemble`.
+    """
+    parts = assemble(cfg, scans, out_dir, resume, scan_progress, flip, init)
     return Trainer(
         parts.generator,
         parts.critic,
@@ -178,11 +210,33 @@ def prepare_training(
         start_step=parts.start_step,
         tensorboard=tensorboard,
         training_domain=parts.training_domain,
+        init=parts.init,
     )
 
 
+def init_config(path: str | Path) -> MadganConfig:
+    """The configuration stored in a trained model, the base of a run started from it.
+
+    Raises:
+        CheckpointError: the file is missing, not a model or its configuration is invalid.
+    """
+    path = Path(path)
+    return ckpt.config_of(ckpt.read_checkpoint(path), path)
+
+
+def init_provenance(path: str | Path, record: dict) -> dict:
+    """``{"path", "sha256", "step"}`` of the model a run started from: plain data, stored
+    as ``init`` in the run's checkpoints and ``model.pt``."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(path.resolve()), "sha256": digest.hexdigest(), "step": int(record["step"])}
+
+
 class _Resumed(NamedTuple):
-    """The checkpoint a run resumes from: its record, file and stored configuration."""
+    """A checkpoint a run resumes (or starts) from: its record, file and stored configuration."""
 
     record: dict
     path: Path
@@ -207,8 +261,43 @@ def _newest_checkpoint(out_dir: Path, cfg: MadganConfig) -> _Resumed | None:
     return _Resumed(record, path, stored)
 
 
+def _read_init(path: Path, cfg: MadganConfig) -> _Resumed:
+    """The model a run starts from, checked against ``cfg`` (architecture, slice size)."""
+    record = ckpt.read_checkpoint(path)
+    stored = ckpt.config_of(record, path)
+    ckpt.check_compatible(stored, cfg, path)
+    log.info("starting from %s (trained %d steps)", path, record["step"])
+    return _Resumed(record, path, stored)
+
+
+def _check_preprocessing(start: _Resumed, cfg: MadganConfig) -> None:
+    """Warn where the run preprocesses its scans otherwise than the init model did."""
+    if cfg.preprocess != start.config.preprocess:
+        log.warning(
+            "%s: the run's preprocessing differs from the model's, whose weights were "
+            "trained on other inputs: stored %s, run %s",
+            start.path,
+            start.config.preprocess,
+            cfg.preprocess,
+        )
+
+
+def _load_init(start: _Resumed, generator: nn.Module, critic: nn.Module) -> None:
+    """Load the init model's generator and critic; a model without a critic gets a fresh one."""
+    ckpt.load_state(generator, start.record["generator"], "generator", start.path)
+    if start.record.get("critic") is None:
+        log.warning("%s holds no critic state; the critic starts from scratch", start.path)
+    else:
+        ckpt.load_state(critic, start.record["critic"], "critic", start.path)
+
+
+def _provenance(start: _Resumed | None) -> dict | None:
+    return None if start is None else init_provenance(start.path, start.record)
+
+
 def _landmarks(scans: Sequence, cfg: MadganConfig, resumed: _Resumed | None) -> tuple[float, ...]:
-    """A resumed run keeps the landmarks it learned; a new run learns them from its scans."""
+    """A resumed run keeps the landmarks it learned, and a run started from a model keeps
+    the model's; a new run learns them from its scans."""
     from madgan_core.prep.slab import learn_landmarks
 
     if resumed is not None and resumed.config.preprocess.landmarks is not None:

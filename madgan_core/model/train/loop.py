@@ -58,6 +58,9 @@ class Trainer:
             metrics, previews, checkpoints and the end (``kind`` says which).
         start_step: steps already done (when resuming).
         tensorboard: also log scalars to ``out_dir/tensorboard`` if TensorBoard is installed.
+        training_domain: the training scans' profile summary, stored with the model.
+        init: the model the run started from (plain data), stored as ``init`` with every
+            checkpoint and the model; None for a run trained from scratch.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Trainer:
         start_step: int = 0,
         tensorboard: bool = False,
         training_domain: dict | None = None,
+        init: dict | None = None,
     ):
         from madgan_core.runtime.device import make_grad_scaler
 
@@ -96,6 +100,7 @@ class Trainer:
         self.progress = progress
         self.step = start_step
         self.training_domain = training_domain
+        self.init = init
         self.stop = StopRequest()
         self.files = CheckpointFiles(self.out_dir, cfg.train)
         self.metrics = MetricsLog(
@@ -247,7 +252,7 @@ class Trainer:
     # ------------------------------------------------------------ files
 
     def checkpoint_record(self, full: bool = True) -> dict:
-        return ckpt.make_checkpoint(
+        record = ckpt.make_checkpoint(
             self.cfg,
             self.step,
             self.raw_generator,
@@ -258,6 +263,9 @@ class Trainer:
             include_rng=full,
             training_domain=self.training_domain,
         )
+        if self.init is not None:
+            record["init"] = self.init
+        return record
 
     def save_checkpoint(self) -> Path | None:
         """``checkpoints/ckpt_{step:08d}.pt`` on rank 0, then prune old ones."""
