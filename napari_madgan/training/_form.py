@@ -31,6 +31,7 @@ from napari_madgan.training._request import FORM_KEYS, TrainRequest, changed_set
 
 MANIFEST_FILTER = "Manifest (*.csv);;All files (*)"
 CONFIG_FILTER = "JSON (*.json);;All files (*)"
+MODEL_FILTER = "MADGAN model (*.pt);;All files (*)"
 
 
 def _absolute(path: str) -> str:
@@ -53,8 +54,8 @@ def _row(label: str, *widgets) -> Container:
 
 
 class TrainingForm(Container):
-    """Manifest or folder, output folder, preset, the six settings, config file,
-    Start/Stop/Resume and a status line.
+    """Manifest or folder, output folder, a trained model to start from, preset, the six
+    settings, config file, Start/Stop/Resume and a status line.
 
     The settings fields are named as in :data:`~napari_madgan.training._request.FORM_KEYS`
     (``variant``, ``l1_weight``, ``steps``, ``batch_size``, ``device``, ``precision``).
@@ -66,6 +67,9 @@ class TrainingForm(Container):
         )
         self.manifest_folder_button = PushButton(text="Folder…")
         self.out = _path_edit("d", None, "output folder", "Folder…")
+        self.init = _path_edit(
+            "r", MODEL_FILTER, "optional trained model (empty: train from scratch)", "File…"
+        )
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="demo")
         self.variant = ComboBox(label="Variant", choices=list(VARIANTS))
         self.l1_weight = FloatSpinBox(label="ℓ1 weight", min=0.0, max=10_000.0, step=1.0)
@@ -90,10 +94,16 @@ class TrainingForm(Container):
         fields.margins = (0, 0, 0, 0)
         manifest_row = _row("Manifest", self.manifest, self.manifest_folder_button)
         manifest_row.tooltip = "A cohort manifest (CSV file), or a folder of healthy scans"
+        start_row = _row("Start from", self.init)
+        start_row.tooltip = (
+            "A trained model to fine-tune (e.g. on a site's healthy scans): its "
+            "preprocessing and architecture are kept. Empty: train from scratch"
+        )
         fields.extend(
             [
                 manifest_row,
                 _row("Output folder", self.out),
+                start_row,
                 self.preset,
                 self.variant,
                 self.l1_weight,
@@ -120,6 +130,10 @@ class TrainingForm(Container):
     @property
     def out_path(self) -> str:
         return str(self.out.line_edit.value).strip()
+
+    @property
+    def init_path(self) -> str:
+        return str(self.init.line_edit.value).strip()
 
     @property
     def config_path(self) -> str:
@@ -159,13 +173,17 @@ class TrainingForm(Container):
         settings changed since :meth:`load` are sent.
 
         Raises:
-            MadganError: no manifest or output folder, or the manifest is not there.
+            MadganError: no manifest or output folder, or the manifest or the model to
+                start from is not there.
         """
         if not self.manifest_path or not self.out_path:
             raise MadganError("choose a manifest (or folder of healthy scans) and an output folder")
         manifest = _absolute(self.manifest_path)
         if not Path(manifest).exists():
             raise MadganError(f"{manifest}: not found")
+        init = _absolute(self.init_path)
+        if init and not Path(init).is_file():
+            raise MadganError(f"{init}: model to start from not found")
         return TrainRequest(
             manifest=manifest,
             out=_absolute(self.out_path),
@@ -173,6 +191,7 @@ class TrainingForm(Container):
             config=_absolute(self.config_path),
             settings=changed_settings(self.shown, self.settings()),
             steps=int(self.steps.value),
+            init=init,
         )
 
     def set_running(self, running: bool) -> None:

@@ -3,7 +3,9 @@
 The form starts from the chosen preset with the chosen config file over it (both read
 from :mod:`madgan_core.config`, never copied here). Only the settings the user then
 changes are sent, as ``--set section.key=value``, so everything else comes from the
-preset and the file.
+preset and the file. A run may start from a trained model (``--init``, fine-tuning):
+then the model's preprocessing and architecture are kept, and the preset gives the
+training settings.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class TrainRequest:
         settings: what the user changed in the form, as ``{config key: value}``;
             these alone are sent, after the preset and the file.
         steps: the run's total steps, for the progress line.
+        init: a trained model to start from, sent as ``--init`` ("" to train from scratch).
     """
 
     manifest: str
@@ -62,11 +65,14 @@ class TrainRequest:
     config: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     steps: int = 0
+    init: str = ""
 
     def arguments(self, resume: bool = False) -> list[str]:
         """Arguments after the Python executable: ``-m madgan_core.cli train ...``."""
         args = ["-m", "madgan_core.cli", "train", "--manifest", self.manifest, "--out", self.out]
         args += ["--preset", self.preset]
+        if self.init:
+            args += ["--init", self.init]
         if self.config:
             args += ["--config", self.config]
         for key, value in self.settings.items():
