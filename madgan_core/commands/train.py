@@ -101,14 +101,16 @@ def build_config(args: argparse.Namespace) -> MadganConfig:
 
 def init_base(model: Path, preset_name: str | None = None) -> MadganConfig:
     """The configuration stored in ``model`` (preprocessing, model, training, scoring), with
-    the training settings of ``preset_name`` over it when one is named.
+    the training settings of ``preset_name`` over it when one is named. Device and
+    precision go back to ``auto``: the model may have been trained on other hardware.
 
     Raises:
         CheckpointError: the file is missing or not a model (the message names it).
     """
     from madgan_core.model.train import init_config
 
-    cfg = init_config(model)
+    # Where the model was trained says nothing of where it is fine-tuned.
+    cfg = init_config(model).updated({"train": {"device": "auto", "precision": "auto"}}, source="")
     if preset_name is None:
         return cfg
     return cfg.updated({"train": preset(preset_name).to_dict()["train"]}, source="")

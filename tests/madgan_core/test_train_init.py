@@ -217,3 +217,15 @@ def test_cli_init_bad_file_exits_2(scans, tmp_path, capsys, bad):
     err = capsys.readouterr().err
     assert err.startswith(f"madgan train: error: {model}: ") and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_init_base_does_not_carry_the_training_hardware(trained, tmp_path):
+    from madgan_core.commands.train import init_base
+
+    record = ckpt.read_checkpoint(trained)
+    record["config"]["train"].update(device="cuda", precision="bf16")
+    elsewhere = tmp_path / "gpu_model.pt"
+    ckpt.save_checkpoint(record, elsewhere)
+    cfg = init_base(elsewhere)
+    assert (cfg.train.device, cfg.train.precision) == ("auto", "auto")
+    assert cfg.preprocess == init_config(trained).preprocess
