@@ -25,6 +25,7 @@ COMMANDS = (
     "evaluate",
     "series",
     "demo",
+    "info",
 )
 
 

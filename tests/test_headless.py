@@ -59,7 +59,7 @@ def test_the_cli_runs_without_a_gui():
     result = run_headless(code, "--help")
     assert result.returncode == 0, result.stderr
     assert "usage: madgan" in result.stdout
-    for command in ("phantom", "train", "calibrate", "score", "evaluate", "demo"):
+    for command in ("phantom", "train", "calibrate", "score", "evaluate", "demo", "info"):
         assert command in result.stdout
 
 

@@ -28,7 +28,12 @@ def add_parser(subparsers) -> None:
         "controls. Score settings given with --set are stored with the model too. Under torchrun "
         "the processes share the controls; a stopped run continues when run again.",
     )
-    p.add_argument("model", type=Path, help="model file to update (model.pt)")
+    p.add_argument(
+        "model",
+        type=Path,
+        help="model file to update (model.pt); a bundled model is installed with the package, "
+        "so calibrate a copy of it",
+    )
     p.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
     add_device_options(p)
     add_window_batch_option(p)
@@ -43,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.scoring.calibrate import calibrate_model
 
     score = score_overrides(args).get("score")
+    refuse_bundled(args.model)
     rows = read_manifest(args.manifest)
     with tqdm(desc="calibrating", unit="scan") as bar:
         reference = calibrate_model(
@@ -68,3 +74,19 @@ def run(args: argparse.Namespace) -> int:
             f"z-map scores for {sequence} ({reference.n_for(sequence)} controls): {', '.join(modes)}"
         )
     return 0
+
+
+def refuse_bundled(model: Path) -> None:
+    """Refuse a bundled model (by name or installed file): calibration writes into the
+    model file, and the package's own file stays as shipped."""
+    from madgan_core.errors import CheckpointError
+    from madgan_core.model.bundled import bundled_entry_of, resolve_model
+
+    path = resolve_model(model)
+    entry = bundled_entry_of(path)
+    if entry is not None:
+        raise CheckpointError(
+            f"{path} is the bundled model {entry.name!r}, installed with the package, and "
+            f"calibration writes into the model file: copy it (e.g. `cp {path} model.pt`) "
+            "and calibrate the copy"
+        )

@@ -34,10 +34,16 @@ def add_parser(subparsers) -> None:
         "ROC curves, score distributions and, with --checkpoints, AUC against training step. "
         "Under torchrun the processes share the scans; a stopped run continues when run again.",
     )
-    p.add_argument("model", type=Path, help="model file (model.pt)")
+    p.add_argument(
+        "model", type=Path, help="model file (model.pt), or a bundled model's name (phantom-demo)"
+    )
     p.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
     p.add_argument(
-        "--out", type=Path, default=None, help="report folder (default: <model folder>/evaluation)"
+        "--out",
+        type=Path,
+        default=None,
+        help="report folder (default: <model folder>/evaluation; for a bundled model "
+        "./madgan_evaluation)",
     )
     p.add_argument(
         "--checkpoints", type=Path, default=None, help="folder of checkpoints for AUC against step"
@@ -54,12 +60,17 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from madgan_core.cohort.evaluation.stats import format_table
+    from madgan_core.model.bundled import bundled_entry_of, resolve_model
 
     score = score_overrides(args).get("score")  # checked before the model is read
+    model = resolve_model(args.model)
+    out = args.out
+    if out is None and bundled_entry_of(model) is not None:  # never into the package
+        out = Path("madgan_evaluation")
     result = evaluate_with_progress(
-        args.model,
+        model,
         args.manifest,
-        args.out,
+        out,
         args.checkpoints,
         args.autoencoder,
         args.device,

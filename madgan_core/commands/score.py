@@ -21,6 +21,13 @@ from madgan_core.commands._common import (
 )
 from madgan_core.config import SEQUENCES
 from madgan_core.errors import ConfigError, MadganError
+from madgan_core.model.bundled import (
+    bundled_entry_of,
+    looks_like_model,
+    model_label,
+    require_default_model,
+    resolve_model,
+)
 from madgan_core.modes import AUTO, mode_names, score_mode
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,14 @@ def add_parser(subparsers) -> None:
         "reconstruction, z-map and findings' outlines as NIfTI in each input's native space. Under torchrun the processes share the scans; a stopped "
         "run continues when run again (docs/cluster.md).",
     )
-    p.add_argument("model", type=Path, help="model file (model.pt from `madgan train`)")
+    p.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        metavar="MODEL",
+        help="model file (model.pt from `madgan train`) or a bundled model's name "
+        "(phantom-demo); left out, the bundled model scores",
+    )
     p.add_argument(
         "scans",
         type=Path,
@@ -107,23 +121,26 @@ def run(args: argparse.Namespace) -> int:
     overrides = score_overrides(args)  # checked before the model is read
     if args.mode is not None:  # the files record the headline the lines print
         overrides.setdefault("score", {})["mode"] = args.mode
-    if args.brain_mask is not None and len(args.brain_mask) != len(args.scans):
+    model_path, scans = model_and_scans(args.model, args.scans)
+    if args.brain_mask is not None and len(args.brain_mask) != len(scans):
         raise ConfigError(
-            f"--brain-mask was given {len(args.brain_mask)} times for {len(args.scans)} scans; "
+            f"--brain-mask was given {len(args.brain_mask)} times for {len(scans)} scans; "
             "give one mask per scan, in the scans' order"
         )
     with cohort_group(args.device) as (info, device):
-        model = load_model(args.model, device=device).with_score(overrides.get("score"))
+        model = load_model(model_path, device=device).with_score(overrides.get("score"))
         mode = model.config.score.mode
-        _require_mode(model, mode, args.sequence, args.model)
+        _require_mode(model, mode, args.sequence, model_path)
+        if info.is_main and bundled_entry_of(model_path) is not None:
+            _print_line(f"Model: {model_label(model_path)}")
         if args.dicom_out is not None:
             from madgan_core.outputs.dicom.results import require_dicom_inputs
 
-            require_dicom_inputs(args.scans)
+            require_dicom_inputs(scans)
         with tqdm(desc="scoring", unit="scan") as bar:
             rows = score_files(
                 model,
-                args.scans,
+                scans,
                 args.out,
                 maps=args.maps,
                 dicom_out=args.dicom_out,
@@ -139,6 +156,23 @@ def run(args: argparse.Namespace) -> int:
     if rows is not None:
         print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
     return 0
+
+
+def model_and_scans(model: Path | None, scans: list[Path]) -> tuple[Path, list[Path]]:
+    """The model file and the scans of the positional arguments: a first argument that is a
+    scan (not a model file or a bundled name) leaves the model to the bundled one.
+
+    Raises:
+        CheckpointError: no model was given and none is bundled, or a bundled name is not
+            installed.
+        ConfigError: a model was given without scans.
+    """
+    if model is not None and looks_like_model(model):
+        return resolve_model(model), list(scans)
+    given = ([] if model is None else [model]) + list(scans)
+    if len(given) == 1 and looks_like_model(given[0]):
+        raise ConfigError(f"no scans to score: give the scans after the model ({given[0]})")
+    return require_default_model(), given
 
 
 def _require_mode(model, mode: str, sequence: str | None, path: Path) -> None:

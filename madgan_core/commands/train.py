@@ -36,8 +36,9 @@ def add_parser(subparsers) -> None:
         type=Path,
         metavar="MODEL",
         help="start from a trained model's weights (fine-tuning, e.g. on a site's healthy "
-        "scans); its preprocessing and architecture are kept, and its stored configuration "
-        "is the base of the run's; --steps counts the fine-tuning steps",
+        "scans), a model file or a bundled model's name (phantom-demo); its preprocessing and "
+        "architecture are kept, and its stored configuration is the base of the run's; "
+        "--steps counts the fine-tuning steps",
     )
     p.add_argument(
         "--config", type=Path, help="JSON config file (applied over the preset or --init model)"
@@ -91,12 +92,19 @@ def build_config(args: argparse.Namespace) -> MadganConfig:
     if args.resume and args.config is None and args.preset is None and config_json.exists():
         cfg = MadganConfig.load_json(config_json)
     elif args.init is not None:
-        cfg = _over_file(init_base(args.init, args.preset), args.config)
+        cfg = _over_file(init_base(init_model(args), args.preset), args.config)
     else:
         cfg = preset(args.preset or "paper", args.config)
     named = {key: getattr(args, dest) for dest, key in OPTION_KEYS.items()}
     cfg = cfg.updated(nest({k: v for k, v in named.items() if v is not None}))
     return cfg.updated(parse_overrides(args.set), source="")
+
+
+def init_model(args: argparse.Namespace) -> Path | None:
+    """The file of ``--init``: a model file, or a bundled model's installed file."""
+    from madgan_core.model.bundled import resolve_model
+
+    return None if args.init is None else resolve_model(args.init)
 
 
 def init_base(model: Path, preset_name: str | None = None) -> MadganConfig:
@@ -235,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         tensorboard=args.tensorboard,
         flip=args.flip,
-        init=args.init,
+        init=init_model(args),
     )
     if args.dump_rank_state is not None:
         args.dump_rank_state.mkdir(parents=True, exist_ok=True)
