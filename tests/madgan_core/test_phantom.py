@@ -118,6 +118,18 @@ def test_healthy_splits_within_each_anatomy():
         plan_cohort(3, 0, 0, 0, seed=0, anatomies=0)
 
 
+def test_stages_and_subtypes_cycle_within_each_anatomy():
+    single = plan_cohort(0, 6, 0, 8, seed=3)
+    assert [p.stage for p in single if p.group == "ad"] == [1, 2, 3, 1, 2, 3]
+    assert [p.subtype for p in single if p.group == "various"][:4] == list(SUBTYPES)
+    plan = plan_cohort(0, 9, 0, 12, seed=3, anatomies=3)
+    ad = [p for p in plan if p.group == "ad"]
+    various = [p for p in plan if p.group == "various"]
+    for a in range(3):
+        assert sorted(p.stage for p in ad[a::3]) == [1, 2, 3]
+        assert sorted(p.subtype for p in various[a::3]) == sorted(SUBTYPES)
+
+
 def test_cohort_layout_splits_and_determinism(tmp_path):
     calls = []
     manifest = generate_cohort(

@@ -78,9 +78,10 @@ def plan_cohort(
 ) -> list[PlannedSubject]:
     """Every subject of the cohort with its seed, stage, subtype, split and stored orientation.
 
-    Subject ``i`` of each group is built from anatomy ``i % anatomies``; the healthy
-    subjects are split within each anatomy, so every anatomy has its train, calib and
-    test share.
+    Subject ``i`` of each group is built from anatomy ``i % anatomies``; AD stages and
+    lesion subtypes cycle within each anatomy, and the healthy subjects are split within
+    each anatomy, so no anatomy stands for one stage and every anatomy has its train,
+    calib and test share.
     """
     counts = {"healthy": healthy, "ad": ad, "mets": mets, "various": various}
     for group, n in counts.items():
@@ -96,14 +97,15 @@ def plan_cohort(
     for group, n in counts.items():
         for i in range(n):
             s = subject_seed(seed, group, i)
+            turn = i // anatomies  # stages and subtypes cycle within each anatomy
             rng = np.random.default_rng(np.random.SeedSequence(s, spawn_key=(9,)))
             ornt = random_orientation(rng) if rng.random() < REORIENT_FRACTION else None
             plan.append(
                 PlannedSubject(
                     subject=f"{ID_PREFIX[group]}-{i:03d}",
                     group=group,
-                    stage=0 if group == "healthy" else (1 + i % 3 if group == "ad" else 1),
-                    subtype=SUBTYPES[i % len(SUBTYPES)] if group == "various" else "",
+                    stage=0 if group == "healthy" else (1 + turn % 3 if group == "ad" else 1),
+                    subtype=SUBTYPES[turn % len(SUBTYPES)] if group == "various" else "",
                     seed=s,
                     split=splits[i] if group == "healthy" else "test",
                     ornt=ornt,
