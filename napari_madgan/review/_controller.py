@@ -85,7 +85,11 @@ def score_request(
     report: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ReviewOutcome:
-    """The worker's job: load the model (cached), score, and prepare the layers' arrays."""
+    """The worker's job: load the model (cached), score, and prepare the layers' arrays.
+
+    The outcome names the model by its file name, a bundled model by its display name.
+    """
+    from madgan_core.model.bundled import bundled_entry_of
     from madgan_core.scoring.scorer import score_scan
 
     model = cache.get(request.model_path, request.device)
@@ -99,7 +103,9 @@ def score_request(
     )
     prefix = f"{request.layer_name} " if request.layer_name else ""
     specs = result_layer_specs(request.scan, result, request.heatmap_range, prefix)
-    return ReviewOutcome(request, result, Path(model.path).name, tuple(specs))
+    entry = bundled_entry_of(model.path)
+    name = Path(model.path).name if entry is None else entry.display_name
+    return ReviewOutcome(request, result, name, tuple(specs))
 
 
 class _ProgressRelay(QObject):

@@ -12,16 +12,22 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 
 from madgan_core.config import DEVICES, HEATMAP_RANGE, SEQUENCES
 from madgan_core.modes import AUTO, score_modes
+from napari_madgan import _bundled
 from napari_madgan.review._layers import HEATMAP, ZMAP
 
 MODEL_FILTER = "MADGAN models (*.pt *.pth)"
 DEVICE_LABELS = {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}
 AUTO_LABEL = "Auto: anomaly score when calibrated, else mean ℓ2"
+USE_BUNDLED = "Use bundled model"
 OVERLAYS = (("ℓ2 heatmap", HEATMAP), ("z-map vs healthy", ZMAP))
 
 
 class ReviewForm(Container):
     """Scan layer, model, device, sequence, headline score, overlay, heatmap range, Run/Cancel.
+
+    A bundled model (see :mod:`madgan_core.model.bundled`) is shown by its display name
+    and stands for its installed file; with the model field left empty the default
+    bundled model, when installed, is the one used.
 
     Args:
         scan_layers: returns the names of the layers that can be scored.
@@ -31,12 +37,32 @@ class ReviewForm(Container):
     def __init__(
         self, scan_layers: Callable[[], list[str]], recent_models: Callable[[], list[str]]
     ):
+        self.bundled = _bundled.default()
         self.scan_layer = ComboBox(label="Scan layer", choices=lambda _w: scan_layers())
         self.recent_model = ComboBox(
-            label="Recent models", choices=lambda _w: recent_models(), nullable=True, value=None
+            label="Recent models",
+            choices=lambda _w: [(self.model_label(m), m) for m in recent_models()],
+            nullable=True,
+            value=None,
         )
-        self.model = FileEdit(label="Model", mode="r", filter=MODEL_FILTER)
-        self.model.line_edit.native.setPlaceholderText("model.pt")
+        self.model = FileEdit(mode="r", filter=MODEL_FILTER)
+        self.use_bundled_button = PushButton(text=USE_BUNDLED)
+        if self.bundled is None:
+            self.model.line_edit.native.setPlaceholderText("model.pt")
+            self.use_bundled_button.visible = False
+        else:
+            entry, path = self.bundled
+            self.model.line_edit.native.setPlaceholderText(entry.display_name)
+            self.use_bundled_button.tooltip = _bundled.tooltip(entry, path)
+        self.model.line_edit.changed.connect(self._model_text_changed)
+        self.model_row = Container(
+            label="Model",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.model, self.use_bundled_button],
+        )
+        self.model_row.margins = (0, 0, 0, 0)
+        self.model_row.native.layout().setStretch(0, 1)
         self.device = ComboBox(
             label="Device", choices=[(DEVICE_LABELS.get(d, d), d) for d in DEVICES]
         )
@@ -71,7 +97,7 @@ class ReviewForm(Container):
             widgets=[
                 self.scan_layer,
                 self.recent_model,
-                self.model,
+                self.model_row,
                 self.device,
                 self.sequence,
                 self.headline,
@@ -81,15 +107,49 @@ class ReviewForm(Container):
                 self.status,
             ]
         )
+        self._model_text_changed()
+
+    @property
+    def model_text(self) -> str:
+        """The model field as it reads (a path, or a bundled model's display name)."""
+        return str(self.model.line_edit.value).strip()
 
     @property
     def model_path(self) -> str:
-        """The model file as typed or chosen ("" when none)."""
-        return str(self.model.line_edit.value).strip()
+        """The model file as typed or chosen: a bundled model's file where the field shows
+        its display name or is empty; "" when none."""
+        text = self.model_text
+        if self.bundled is not None:
+            entry, path = self.bundled
+            if text in ("", entry.display_name):
+                return str(path)
+        return text
 
     @model_path.setter
     def model_path(self, path: str) -> None:
-        self.model.line_edit.value = path
+        entry = _bundled.entry_of(path)
+        self.model.line_edit.value = path if entry is None else entry.display_name
+
+    @property
+    def uses_bundled(self) -> bool:
+        """Whether the model in use is the default bundled model."""
+        return self.bundled is not None and self.model_path == str(self.bundled[1])
+
+    def use_bundled(self) -> None:
+        """Show the default bundled model in the model field (when installed)."""
+        if self.bundled is not None:
+            self.model_path = str(self.bundled[1])
+
+    def model_label(self, path: str) -> str:
+        """How a model file is listed: a bundled model by its display name."""
+        entry = _bundled.entry_of(path)
+        return path if entry is None else entry.display_name
+
+    def _model_text_changed(self, _value=None) -> None:
+        """The field's tooltip names the bundled model's file and intended use."""
+        entry = _bundled.entry_of(self.model_path) if self.uses_bundled else None
+        tip = "" if entry is None else _bundled.tooltip(entry, self.model_path)
+        self.model.line_edit.tooltip = tip
 
     @property
     def range_values(self) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from madgan_core.config import HEATMAP_RANGE, SEQUENCES, ZMAP_RANGE
 from madgan_core.errors import MadganError
+from madgan_core.model.bundled import is_bundled, resolve_model
 from madgan_core.modes import AUTO, headline_mode, score_mode
 from madgan_core.outputs.wording import NO_REFERENCE
 from napari_madgan import _settings
@@ -82,6 +83,8 @@ class ReviewWidget(QWidget):
         recent = _settings.recent_models()
         if recent:
             self.form.model_path = recent[0]
+        else:
+            self.form.use_bundled()  # the bundled model, where one is installed
 
     # ---- layout ---------------------------------------------------------------------------
     def _build(self) -> None:
@@ -106,6 +109,7 @@ class ReviewWidget(QWidget):
         self.viewer.dims.events.point.connect(self._on_dims)
         form.scan_layer.changed.connect(self._layer_chosen)
         form.recent_model.changed.connect(self._recent_model_chosen)
+        form.use_bundled_button.clicked.connect(self.use_bundled_model)
         form.sequence.changed.connect(self.set_sequence)
         form.headline.changed.connect(self._headline_changed)
         form.overlay.changed.connect(self._apply_overlay)
@@ -170,6 +174,11 @@ class ReviewWidget(QWidget):
     @property
     def model_path(self) -> str:
         return self.form.model_path
+
+    @guarded
+    def use_bundled_model(self) -> None:
+        """Go back to the bundled model (remembered once it scores, as any model)."""
+        self.form.use_bundled()
 
     @guarded
     def _recent_model_chosen(self, path: str | None) -> None:
@@ -256,6 +265,8 @@ class ReviewWidget(QWidget):
         model_path = self.form.model_path
         if not model_path:
             raise MadganError("choose a model file first")
+        if is_bundled(model_path):  # a bundled model's name typed in
+            model_path = str(resolve_model(model_path))
         if not Path(model_path).is_file():
             raise MadganError(f"model file not found: {model_path}")
         return ReviewRequest(

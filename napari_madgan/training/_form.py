@@ -26,12 +26,21 @@ from magicgui.widgets import (
 
 from madgan_core.config import DEVICES, PRECISIONS, PRESETS, VARIANTS
 from madgan_core.errors import MadganError
+from napari_madgan import _bundled
 from napari_madgan.review._form import DEVICE_LABELS
 from napari_madgan.training._request import FORM_KEYS, TrainRequest, changed_settings, form_values
 
 MANIFEST_FILTER = "Manifest (*.csv);;All files (*)"
 CONFIG_FILTER = "JSON (*.json);;All files (*)"
 MODEL_FILTER = "MADGAN model (*.pt);;All files (*)"
+# The "Start from" choices besides the bundled models (which are chosen by name).
+SCRATCH = "<scratch>"
+MODEL_FILE = "<file>"
+START_TIP = (
+    "Where training starts: from scratch, from a bundled model or from a trained model "
+    "file, fine-tuned (e.g. on a site's healthy scans) with its preprocessing and "
+    "architecture kept. Passed to madgan train as --init"
+)
 
 
 def _absolute(path: str) -> str:
@@ -54,8 +63,9 @@ def _row(label: str, *widgets) -> Container:
 
 
 class TrainingForm(Container):
-    """Manifest or folder, output folder, a trained model to start from, preset, the six
-    settings, config file, Start/Stop/Resume and a status line.
+    """Manifest or folder, output folder, where to start from (scratch, a bundled model or
+    a model file), preset, the six settings, config file, Start/Stop/Resume and a status
+    line.
 
     The settings fields are named as in :data:`~napari_madgan.training._request.FORM_KEYS`
     (``variant``, ``l1_weight``, ``steps``, ``batch_size``, ``device``, ``precision``).
@@ -67,9 +77,12 @@ class TrainingForm(Container):
         )
         self.manifest_folder_button = PushButton(text="Folder…")
         self.out = _path_edit("d", None, "output folder", "Folder…")
-        self.init = _path_edit(
-            "r", MODEL_FILTER, "optional trained model (empty: train from scratch)", "File…"
-        )
+        self.start_from = ComboBox(choices=self._start_choices())
+        self.start_from.value = self._default_start()
+        self.init = _path_edit("r", MODEL_FILTER, "trained model file", "File…")
+        self.start_from.changed.connect(self._start_chosen)
+        self._start_chosen()
+        self.init.changed.connect(self._init_file_chosen)
         self.preset = ComboBox(label="Preset", choices=list(PRESETS), value="demo")
         self.variant = ComboBox(label="Variant", choices=list(VARIANTS))
         self.l1_weight = FloatSpinBox(label="ℓ1 weight", min=0.0, max=10_000.0, step=1.0)
@@ -94,11 +107,10 @@ class TrainingForm(Container):
         fields.margins = (0, 0, 0, 0)
         manifest_row = _row("Manifest", self.manifest, self.manifest_folder_button)
         manifest_row.tooltip = "A cohort manifest (CSV file), or a folder of healthy scans"
-        start_row = _row("Start from", self.init)
-        start_row.tooltip = (
-            "A trained model to fine-tune (e.g. on a site's healthy scans): its "
-            "preprocessing and architecture are kept. Empty: train from scratch"
-        )
+        start_row = _row("Start from", self.start_from, self.init)
+        start_row.native.layout().setStretch(0, 0)
+        start_row.native.layout().setStretch(1, 1)  # the file's path takes the spare width
+        start_row.tooltip = START_TIP
         fields.extend(
             [
                 manifest_row,
@@ -133,7 +145,56 @@ class TrainingForm(Container):
 
     @property
     def init_path(self) -> str:
+        """The model file to start from, as typed ("" when none)."""
         return str(self.init.line_edit.value).strip()
+
+    @staticmethod
+    def _start_choices() -> list[tuple[str, str]]:
+        """From scratch, each installed bundled model (by name), a model file."""
+        bundled = [(entry.display_name, entry.name) for entry, _ in _bundled.installed()]
+        return [("From scratch", SCRATCH), *bundled, ("A model file", MODEL_FILE)]
+
+    @staticmethod
+    def _default_start() -> str:
+        """The default bundled model where one is installed, else from scratch."""
+        found = _bundled.default()
+        return SCRATCH if found is None else found[0].name
+
+    def _start_chosen(self, _choice: str | None = None) -> None:
+        """The file field serves the "A model file" choice; a bundled model's tooltip
+        names its file and intended use."""
+        choice = self.start_from.value
+        self.init.enabled = choice == MODEL_FILE
+        tips = [_bundled.tooltip(e, p) for e, p in _bundled.installed() if e.name == choice]
+        self.start_from.tooltip = tips[0] if tips else ""
+
+    def _init_file_chosen(self, _value=None) -> None:
+        """A model file picked or typed is the one to start from."""
+        if self.init_path:
+            self.start_from.value = MODEL_FILE
+
+    def start_from_init(self) -> str:
+        """What ``--init`` gets: "" (from scratch), a bundled model's name, or the model
+        file made absolute.
+
+        Raises:
+            MadganError: the model file is not chosen or not there, or the bundled model
+                is not installed.
+        """
+        from madgan_core.model.bundled import bundled_path
+
+        choice = self.start_from.value
+        if choice == SCRATCH:
+            return ""
+        if choice != MODEL_FILE:
+            bundled_path(choice)  # installed (else a CheckpointError saying so)
+            return choice
+        init = _absolute(self.init_path)
+        if not init:
+            raise MadganError("choose the model file to start from (or start from scratch)")
+        if not Path(init).is_file():
+            raise MadganError(f"{init}: model to start from not found")
+        return init
 
     @property
     def config_path(self) -> str:
@@ -181,9 +242,7 @@ class TrainingForm(Container):
         manifest = _absolute(self.manifest_path)
         if not Path(manifest).exists():
             raise MadganError(f"{manifest}: not found")
-        init = _absolute(self.init_path)
-        if init and not Path(init).is_file():
-            raise MadganError(f"{init}: model to start from not found")
+        init = self.start_from_init()
         return TrainRequest(
             manifest=manifest,
             out=_absolute(self.out_path),

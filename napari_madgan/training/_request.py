@@ -3,9 +3,9 @@
 The form starts from the chosen preset with the chosen config file over it (both read
 from :mod:`madgan_core.config`, never copied here). Only the settings the user then
 changes are sent, as ``--set section.key=value``, so everything else comes from the
-preset and the file. A run may start from a trained model (``--init``, fine-tuning):
-then the model's preprocessing and architecture are kept, and the preset gives the
-training settings.
+preset and the file. A run may start from a trained model (``--init``, fine-tuning; a
+model file or a bundled model's name): then the model's preprocessing and architecture
+are kept, and the preset gives the training settings.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class TrainRequest:
         settings: what the user changed in the form, as ``{config key: value}``;
             these alone are sent, after the preset and the file.
         steps: the run's total steps, for the progress line.
-        init: a trained model to start from, sent as ``--init`` ("" to train from scratch).
+        init: a trained model to start from, sent as ``--init``: a model file, or a
+            bundled model's name (``phantom-demo``); "" to train from scratch.
     """
 
     manifest: str

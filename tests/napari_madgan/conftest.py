@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REFERENCE
+
+
+@pytest.fixture(autouse=True)
+def _no_bundled_model(tmp_path_factory, monkeypatch):
+    """The widgets' defaults do not depend on whether this installation bundles a model:
+    none is installed unless a test installs one (:func:`bundled_model`)."""
+    from madgan_core.model import bundled
+
+    empty = tmp_path_factory.mktemp("no_bundled_models")
+    monkeypatch.setattr(bundled, "bundled_folder", lambda: empty)
+
+
+@pytest.fixture
+def bundled_model(tmp_path, tiny_model_zstats, monkeypatch) -> Path:
+    """The default bundled model installed as a copy of a tiny calibrated model."""
+    from madgan_core.model import bundled
+
+    folder = tmp_path / "bundled_models"
+    folder.mkdir()
+    path = folder / bundled.REGISTRY[bundled.DEFAULT].filename
+    shutil.copyfile(tiny_model_zstats, path)
+    monkeypatch.setattr(bundled, "bundled_folder", lambda: folder)
+    return path
 
 
 @pytest.fixture(scope="session")
