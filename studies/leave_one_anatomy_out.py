@@ -126,10 +126,21 @@ def summarise_anatomy(records: list[dict], rows: list[ManifestRow], regions: lis
     for summary in summarise(regions):
         out["detected_at_1fp"][f"{summary.group} ({summary.sequence})"] = summary.detected["1"]
     for rec, row in zip(records, rows, strict=True):
-        key = f"{row.group}{row.stage if row.group == 'ad' else ''}"
-        z = out["z"].setdefault(key, {"zmean": [], "zvolume": []})
-        for mode in z:
-            z[mode].append(float(rec.get(f"score_{mode}", np.nan)))
+        key = f"{row.group}{row.stage if row.group == 'ad' else ''} ({row.sequence})"
+        found = rec.get("regions") or []
+        features = {
+            "zmean": rec.get("score_zmean"),
+            "zvolume": rec.get("score_zvolume"),
+            "anomaly": rec.get("score_anomaly"),
+            "percentile": rec.get("percentile_anomaly"),
+            "spread": rec.get("departure_spread"),
+            "findings": len(found),
+            "largest_ml": max([f["volume_ml"] for f in found] + [0.0]),
+            "in_domain": rec.get("in_domain"),
+        }
+        z = out["z"].setdefault(key, {name: [] for name in features})
+        for name, value in features.items():
+            z[name].append(value)
     return out
 
 
@@ -193,6 +204,8 @@ def score_real(real: list[tuple[str, Path]], folds: list[str], args: argparse.Na
                 "in_domain": rec.get("in_domain"), "domain_reasons": rec.get("domain_reasons"),
                 "findings": len(rec.get("regions") or []),
                 "zmean": rec.get("score_zmean"), "zvolume": rec.get("score_zvolume"),
+                "spread": rec.get("departure_spread"),
+                "largest_ml": max([f["volume_ml"] for f in rec.get("regions") or []] + [0.0]),
             })  # fmt: skip
     return found
 
