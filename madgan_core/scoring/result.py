@@ -61,6 +61,8 @@ class ScanScore:
             change), or None.
         domain: the domain check (:mod:`madgan_core.scoring.domain`); None without profiles.
         controls: the controls in words (``"healthy controls (T1, 1.0 mm)"``), or empty.
+        spread: the share of the brain's regions the z-map departs in
+            (:func:`madgan_core.scoring.spread.departure_spread`); None without a z-map.
     """
 
     name: str
@@ -86,6 +88,7 @@ class ScanScore:
     driver: str | None = None
     domain: DomainCheck | None = None
     controls: str = ""
+    spread: float | None = None
 
     @property
     def brain_wide(self) -> bool:
@@ -128,6 +131,7 @@ class ScanScore:
         row["n_controls"] = self.n_controls
         row["headline"] = self.headline
         row.update(domain_columns(self.domain))
+        row["departure_spread"] = None if self.spread is None else float(self.spread)
         if self.findings is not None:
             row["findings"] = self.findings_text()
             row["brain_wide"] = self.brain_wide

@@ -22,6 +22,7 @@ from madgan_core.scoring.domain import guard
 from madgan_core.scoring.findings import label_regions, signed_residual
 from madgan_core.scoring.reconstruct import Predictor, SlabErrors, generator_predictor, slab_errors
 from madgan_core.scoring.result import ScanScore, ScanSource
+from madgan_core.scoring.spread import departure_spread
 
 if TYPE_CHECKING:
     import torch
@@ -266,6 +267,7 @@ def scan_result(
             driver = reference.anomaly_driver(scores, sequence)
         percentiles = reference.percentiles(scores, sequence)
     findings = finding_labels = None
+    spread = None if zmap is None else departure_spread(zmap, settings.finding_threshold)
     affine = _world_affine(scan)
     if zmap is not None and affine is not None:
         findings, finding_labels = label_regions(
@@ -309,4 +311,5 @@ def scan_result(
         driver=driver,
         domain=domain,
         controls=controls,
+        spread=spread,
     )
