@@ -21,7 +21,10 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
   file and reviewed: the brain extracted and outlined, the domain guard's reading;
 * ``real_head_lesion.png``: a metastasis phantom wrapped in that head (skull on);
 * ``real_mni_thick.png``: the MNI152 template with a 1 cm mass, acquired as 5 mm
-  axial slices (``--only real`` makes these three).
+  axial slices (``--only real`` makes these three);
+* ``real_colin27.png`` (``--only individual``): Colin27, one real person's healthy T1
+  with skull and face on (Debian's ``mricron-data``), opened as a file and reviewed
+  with a model that never saw that brain (give it with ``--model``).
 """
 
 from __future__ import annotations
@@ -165,6 +168,16 @@ def real_shots(model: Path, out: Path) -> list[Path]:
         ]
 
 
+COLIN27_HEAD = Path("/usr/share/mricron/templates/ch2.nii.gz")
+
+
+def individual_shot(model: Path, out: Path) -> Path:
+    """Colin27 with its skull, as a user opens a scan of their own."""
+    if not COLIN27_HEAD.is_file():
+        raise FileNotFoundError(f"{COLIN27_HEAD}: install Debian's mricron-data package")
+    return file_shot(model, COLIN27_HEAD, out, "real_colin27.png", "T1")
+
+
 def dicom_study(folder: Path) -> Path:
     """A metastasis phantom as a DICOM study: a T1c series, a T2-like series and a localizer."""
     from madgan_core.cohort.phantom import make_subject
@@ -302,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
     parser.add_argument(
         "--only",
-        choices=("dicom", "review", "real"),
+        choices=("dicom", "review", "real", "individual"),
         default=None,
         help="make only these screenshots",
     )
@@ -320,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only == "dicom":
         print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
+        return 0
+    if args.only == "individual":
+        print(individual_shot(args.model.resolve(), args.out))
         return 0
     if args.only == "real":
         print(*real_shots(args.model.resolve(), args.out), sep="\n")
