@@ -16,7 +16,13 @@ from setuptools import find_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("madgan_core", "napari_madgan")
-USER_TOOLS = {"install.sh", "screenshots.py", "head_preview.py", "pack_bundled_model.py"}
+USER_TOOLS = {
+    "install.sh",
+    "screenshots.py",
+    "head_preview.py",
+    "pack_bundled_model.py",
+    "build_bundled_model.sh",
+}
 
 
 def imports_of(folder: Path, package: str) -> list[str]:
