@@ -171,11 +171,11 @@ def real_shots(model: Path, out: Path) -> list[Path]:
 COLIN27_HEAD = Path("/usr/share/mricron/templates/ch2.nii.gz")
 
 
-def individual_shot(model: Path, out: Path) -> Path:
+def individual_shot(model: Path, out: Path, name: str = "real_colin27.png") -> Path:
     """Colin27 with its skull, as a user opens a scan of their own."""
     if not COLIN27_HEAD.is_file():
         raise FileNotFoundError(f"{COLIN27_HEAD}: install Debian's mricron-data package")
-    return file_shot(model, COLIN27_HEAD, out, "real_colin27.png", "T1")
+    return file_shot(model, COLIN27_HEAD, out, name, "T1")
 
 
 def dicom_study(folder: Path) -> Path:
@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="make only these screenshots",
     )
+    parser.add_argument("--name", help="the file name of the --only individual screenshot")
     args = parser.parse_args(argv)
     if (
         not os.environ.get("DISPLAY")
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(*dicom_shot(args.model.resolve(), args.out), sep="\n")
         return 0
     if args.only == "individual":
-        print(individual_shot(args.model.resolve(), args.out))
+        print(individual_shot(args.model.resolve(), args.out, args.name or "real_colin27.png"))
         return 0
     if args.only == "real":
         print(*real_shots(args.model.resolve(), args.out), sep="\n")

@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> dict:
     test_subjects = {r.subject for r in original if r.anatomy == anatomy and r.split == "test"}
     tests = [r for r in fold if r.subject in test_subjects]
     pool = [s for s in site_subjects(original, anatomy) if s not in test_subjects]
+    if max(args.subjects) > len(pool):
+        log.warning("only %d site subjects outside the test split", len(pool))
     base = args.fold / "run" / "model.pt"
     results = {"anatomy": anatomy, "steps": args.steps, "arms": []}
     results["arms"].append(
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> dict:
                     check=True,
                 )  # fmt: skip
             figures = evaluate(model, tests, folder, args.device)
-            results["arms"].append({"arm": arm, "subjects": n, **figures})
+            results["arms"].append({"arm": arm, "subjects": len(site), **figures})
     return results
 
 
