@@ -22,6 +22,8 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 * ``real_head_lesion.png``: a metastasis phantom wrapped in that head (skull on);
 * ``real_mni_thick.png``: the MNI152 template with a 1 cm mass, acquired as 5 mm
   axial slices (``--only real`` makes these three);
+* ``review_bundled.png`` (``--only bundled``; no ``--model``): the metastasis phantom
+  reviewed with no model chosen, so the bundled model scores;
 * ``real_colin27.png`` (``--only individual``): Colin27, one real person's healthy T1
   with skull and face on (Debian's ``mricron-data``), opened as a file and reviewed
   with a model that never saw that brain (give it with ``--model``).
@@ -76,10 +78,15 @@ SAMPLES = {"mets": "phantom metastasis", "ad": "phantom AD stage 3"}
 
 
 def review_shot(
-    model: Path, out: Path, mode: str = "auto", name: str = "review.png", sample: str = "mets"
+    model: Path | None,
+    out: Path,
+    mode: str = "auto",
+    name: str = "review.png",
+    sample: str = "mets",
 ) -> Path:
     """The user's path: File → Open Sample, Plugins → MADGAN review, Run; then the first
-    finding (or the most anomalous slice) is clicked."""
+    finding (or the most anomalous slice) is clicked. ``model`` None: no model is chosen,
+    so the bundled one scores."""
     import napari
 
     viewer = napari.Viewer(title="napari-madgan: review")
@@ -88,7 +95,8 @@ def review_shot(
     _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
     widget.reader_offer.setVisible(False)  # the one-time offer is not part of the review
     widget.set_scan_layer(SAMPLES[sample])
-    widget.set_model_path(model, remember=False)
+    if model is not None:
+        widget.set_model_path(model, remember=False)
     widget.set_score_mode(mode)
     return run_and_shoot(viewer, widget, out / name)
 
@@ -307,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", type=Path, required=True, help="a trained MADGAN model (model.pt)"
+        "--model", type=Path, help="a trained MADGAN model (model.pt); not for --only bundled"
     )
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -315,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
     parser.add_argument(
         "--only",
-        choices=("dicom", "review", "real", "individual"),
+        choices=("dicom", "review", "real", "individual", "bundled"),
         default=None,
         help="make only these screenshots",
     )
@@ -329,8 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         screen = f"-screen 0 {WINDOW[0] + 100}x{WINDOW[1] + 100}x24"
         cmd = ["xvfb-run", "-a", "-s", screen, sys.executable, __file__, *(argv or sys.argv[1:])]
         return subprocess.call(cmd)
-    if not args.model.is_file():
-        parser.error(f"{args.model}: model file not found")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "bundled":
+        # a new user's settings: nothing remembered, so the bundled model is preselected
+        os.environ["NAPARI_MADGAN_CONFIG_DIR"] = tempfile.mkdtemp(prefix="madgan-settings-")
+        print(review_shot(None, args.out, name="review_bundled.png"))
+        return 0
+    if args.model is None or not args.model.is_file():
+        parser.error(f"{args.model}: model file not found (--model is required)")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only == "dicom":
         print(*dicom_shot(args.model.resolve(), args.out), sep="\n")

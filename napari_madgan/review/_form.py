@@ -129,6 +129,7 @@ class ReviewForm(Container):
     def model_path(self, path: str) -> None:
         entry = _bundled.entry_of(path)
         self.model.line_edit.value = path if entry is None else entry.display_name
+        self.model.line_edit.native.setCursorPosition(0)  # a long name shows its start
 
     @property
     def uses_bundled(self) -> bool:
