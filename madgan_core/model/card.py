@@ -112,7 +112,9 @@ def format_card(card: dict[str, Any]) -> str:
             f"sha256 {str(init.get('sha256'))[:12]})"
         )
     if train["recipe"]:
-        lines.append("Recipe: " + _recipe_text(train["recipe"]))
+        recipe = {k: v for k, v in train["recipe"].items() if k != "evaluation"}
+        lines.append("Recipe: " + _recipe_text(recipe))
+        lines += evaluation_lines(train["recipe"].get("evaluation"))
     cal = card["calibration"]
     if cal is None:
         lines.append("Calibration: none (`madgan calibrate` stores healthy controls)")
@@ -136,6 +138,23 @@ def format_card(card: dict[str, Any]) -> str:
     if card["intended_use"]:
         lines.append(f"Intended use: {card['intended_use']}")
     return "\n".join(lines)
+
+
+def evaluation_lines(evaluation: object) -> list[str]:
+    """A recipe's recorded evaluations, e.g. ``{"demo test split": {"auc": {...},
+    "detected_at_1fp": {...}}}``: one line per figure."""
+    if not isinstance(evaluation, dict):
+        return []
+    lines = []
+    for where, figures in evaluation.items():
+        if not isinstance(figures, dict):
+            continue
+        lines.append(f"Evaluated on {where}:")
+        for label, value in (figures.get("auc") or {}).items():
+            lines.append(f"  AUC {label}: {value:.3f}")
+        for label, value in (figures.get("detected_at_1fp") or {}).items():
+            lines.append(f"  detected at 1 FP per healthy scan, {label}: {100 * value:.0f} %")
+    return lines
 
 
 def _recipe_text(recipe: dict) -> str:
