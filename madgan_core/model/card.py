@@ -132,7 +132,7 @@ def format_card(card: dict[str, Any]) -> str:
     else:
         sequences = ", ".join(dom["sequences"]) if dom["sequences"] else "not recorded"
         lines.append(
-            f"Training domain: {dom['acquisitions']} acquisitions, slice spacing "
+            f"Training domain: {dom['acquisitions']} training scans, slice spacing "
             f"{dom['spacing'] or 'not recorded'}, sequences {sequences}"
         )
     if card["intended_use"]:

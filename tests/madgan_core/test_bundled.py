@@ -317,7 +317,7 @@ def test_info_text_and_json_of_a_plain_model(trained_file, capsys):
     assert "variant none, 4 base channels" in text and "slices 32 x 32 at 6 mm" in text
     assert "Training: 7 steps, seed 0, device cpu, precision fp32" in text
     assert "Calibration: 20 controls (T1: 12, T1c: 8)" in text and "controls at 4.0 mm" in text
-    assert "Training domain: 12 acquisitions, slice spacing 4.0 mm, sequences T1, T1c" in text
+    assert "Training domain: 12 training scans, slice spacing 4.0 mm, sequences T1, T1c" in text
     assert "Intended use" not in text and "Recipe" not in text
     assert main(["info", str(trained_file), "--json"]) == 0
     card = json.loads(capsys.readouterr().out)
