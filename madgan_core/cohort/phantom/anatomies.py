@@ -120,7 +120,7 @@ def resolve(spec: str | os.PathLike) -> tuple[str, Path | None]:
 
 def available() -> list[str]:
     """The distinct bundled brains (:data:`DISTINCT`) whose data is installed here."""
-    from madgan_core.cohort.phantom.head import average_head
+    from madgan_core.cohort.phantom.head import head_source
 
     found = []
     for name in DISTINCT:
@@ -133,7 +133,7 @@ def available() -> list[str]:
             continue
         if name == "head":
             try:
-                average_head()
+                head_source()  # installed: found without reading it
             except ModuleNotFoundError as exc:
                 logger.warning("anatomy 'head' left out: %s", exc)
                 continue

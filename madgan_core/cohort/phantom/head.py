@@ -17,16 +17,13 @@ HEAD_FILE = "mean_reg2mean.nii.gz"
 INSTALL_COMMAND = "pip install --no-deps pydeface==2.1.0"
 
 
-@functools.lru_cache(maxsize=1)
-def average_head() -> tuple[np.ndarray, np.ndarray]:
-    """pydeface's average T1 head: ``(volume, affine)``, float32, RAS world mm (about 1 mm voxels).
-
-    Read from the installed ``pydeface`` package's data; nothing is downloaded.
+def head_source():
+    """The installed average-head file (an importlib resource); nothing is read.
 
     Raises:
         ModuleNotFoundError: pydeface is not installed (the message gives the install command).
     """
-    from importlib.resources import as_file, files
+    from importlib.resources import files
 
     try:
         source = files(HEAD_PACKAGE) / "data" / HEAD_FILE
@@ -42,6 +39,21 @@ def average_head() -> tuple[np.ndarray, np.ndarray]:
             f"reinstall it with `{INSTALL_COMMAND}`",
             name=HEAD_PACKAGE,
         )
+    return source
+
+
+@functools.lru_cache(maxsize=1)
+def average_head() -> tuple[np.ndarray, np.ndarray]:
+    """pydeface's average T1 head: ``(volume, affine)``, float32, RAS world mm (about 1 mm voxels).
+
+    Read from the installed ``pydeface`` package's data; nothing is downloaded.
+
+    Raises:
+        ModuleNotFoundError: pydeface is not installed (the message gives the install command).
+    """
+    from importlib.resources import as_file
+
+    source = head_source()
     with as_file(source) as path:
         img = nib.as_closest_canonical(nib.load(str(path)))
         volume = np.asarray(img.get_fdata(dtype=np.float32), dtype=np.float32)

@@ -253,20 +253,23 @@ def _newest_checkpoint(out_dir: Path, cfg: MadganConfig) -> _Resumed | None:
     if not found:
         log.warning("--resume: no checkpoint in %s; starting from step 0", out_dir / "checkpoints")
         return None
-    path = found[-1][1]
-    record = ckpt.read_checkpoint(path)
-    stored = ckpt.config_of(record, path)
-    ckpt.check_compatible(stored, cfg, path)
-    log.info("resuming from %s (step %d)", path, record["step"])
-    return _Resumed(record, path, stored)
+    resumed = _read_checked(found[-1][1], cfg)
+    log.info("resuming from %s (step %d)", resumed.path, resumed.step)
+    return resumed
 
 
 def _read_init(path: Path, cfg: MadganConfig) -> _Resumed:
     """The model a run starts from, checked against ``cfg`` (architecture, slice size)."""
+    start = _read_checked(path, cfg)
+    log.info("starting from %s (trained %d steps)", path, start.step)
+    return start
+
+
+def _read_checked(path: Path, cfg: MadganConfig) -> _Resumed:
+    """A checkpoint or model file with its stored configuration, checked against ``cfg``."""
     record = ckpt.read_checkpoint(path)
     stored = ckpt.config_of(record, path)
     ckpt.check_compatible(stored, cfg, path)
-    log.info("starting from %s (trained %d steps)", path, record["step"])
     return _Resumed(record, path, stored)
 
 
