@@ -144,6 +144,14 @@ def summarise_anatomy(records: list[dict], rows: list[ManifestRow], regions: lis
     return out
 
 
+def lesion_regions(model, rows: list[ManifestRow]) -> list:
+    """The findings of the lesioned rows and of the healthy rows of their sequences."""
+    masked = {r.sequence for r in rows if r.mask is not None}
+    chosen = [r for r in rows if r.mask is not None or
+              (r.group == "healthy" and r.sequence in masked)]  # fmt: skip
+    return [scan_regions(model, r) for r in chosen]
+
+
 def run_fold(rows: list[ManifestRow], held_out: str, args: argparse.Namespace) -> dict:
     from madgan_core.model.checkpoint import load_model
 
@@ -167,10 +175,7 @@ def run_fold(rows: list[ManifestRow], held_out: str, args: argparse.Namespace) -
 
         regions = [ScanRegions(**json.loads(x)) for x in regions_file.read_text().splitlines()]
     else:
-        masked = {r.sequence for r in tests if r.mask is not None}
-        chosen = [r for r in tests if r.mask is not None or
-                  (r.group == "healthy" and r.sequence in masked)]  # fmt: skip
-        regions = [scan_regions(model, r) for r in chosen]
+        regions = lesion_regions(model, tests)
         regions_file.write_text("".join(json.dumps(dataclasses.asdict(x)) + "\n" for x in regions))
     region_of = {Path(x.path).resolve(): x for x in regions}
     result = {"held_out": held_out, "anatomies": {}}

@@ -33,9 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leave_one_anatomy_out import score_files, summarise_anatomy
+from leave_one_anatomy_out import lesion_regions, score_files, summarise_anatomy
 
-from madgan_core.cohort.evaluation.regions import scan_regions
 from madgan_core.scans.manifest import ManifestRow, read_manifest, write_manifest
 
 log = logging.getLogger("site_adaptation")
@@ -65,13 +64,7 @@ def evaluate(model: Path, tests: list[ManifestRow], out: Path, device: str) -> d
     records = score_files(
         model, [r.path for r in tests], [r.sequence for r in tests], out / "scores", device
     )
-    loaded = load_model(model, device=device)
-    masked = {r.sequence for r in tests if r.mask is not None}
-    regions = [
-        scan_regions(loaded, r)
-        for r in tests
-        if r.mask is not None or (r.group == "healthy" and r.sequence in masked)
-    ]
+    regions = lesion_regions(load_model(model, device=device), tests)
     return summarise_anatomy(records, tests, regions)
 
 
