@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from madgan_core.errors import MadganError
+from madgan_core.model.normative import (
+    Adjustment,
+    NormativeFit,
+    describe_adjustment,
+    fit_norms,
+    plan_norms,
+    usable,
+)
 from madgan_core.model.zstats import ZStats
 from madgan_core.modes import (
     ANOMALY,
@@ -26,6 +34,7 @@ from madgan_core.modes import (
     compute_scores,
     leave_one_out_anomaly,
 )
+from madgan_core.scans.covariates import Covariates
 
 # Percentile bands shown to readers.
 UNUSUAL_PERCENTILE = 90.0
@@ -48,6 +57,9 @@ class HealthyReference:
         domain: the controls' domain profile summary (``ProfileSummary.to_dict()`` of
             :mod:`madgan_core.prep.domain_profile`), or None for a reference made before
             profiles.
+        covariates: the controls' age, sex and site, in the same order (None where the
+            manifest gave none); empty when no control had any. The normative reference
+            (:mod:`madgan_core.model.normative`) uses them.
     """
 
     scores: dict[str, np.ndarray]
@@ -55,6 +67,8 @@ class HealthyReference:
     sequences: list[str] = field(default_factory=list)
     zstats: dict[str, ZStats] = field(default_factory=dict)
     domain: dict | None = None
+    covariates: list[Covariates | None] = field(default_factory=list)
+    _norms: dict[tuple, NormativeFit] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -70,14 +84,18 @@ class HealthyReference:
 
     def control_scores(self, mode: str, sequence: str | None) -> np.ndarray:
         """The ``mode`` scores of the controls of ``sequence``; NaN (no statistics) left out."""
+        values, _ = self._control_values(mode, sequence)
+        return values[np.isfinite(values)]
+
+    def _control_values(self, mode: str, sequence: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``mode`` scores of the controls of ``sequence`` (NaN kept) and their indices."""
+        chosen = self._controls(sequence)
         if mode == ANOMALY:
-            values = self.control_anomaly_scores(sequence)
-            return values[np.isfinite(values)]
+            return self.control_anomaly_scores(sequence), chosen
         values = self.scores.get(mode)
         if values is None or len(values) == 0:
-            return np.zeros(0)
-        values = values[self._controls(sequence)]
-        return values[np.isfinite(values)]
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return values[chosen], chosen
 
     def percentile(self, score: float, mode: str = "mean", sequence: str | None = None) -> float:
         """Percentage of controls scoring at or below ``score`` (0 below all, 100 above all)."""
@@ -95,6 +113,47 @@ class HealthyReference:
             for mode, value in scores.items()
             if len(self.control_scores(mode, sequence))
         }
+
+    def adjusted_percentiles(
+        self,
+        scores: dict[str, float],
+        sequence: str | None = None,
+        covariates: Covariates | None = None,
+    ) -> tuple[dict[str, float], dict[str, Adjustment]]:
+        """Percentiles against controls of the scan's age and sex where the reference can
+        make them (:mod:`madgan_core.model.normative`), else the plain ones; and, per
+        mode, how each was made (none for a scan without covariates or a reference
+        without them: everything as :meth:`percentiles`)."""
+        plain = self.percentiles(scores, sequence)
+        if covariates is None or not self.covariates:
+            return plain, {}
+        percentiles, adjustments = {}, {}
+        for mode, value in scores.items():
+            if mode not in plain:
+                continue
+            values, chosen = self._control_values(mode, sequence)
+            people = [
+                self.covariates[i] if np.isfinite(v) else None
+                for v, i in zip(values, chosen, strict=True)
+            ]
+            plan = plan_norms(covariates, people)
+            if not plan.adjusts:
+                percentiles[mode] = plain[mode]
+                if plan.note:
+                    adjustments[mode] = Adjustment(note=plan.note)
+                continue
+            key = (mode, sequence, plan.uses_age, plan.uses_sex)
+            if key not in self._norms:
+                keep = [k for k, person in enumerate(people) if usable(person, plan)]
+                self._norms[key] = fit_norms(
+                    values[keep], [people[k] for k in keep], plan.uses_age, plan.uses_sex
+                )
+            fit = self._norms[key]
+            percentiles[mode] = fit.percentile(value, covariates)
+            adjustments[mode] = Adjustment(
+                describe_adjustment(covariates, plan), fit.n, loo_r2=fit.loo_r2
+            )
+        return percentiles, adjustments
 
     def anomaly(
         self, scores: Mapping[str, float], sequence: str | None
@@ -162,6 +221,11 @@ class HealthyReference:
             "sequences": list(self.sequences),
             "zstats": {seq: stats.to_dict() for seq, stats in self.zstats.items()},
             **({} if self.domain is None else {"domain": self.domain}),
+            **(
+                {"covariates": [None if c is None else c.to_dict() for c in self.covariates]}
+                if any(c is not None and c.known for c in self.covariates)
+                else {}
+            ),
         }
 
     @classmethod
@@ -214,12 +278,20 @@ class HealthyReference:
         domain = data.get("domain")
         if domain is not None and not isinstance(domain, Mapping):
             raise MalformedReference("domain must be a mapping")
+        covariates = []
+        for person in _listed(data.get("covariates") or [], "covariates"):
+            if person is not None and not isinstance(person, Mapping):
+                raise MalformedReference("covariates must be mappings of age, sex and site")
+            covariates.append(None if person is None else Covariates.from_dict(person))
+        if covariates and len(covariates) != len(names):
+            raise MalformedReference(f"{len(covariates)} covariates for {len(names)} controls")
         return cls(
             scores=scores,
             names=names,
             sequences=sequences,
             zstats=zstats,
             domain=None if domain is None else dict(domain),
+            covariates=covariates,
         )
 
 

@@ -33,17 +33,28 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def describe_percentile(p: float, n: int, controls: str | None = None) -> str:
+def describe_percentile(
+    p: float, n: int, controls: str | None = None, adjusted_for: str = ""
+) -> str:
     """E.g. ``"98th percentile of 120 healthy controls"``; the extremes say so plainly.
 
     ``controls`` names them, e.g. ``"healthy controls (T1, 1.0 mm)"``: then
-    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``.
+    ``"97th percentile among 40 healthy controls (T1, 1.0 mm)"``. A percentile against
+    controls of the scan's age and sex says so: ``"89th percentile among healthy
+    controls (T1, 1.0 mm), adjusted for age 74 and sex F (n = 120)"``.
     """
     if controls is None:
         controls = "healthy control" if n == 1 else "healthy controls"
         among = "of"
     else:
         among = "among"
+    if adjusted_for:
+        tail = f", adjusted for {adjusted_for} (n = {n})"
+        if p >= 100.0:
+            return f"above all {controls}{tail}"
+        if p <= 0.0:
+            return f"below all {controls}{tail}"
+        return f"{ordinal(int(math.floor(p)))} percentile among {controls}{tail}"
     if p >= 100.0:
         return f"above all {n} {controls}"
     if p <= 0.0:
@@ -78,7 +89,14 @@ def percentile_reading(result: ScanScore, mode: str) -> str | None:
     pct = result.percentiles.get(mode)
     if pct is None or result.n_controls == 0:
         return None
-    where = describe_percentile(pct, result.n_controls, result.controls or None)
+    adjustment = result.adjustments.get(mode)
+    if adjustment is not None and adjustment.adjusted:
+        controls = result.controls or "healthy controls"
+        where = describe_percentile(pct, adjustment.n, controls, adjustment.covariates)
+    else:
+        where = describe_percentile(pct, result.n_controls, result.controls or None)
+        if adjustment is not None and adjustment.note:
+            where = f"{where} ({adjustment.note})"
     if result.domain is not None and not result.domain.in_domain:
         return where
     return f"{where}: {percentile_band(pct)}"

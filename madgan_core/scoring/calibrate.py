@@ -26,6 +26,7 @@ from madgan_core.modes import noise_adjusted_modes, zmap_mode_names
 from madgan_core.prep.domain_profile import DomainProfile, ProfileSummary
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
+from madgan_core.scans.covariates import Covariates
 from madgan_core.scoring.scorer import slab_scorer
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ def _reference_from_spills(
     reference = HealthyReference(
         {m: np.asarray(v) for m, v in collected.items()}, names, [r.sequence for r in rows]
     )
+    people = [Covariates.of(r.age, r.sex, r.site) for r in rows]
+    if any(p.known for p in people):  # for the normative reference
+        reference.covariates = [p if p.known else None for p in people]
     if all(p is not None for p in profiles):
         summary = ProfileSummary.of([DomainProfile.from_dict(p) for p in profiles])
         reference.domain = summary.to_dict()

@@ -11,7 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
+from madgan_core.model.normative import Adjustment
 from madgan_core.model.reference import UNUSUAL_PERCENTILE
+from madgan_core.scans.covariates import Covariates
 from madgan_core.scoring.domain import DomainCheck, domain_columns
 from madgan_core.scoring.findings import Finding, describe_findings
 
@@ -63,6 +65,9 @@ class ScanScore:
         controls: the controls in words (``"healthy controls (T1, 1.0 mm)"``), or empty.
         spread: the share of the brain's regions the z-map departs in
             (:func:`madgan_core.scoring.spread.departure_spread`); None without a z-map.
+        covariates: the person's age, sex and site, as given; None when none was.
+        adjustments: per mode, how its percentile was adjusted for age and sex, or why
+            it was not (:mod:`madgan_core.model.normative`); empty: plain percentiles.
     """
 
     name: str
@@ -89,6 +94,8 @@ class ScanScore:
     domain: DomainCheck | None = None
     controls: str = ""
     spread: float | None = None
+    covariates: Covariates | None = None
+    adjustments: dict[str, Adjustment] = field(default_factory=dict)
 
     @property
     def brain_wide(self) -> bool:
@@ -130,6 +137,9 @@ class ScanScore:
             row[f"percentile_{mode}"] = None if pct is None else float(pct)
         row["n_controls"] = self.n_controls
         row["headline"] = self.headline
+        people = self.covariates or Covariates()
+        row.update(age=people.age, sex=people.sex, site=people.site)
+        row.update(self.adjustments.get(self.headline, Adjustment()).to_dict())
         row.update(domain_columns(self.domain))
         row["departure_spread"] = None if self.spread is None else float(self.spread)
         if self.findings is not None:

@@ -17,6 +17,7 @@ from madgan_core.model.zstats import FOREGROUND_LEVEL, slice_volumes
 from madgan_core.modes import WINDOWS, ScoreInputs, compute_scores, headline_mode
 from madgan_core.prep.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.prep.slab import Slab, preprocess
+from madgan_core.scans.covariates import Covariates
 from madgan_core.scans.scan import Scan
 from madgan_core.scoring.domain import guard
 from madgan_core.scoring.findings import label_regions, signed_residual
@@ -148,6 +149,7 @@ def score_scan(
     should_stop: Callable[[], bool] | None = None,
     predictor: Predictor | None = None,
     sequence: str | None = None,
+    covariates: Covariates | None = None,
 ) -> ScanScore:
     """Score one scan with a trained model.
 
@@ -168,6 +170,8 @@ def score_scan(
         should_stop: polled between batches; returning True raises :class:`ScoringCancelled`.
         predictor: score another predictor (a baseline) in the model's harness.
         sequence: the scan's sequence (``T1``/``T1c``), to pick matching healthy controls.
+        covariates: the person's age and sex, for percentiles against controls of that
+            age and sex where the reference stores theirs (:mod:`madgan_core.model.normative`).
 
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
@@ -182,7 +186,7 @@ def score_scan(
     errors, scores, z = score(slab, zstats, maps, progress, should_stop)
     return scan_result(
         scan, slab, errors, scores, z, model.config.score, reference, sequence, maps=maps,
-        training_domain=getattr(model, "training_domain", None),
+        training_domain=getattr(model, "training_domain", None), covariates=covariates,
     )  # fmt: skip
 
 
@@ -226,6 +230,7 @@ def scan_result(
     *,
     maps: bool = True,
     training_domain: dict | None = None,
+    covariates: Covariates | None = None,
 ) -> ScanScore:
     """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles.
 
@@ -260,12 +265,13 @@ def scan_result(
                 )
     slice_zvolume = None if z is None else slice_volumes(z, slab.slices, settings)
     percentiles: dict[str, float] = {}
+    adjustments = {}
     driver = None
     if reference is not None:
         if z is not None:  # the modes computed against the controls, and what drives them
             scores = reference.with_anomaly(scores, sequence)
             driver = reference.anomaly_driver(scores, sequence)
-        percentiles = reference.percentiles(scores, sequence)
+        percentiles, adjustments = reference.adjusted_percentiles(scores, sequence, covariates)
     findings = finding_labels = None
     spread = None if zmap is None else departure_spread(zmap, settings.finding_threshold)
     affine = _world_affine(scan)
@@ -312,4 +318,6 @@ def scan_result(
         domain=domain,
         controls=controls,
         spread=spread,
+        covariates=covariates,
+        adjustments=adjustments,
     )
