@@ -23,6 +23,7 @@ from madgan_core.model.checkpoint import model_fingerprint
 from madgan_core.prep.loader import LoadedSlab, SlabLoader
 from madgan_core.runtime.sharding import PartFolder, SharedRun, run_share
 from madgan_core.scans.atomic import atomic_write_text
+from madgan_core.scans.covariates import Covariates, scan_covariates
 from madgan_core.scans.files import save_like
 from madgan_core.scoring.result import ScanScore
 from madgan_core.scoring.scorer import inference_settings, score_scan
@@ -50,6 +51,7 @@ def score_files(
     progress: Callable[[int, int], None] | None = None,
     on_result: Callable[[ScanScore], None] | None = None,
     brain_masks: Sequence[str | Path] | None = None,
+    covariates: Sequence[Covariates | None] | None = None,
 ) -> list[dict[str, object]] | None:
     """Score each file into ``out``: rows, and on request the maps as NIfTI beside them.
 
@@ -69,6 +71,9 @@ def score_files(
         progress: ``progress(done, total)`` over this rank's scans.
         on_result: called with each scan's :class:`ScanScore` as it is scored.
         brain_masks: one brain-mask file per path, used instead of the brain step.
+        covariates: one person's age and sex per path, for percentiles against controls
+            of that age and sex (:mod:`madgan_core.model.normative`); where None, a DICOM
+            series' Patient's Age and Sex are used.
 
     Returns:
         Every file's row, in the order given; None on ranks other than 0.
@@ -87,13 +92,17 @@ def score_files(
         "maps": maps,
         "brain_masks": None if brain_masks is None else [str(m) for m in brain_masks],
         "dicom_out": None if dicom_out is None else str(dicom_out),
+        "covariates": None
+        if covariates is None
+        else [None if c is None else c.to_dict() for c in covariates],
     }
     run = SharedRun(
         [str(p) for p in paths], PartFolder(out / "scores.parts", fingerprint), info, model.device
     )
     todo = run.todo()
 
-    def score(_i: int, prepared: LoadedSlab) -> dict[str, object]:
+    def score(i: int, prepared: LoadedSlab) -> dict[str, object]:
+        given = None if covariates is None else covariates[i]
         result = score_scan(
             model,
             prepared,
@@ -102,6 +111,7 @@ def score_files(
             batch_size=batch,
             precision=precision,
             sequence=sequence,
+            covariates=(given or Covariates()).filled_from(scan_covariates(prepared.scan)),
         )
         if maps:
             _save_maps(result, prepared, out)

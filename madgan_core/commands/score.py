@@ -29,6 +29,7 @@ from madgan_core.model.bundled import (
     resolve_model,
 )
 from madgan_core.modes import AUTO, mode_names, score_mode
+from madgan_core.scans.covariates import Covariates
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,24 @@ def add_parser(subparsers) -> None:
         "repeat once per scan, in the scans' order",
     )
     p.add_argument(
+        "--age",
+        type=float,
+        action="append",
+        default=None,
+        metavar="YEARS",
+        help="the person's age: percentiles are then made against healthy controls of that "
+        "age (and sex, with --sex) where the model's controls have ages (docs/user-guide.md, "
+        "'Age- and sex-adjusted percentiles'); once for all scans, or once per scan in their "
+        "order (default: a DICOM series' Patient's Age)",
+    )
+    p.add_argument(
+        "--sex",
+        choices=("F", "M"),
+        action="append",
+        default=None,
+        help="the person's sex, as --age (default: a DICOM series' Patient's Sex)",
+    )
+    p.add_argument(
         "--sequence",
         choices=SEQUENCES,
         default=None,
@@ -127,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             f"--brain-mask was given {len(args.brain_mask)} times for {len(scans)} scans; "
             "give one mask per scan, in the scans' order"
         )
+    covariates = covariates_from(args, len(scans))
     with cohort_group(args.device) as (info, device):
         model = load_model(model_path, device=device).with_score(overrides.get("score"))
         mode = model.config.score.mode
@@ -152,10 +172,36 @@ def run(args: argparse.Namespace) -> int:
                 progress=tqdm_callback(bar),
                 on_result=lambda result: _print_line(summary_line(result, mode)),
                 brain_masks=args.brain_mask,
+                covariates=covariates,
             )
     if rows is not None:
         print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
     return 0
+
+
+def covariates_from(args: argparse.Namespace, n_scans: int) -> list[Covariates] | None:
+    """One :class:`Covariates` per scan from ``--age`` and ``--sex`` (each given once for
+    all scans, or once per scan); None when neither was given."""
+    if args.age is None and args.sex is None:
+        return None
+    per_scan = {}
+    for flag, values in (("--age", args.age), ("--sex", args.sex)):
+        if values is None:
+            per_scan[flag] = [None] * n_scans
+        elif len(values) in (1, n_scans):
+            per_scan[flag] = values * n_scans if len(values) == 1 else values
+        else:
+            raise ConfigError(
+                f"{flag} was given {len(values)} times for {n_scans} scans; give it once for "
+                "all scans, or once per scan in their order"
+            )
+    for age in args.age or ():
+        if not 0 <= age <= 130:
+            raise ConfigError(f"--age {age:g} is not an age in years")
+    return [
+        Covariates(age=age, sex=sex)
+        for age, sex in zip(per_scan["--age"], per_scan["--sex"], strict=True)
+    ]
 
 
 def model_and_scans(model: Path | None, scans: list[Path]) -> tuple[Path, list[Path]]:

@@ -18,6 +18,7 @@ from madgan_core.errors import MadganError
 from madgan_core.model.normative import (
     Adjustment,
     NormativeFit,
+    NormsPlan,
     describe_adjustment,
     fit_norms,
     plan_norms,
@@ -131,29 +132,41 @@ class HealthyReference:
         for mode, value in scores.items():
             if mode not in plain:
                 continue
-            values, chosen = self._control_values(mode, sequence)
-            people = [
-                self.covariates[i] if np.isfinite(v) else None
-                for v, i in zip(values, chosen, strict=True)
-            ]
-            plan = plan_norms(covariates, people)
-            if not plan.adjusts:
+            fit, plan = self.normative_fit(mode, sequence, covariates)
+            if fit is None:
                 percentiles[mode] = plain[mode]
                 if plan.note:
                     adjustments[mode] = Adjustment(note=plan.note)
                 continue
-            key = (mode, sequence, plan.uses_age, plan.uses_sex)
-            if key not in self._norms:
-                keep = [k for k, person in enumerate(people) if usable(person, plan)]
-                self._norms[key] = fit_norms(
-                    values[keep], [people[k] for k in keep], plan.uses_age, plan.uses_sex
-                )
-            fit = self._norms[key]
             percentiles[mode] = fit.percentile(value, covariates)
             adjustments[mode] = Adjustment(
                 describe_adjustment(covariates, plan), fit.n, loo_r2=fit.loo_r2
             )
         return percentiles, adjustments
+
+    def normative_fit(
+        self, mode: str, sequence: str | None, covariates: Covariates
+    ) -> tuple[NormativeFit | None, NormsPlan]:
+        """The model of ``mode`` on the covariates ``covariates`` has, fitted in the controls
+        of ``sequence`` that have them (cached); None, with the plan's note, when the scan
+        cannot be adjusted."""
+        if not self.covariates:
+            return None, NormsPlan(False, False)
+        values, chosen = self._control_values(mode, sequence)
+        people = [
+            self.covariates[i] if np.isfinite(v) else None
+            for v, i in zip(values, chosen, strict=True)
+        ]
+        plan = plan_norms(covariates, people)
+        if not plan.adjusts:
+            return None, plan
+        key = (mode, sequence, plan.uses_age, plan.uses_sex)
+        if key not in self._norms:
+            keep = [k for k, person in enumerate(people) if usable(person, plan)]
+            self._norms[key] = fit_norms(
+                values[keep], [people[k] for k in keep], plan.uses_age, plan.uses_sex
+            )
+        return self._norms[key], plan
 
     def anomaly(
         self, scores: Mapping[str, float], sequence: str | None

@@ -55,6 +55,14 @@ class Covariates:
         years = None if age in (None, "") else float(age)
         return cls(age=years, sex=normalise_sex(sex), site=str(site) if site else None)
 
+    def filled_from(self, other: Covariates) -> Covariates:
+        """These covariates, with what they leave unknown taken from ``other``."""
+        return Covariates(
+            age=self.age if self.age is not None else other.age,
+            sex=self.sex if self.sex is not None else other.sex,
+            site=self.site if self.site is not None else other.site,
+        )
+
     @property
     def known(self) -> bool:
         return self.age is not None or self.sex is not None or self.site is not None
@@ -76,3 +84,16 @@ class Covariates:
         if self.site is not None:
             parts.append(f"site {self.site}")
         return ", ".join(parts)
+
+
+def scan_covariates(scan: object) -> Covariates:
+    """Age and sex from a DICOM series' headers (Patient's Age, Patient's Sex); nothing is
+    known of other files."""
+    source = getattr(scan, "dicom", None)
+    headers = getattr(source, "headers", ()) if source is not None else ()
+    if not headers:
+        return Covariates()
+    first = headers[0]
+    return Covariates(
+        age=dicom_age_years(first.get("PatientAge")), sex=normalise_sex(first.get("PatientSex"))
+    )

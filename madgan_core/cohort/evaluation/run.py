@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from madgan_core.cohort.evaluation.ages import age_confound_markdown, with_adjusted_scores
 from madgan_core.cohort.evaluation.cohort import calibrated_modes, score_cohort, score_columns
 from madgan_core.cohort.evaluation.regions import evaluate_regions, regions_markdown
 from madgan_core.cohort.evaluation.report import write_report
@@ -164,9 +165,27 @@ def evaluate(
     if any(r.mask is not None for r in rows) and model.reference is not None:
         stage = _stage(progress, "regions", len(rows))
         regions = evaluate_regions(model, rows, out, stage)
-    notes = "\n".join([*regions_markdown(regions), notes])
+    ages = age_section(records, rows, model, columns)
+    notes = "\n".join([*regions_markdown(regions), *ages, notes])
     report, table = write_report(records, columns, out, model, curve, notes)
     return Evaluation(report, table, columns)
+
+
+def age_section(
+    records: Sequence[dict[str, object]],
+    rows: Sequence[ManifestRow],
+    model: LoadedModel,
+    columns: Sequence[str],
+) -> list[str]:
+    """The report's age-confound section (:mod:`.ages`) for the headline column, when the
+    model's controls and the test scans have ages; else nothing."""
+    reference = model.reference
+    if reference is None or not reference.covariates or not any(r.age is not None for r in rows):
+        return []
+    column = next((c for c in ("madgan:anomaly", "madgan:mean") if c in columns), None)
+    if column is None:
+        return []
+    return age_confound_markdown(with_adjusted_scores(records, rows, reference, [column]), column)
 
 
 def _stage(
