@@ -44,6 +44,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from madgan_core.model.norms_card import controls_covariates, covariates_lines
     from madgan_core.scans.manifest import read_manifest
     from madgan_core.scoring.calibrate import calibrate_model
 
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"z-map scores for {sequence} ({reference.n_for(sequence)} controls): {', '.join(modes)}"
         )
+    for line in covariates_lines(controls_covariates(reference)):
+        print(line)
     return 0
 
 

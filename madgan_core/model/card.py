@@ -13,6 +13,7 @@ import torch
 
 from madgan_core.model.bundled import bundled_entry_of
 from madgan_core.model.checkpoint import config_of, read_checkpoint, reference_of
+from madgan_core.model.norms_card import controls_covariates, covariates_lines
 from madgan_core.prep.domain_profile import ProfileSummary
 
 
@@ -20,7 +21,8 @@ def model_card(path: str | Path) -> dict[str, Any]:
     """The card of the model file at ``path`` (JSON-ready).
 
     Keys: ``path``, ``name``, ``display_name``, ``size_bytes``, ``package_version``,
-    ``architecture``, ``training``, ``calibration`` (None when uncalibrated),
+    ``architecture``, ``training``, ``calibration`` (None when uncalibrated; its
+    ``covariates`` are :func:`~madgan_core.model.norms_card.controls_covariates`),
     ``training_domain`` (None when not stored) and ``intended_use`` (bundled models).
 
     Raises:
@@ -43,6 +45,7 @@ def model_card(path: str | Path) -> dict[str, Any]:
             "zmap_sequences": sorted(reference.zstats),
             "modes": sorted(reference.scores),
             "resolution": _resolution(reference.domain),
+            "covariates": controls_covariates(reference),
         }
     domain = record.get("training_domain")
     training_domain = None
@@ -126,6 +129,7 @@ def format_card(card: dict[str, Any]) -> str:
             f"Calibration: {cal['controls']} controls{f' ({per})' if per else ''}; "
             f"z-maps for {zmaps}{resolution}"
         )
+        lines += covariates_lines(cal["covariates"])
     dom = card["training_domain"]
     if dom is None:
         lines.append("Training domain: not recorded")
