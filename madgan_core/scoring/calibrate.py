@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,12 @@ Features = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 # z-statistics need 3 controls of a sequence; the noise-adjusted modes a few more for their fit.
 MIN_ZSTATS_CONTROLS = 3
 MIN_NOISE_FIT_CONTROLS = 6
+# A model re-calibrated on new healthy controls that it reconstructs worse than most of
+# its previous ones has likely never learned their brains (or scanner).
+UNFAMILIAR_PERCENTILE = 90.0
+MIN_NEW_CONTROLS = 5
+
+log = logging.getLogger(__name__)
 
 
 def build_reference(
@@ -295,4 +302,44 @@ def calibrate_model(
     if reference is not None:
         update_checkpoint(model_path, healthy_reference=reference.to_dict(), **stored)
         shutil.rmtree(work_dir, ignore_errors=True)
+        for warning in unfamiliar_controls(model.reference, reference):
+            log.warning("%s: %s", model_path, warning)
     return reference
+
+
+def unfamiliar_controls(previous: HealthyReference | None, new: HealthyReference) -> list[str]:
+    """A warning per sequence whose new healthy controls the model reconstructs worse than
+    most of its previous controls: their median ``mean`` ℓ2 at or above the
+    :data:`UNFAMILIAR_PERCENTILE` th percentile of the previous controls of that sequence
+    (at least :data:`MIN_NEW_CONTROLS` new controls, and as many previous ones; controls
+    in both references are left out).
+
+    On leave-one-anatomy-out cohorts the healthy scans of the brain a model never saw sat
+    at the 100th percentile of its controls in every split, those of the brains it knew
+    at the 20th-60th (docs/real-scans.md).
+    """
+    if previous is None:
+        return []
+    warnings = []
+    known = set(previous.names)
+    for sequence in sorted(set(new.sequences)):
+        if sequence not in previous.sequences:
+            continue
+        before = previous.control_scores("mean", sequence)
+        values = [
+            float(new.scores["mean"][i])
+            for i, (name, seq) in enumerate(zip(new.names, new.sequences, strict=True))
+            if seq == sequence and name not in known and np.isfinite(new.scores["mean"][i])
+        ]
+        if len(values) < MIN_NEW_CONTROLS or len(before) < MIN_NEW_CONTROLS:
+            continue
+        median = float(np.median([previous.percentile(v, "mean", sequence) for v in values]))
+        if median >= UNFAMILIAR_PERCENTILE:
+            warnings.append(
+                f"the model reconstructs these {len(values)} healthy {sequence} controls worse "
+                f"than its previous ones (their median scores at or above {median:.0f} % of its "
+                f"{len(before)} previous {sequence} controls): it has likely not learned this "
+                "site's brains or scanner. Fine-tune it on healthy scans from this site, then "
+                "calibrate (madgan train --init; docs/real-scans.md, 'Adapting the model to a site')"
+            )
+    return warnings
