@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from madgan_core.cohort.phantom.acquisition import parse_variant
+from madgan_core.cohort.phantom.ageing import draw_person
 from madgan_core.cohort.phantom.anatomies import anatomy_template, expand, resolve
 from madgan_core.cohort.phantom.diseases import SUBTYPES
 from madgan_core.cohort.phantom.head import wrap_in_head
@@ -30,6 +34,7 @@ REORIENT_FRACTION = 0.2
 # One JSON line per scan: its generation parameters (anatomy, scanner, lesions).
 SUBJECTS_FILE = "subjects.jsonl"
 ID_PREFIX = {"healthy": "healthy", "ad": "ad", "mets": "mets", "various": "various"}
+MAX_WORKERS = 8  # the default number of simulating processes is the CPU count, at most this
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class PlannedSubject:
     seed: int
     split: str
     ornt: np.ndarray | None  # voxel orientation to store the scans in (None: RAS+)
+    age: float | None = None  # years (ageing cohorts only)
+    sex: str = ""  # F or M (ageing cohorts only)
 
 
 def subject_seed(seed: int, group: str, index: int) -> int:
@@ -74,9 +81,16 @@ def random_orientation(rng: np.random.Generator) -> np.ndarray:
 
 
 def plan_cohort(
-    healthy: int, ad: int, mets: int, various: int, seed: int, anatomies: int = 1
+    healthy: int,
+    ad: int,
+    mets: int,
+    various: int,
+    seed: int,
+    anatomies: int = 1,
+    ageing: bool = False,
 ) -> list[PlannedSubject]:
-    """Every subject of the cohort with its seed, stage, subtype, split and stored orientation.
+    """Every subject of the cohort with its seed, stage, subtype, split and stored orientation
+    (and, with ``ageing``, its age and sex: :func:`madgan_core.cohort.phantom.ageing.draw_person`).
 
     Subject ``i`` of each group is built from anatomy ``i % anatomies``; AD stages and
     lesion subtypes cycle within each anatomy, and the healthy subjects are split within
@@ -100,6 +114,7 @@ def plan_cohort(
             turn = i // anatomies  # stages and subtypes cycle within each anatomy
             rng = np.random.default_rng(np.random.SeedSequence(s, spawn_key=(9,)))
             ornt = random_orientation(rng) if rng.random() < REORIENT_FRACTION else None
+            person = draw_person(group, s) if ageing else None
             plan.append(
                 PlannedSubject(
                     subject=f"{ID_PREFIX[group]}-{i:03d}",
@@ -109,6 +124,8 @@ def plan_cohort(
                     seed=s,
                     split=splits[i] if group == "healthy" else "test",
                     ornt=ornt,
+                    age=person.age if person else None,
+                    sex=person.sex if person else "",
                 )
             )
     return plan
@@ -140,6 +157,129 @@ def to_image(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray | None) ->
     return img
 
 
+def default_workers() -> int:
+    """The CPU cores this process may use, at most :data:`MAX_WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One scan to simulate and write, with everything a worker process needs."""
+
+    planned: PlannedSubject
+    sequence: str
+    outdir: Path
+    spec: str | os.PathLike
+    label: str
+    record_anatomy: bool
+    voxel_mm: float
+    head: bool
+    variants: tuple[str, ...]
+
+
+def _simulate_scan(job: _Job) -> tuple[ManifestRow, str]:
+    """Simulate one scan, write it and its masks; return its manifest row and record line."""
+    p, seq, outdir, voxel_mm = job.planned, job.sequence, job.outdir, job.voxel_mm
+    volume, affine, info = make_subject(
+        p.group,
+        p.stage,
+        seq,
+        p.seed,
+        voxel_mm,
+        p.subtype or None,
+        job.spec,
+        age=p.age,
+        sex=p.sex or None,
+    )
+    masks = {"lesion": info["lesion_mask"]}
+    if job.head:
+        volume, affine, brain, masks = wrap_in_head(
+            volume, masks, voxel_mm, info["scanner"]["noise_sigma"], p.seed
+        )
+        masks["brain"] = brain
+    for variant in (parse_variant(v) for v in job.variants):
+        volume, affine, masks = variant(volume, affine, masks, p.seed)
+    name = f"{p.subject}_{seq}"
+    scan_path = save_nifti(to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz")
+    mask_path = brain_path = None
+    if p.group in ("mets", "various"):
+        mask_path = save_nifti(
+            to_image(masks["lesion"].astype(np.uint8), affine, p.ornt),
+            outdir / "masks" / f"{name}_lesion.nii.gz",
+        )
+    if job.head:
+        brain_path = save_nifti(
+            to_image(masks["brain"].astype(np.uint8), affine, p.ornt),
+            outdir / "masks" / f"{name}_brainmask.nii.gz",
+        )
+    row = ManifestRow(
+        path=scan_path,
+        subject=p.subject,
+        group=p.group,
+        stage=p.stage,
+        sequence=seq,
+        split=p.split,
+        subtype=p.subtype,
+        mask=mask_path,
+        brain_mask=brain_path,
+        anatomy=job.label if job.record_anatomy else "",
+        age=p.age,
+        sex=p.sex,
+    )
+    source = resolve(job.spec)[1]
+    record = json.dumps(
+        {"scan": name, "subject": p.subject, "seed": p.seed}
+        | {"template": job.label, "head": job.head, "variants": list(job.variants)}
+        | ({"anatomy_file": str(source)} if source is not None else {})
+        | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
+        | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
+        | ({k: info[k] for k in ("age", "sex", "ageing")} if "ageing" in info else {})
+    )
+    logger.debug("%s: seed %d, lesions %s", name, p.seed, info["lesions"])
+    return row, record
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Forked workers inherit the fitted anatomies; elsewhere fork is unsafe or missing.
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def _run_jobs(
+    jobs: list[_Job], workers: int, progress: Callable[[int, int], None] | None
+) -> list[tuple[ManifestRow, str]]:
+    """Every job's result, in the jobs' order; ``progress`` ticks as each scan is written."""
+    total = len(jobs)
+    if progress is not None:
+        progress(0, total)
+    results: list[tuple[ManifestRow, str]] = []
+    if workers <= 1:
+        for done, job in enumerate(jobs, start=1):
+            results.append(_simulate_scan(job))
+            if progress is not None:
+                progress(done, total)
+        return results
+    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+        futures = [pool.submit(_simulate_scan, job) for job in jobs]
+        pending, done = set(futures), 0
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    future.result()  # a worker's error stops the cohort here
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return [f.result() for f in futures]
+
+
 def generate_cohort(
     outdir: str | Path,
     healthy: int = 20,
@@ -152,6 +292,8 @@ def generate_cohort(
     head: bool = False,
     anatomy: str | os.PathLike | Sequence[str | os.PathLike] = "mni",
     variants: Sequence[str] = (),
+    ageing: bool = False,
+    workers: int | None = None,
 ) -> Path:
     """Simulate a cohort and write ``outdir/scans/*.nii.gz``, ``outdir/masks/``,
     ``outdir/manifest.csv`` and ``outdir/subjects.jsonl`` (each scan's generation parameters).
@@ -179,14 +321,20 @@ def generate_cohort(
             the manifest's ``anatomy`` column gives each scan's anatomy.
         variants: acquisition variants applied in order to every scan and its masks
             (names as in :func:`madgan_core.cohort.phantom.acquisition.parse_variant`).
+        ageing: every subject gets an age and a sex (the manifest's ``age`` and ``sex``
+            columns) and healthy ageing (:mod:`madgan_core.cohort.phantom.ageing`). Without
+            it, subjects are exactly those of a cohort without ages.
+        workers: processes simulating scans in parallel (default: the CPU cores, at most
+            :data:`MAX_WORKERS`; 1: in this process). The files are the same either way.
 
     Returns:
         Path of the manifest.
     """
     outdir = Path(outdir)
-    acquire = [parse_variant(v) for v in variants]
+    for v in variants:
+        parse_variant(v)  # a bad name fails before any work
     specs = expand([anatomy] if isinstance(anatomy, (str, os.PathLike)) else list(anatomy))
-    plan = plan_cohort(healthy, ad, mets, various, seed, len(specs))
+    plan = plan_cohort(healthy, ad, mets, various, seed, len(specs), ageing)
     labels = cohort_anatomies(specs, voxel_mm)
     record_anatomy = set(labels) != {"mni"}
     index_in_group: dict[str, int] = {}
@@ -194,71 +342,32 @@ def generate_cohort(
     for p in plan:
         i = index_in_group[p.group] = index_in_group.get(p.group, -1) + 1
         subject_anatomy[p.subject] = i % len(specs)
-    jobs = [(p, seq) for p in plan for seq in GROUP_SEQUENCES[p.group]]
+    jobs = [
+        _Job(
+            planned=p,
+            sequence=seq,
+            outdir=outdir,
+            spec=specs[subject_anatomy[p.subject]],
+            label=labels[subject_anatomy[p.subject]],
+            record_anatomy=record_anatomy,
+            voxel_mm=voxel_mm,
+            head=head,
+            variants=tuple(variants),
+        )
+        for p in plan
+        for seq in GROUP_SEQUENCES[p.group]
+    ]
     total = len(jobs)
     if total == 0:
         raise ValueError("the cohort is empty: ask for at least one subject")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(default_workers() if workers is None else workers, total)
     logger.info(
         "simulating %d scans of %d subjects at %g mm into %s", total, len(plan), voxel_mm, outdir
     )
-    rows: list[ManifestRow] = []
-    records: list[str] = []
-    if progress is not None:
-        progress(0, total)
-    for done, (p, seq) in enumerate(jobs, start=1):
-        which = subject_anatomy[p.subject]
-        volume, affine, info = make_subject(
-            p.group, p.stage, seq, p.seed, voxel_mm, p.subtype or None, specs[which]
-        )
-        masks = {"lesion": info["lesion_mask"]}
-        if head:
-            volume, affine, brain, masks = wrap_in_head(
-                volume, masks, voxel_mm, info["scanner"]["noise_sigma"], p.seed
-            )
-            masks["brain"] = brain
-        for variant in acquire:
-            volume, affine, masks = variant(volume, affine, masks, p.seed)
-        name = f"{p.subject}_{seq}"
-        scan_path = save_nifti(
-            to_image(volume, affine, p.ornt), outdir / "scans" / f"{name}.nii.gz"
-        )
-        mask_path = brain_path = None
-        if p.group in ("mets", "various"):
-            mask_path = save_nifti(
-                to_image(masks["lesion"].astype(np.uint8), affine, p.ornt),
-                outdir / "masks" / f"{name}_lesion.nii.gz",
-            )
-        if head:
-            brain_path = save_nifti(
-                to_image(masks["brain"].astype(np.uint8), affine, p.ornt),
-                outdir / "masks" / f"{name}_brainmask.nii.gz",
-            )
-        rows.append(
-            ManifestRow(
-                path=scan_path,
-                subject=p.subject,
-                group=p.group,
-                stage=p.stage,
-                sequence=seq,
-                split=p.split,
-                subtype=p.subtype,
-                mask=mask_path,
-                brain_mask=brain_path,
-                anatomy=labels[which] if record_anatomy else "",
-            )
-        )
-        source = resolve(specs[which])[1]
-        records.append(
-            json.dumps(
-                {"scan": name, "subject": p.subject, "seed": p.seed}
-                | {"template": labels[which], "head": head, "variants": list(variants)}
-                | ({"anatomy_file": str(source)} if source is not None else {})
-                | {k: info[k] for k in ("group", "stage", "sequence", "subtype")}
-                | {k: info[k] for k in ("anatomy", "scanner", "lesions")}
-            )
-        )
-        logger.debug("%s: seed %d, lesions %s", name, p.seed, info["lesions"])
-        if progress is not None:
-            progress(done, total)
+    logger.debug("simulating in %d process(es)", workers)
+    results = _run_jobs(jobs, workers, progress)
+    records = [record for _, record in results]
     atomic_write_text(outdir / SUBJECTS_FILE, "\n".join(records) + "\n")
-    return write_manifest(rows, outdir / "manifest.csv")
+    return write_manifest([row for row, _ in results], outdir / "manifest.csv")

@@ -206,6 +206,32 @@ def paint_metastases(
     return Painted(out.astype(np.float32), mask, lesions)
 
 
+def paint_wm_lesions(
+    t1: np.ndarray,
+    template: Template,
+    rng: np.random.Generator,
+    n: int,
+    radius_mm: tuple[float, float] = (2.5, 7.0),
+    kind: str = "wm_lesion",
+) -> Painted:
+    """Up to ``n`` small hypo-intense periventricular white-matter lesions (radius in ``radius_mm``)."""
+    v = template.voxel_mm
+    out = t1.copy()
+    mask = np.zeros(template.shape, dtype=bool)
+    lesions: list[Lesion] = []
+    near_vent = template.ventricle_distance
+    weight = np.clip(template.wm - 0.6, 0, None) * (near_vent < 18) * (near_vent > 2)
+    for c in _pick_centres(weight, n, rng, min_dist_vox=6.0 / v):
+        r = rng.uniform(*radius_mm)
+        sl, d = _local(template, c, r * 1.6 / v)
+        inside = _soft(_ellipsoid_radius(d, r, rng), v / r)
+        level = rng.uniform(0.32, 0.48)
+        out[sl] = np.where(template.mask[sl], out[sl] * (1 - inside) + level * inside, out[sl])
+        mask[sl] |= (inside > 0.5) & template.mask[sl]
+        lesions.append(Lesion(kind, _centre_mm(template, c), float(r)))
+    return Painted(out, mask, lesions)
+
+
 def paint_various(
     t1: np.ndarray, template: Template, rng: np.random.Generator, subtype: str
 ) -> Painted:
@@ -217,18 +243,7 @@ def paint_various(
     mask = np.zeros(template.shape, dtype=bool)
     lesions: list[Lesion] = []
     if subtype == "wm_lesions":
-        near_vent = template.ventricle_distance
-        weight = np.clip(template.wm - 0.6, 0, None) * (near_vent < 18) * (near_vent > 2)
-        n = int(rng.integers(5, 16))
-        for c in _pick_centres(weight, n, rng, min_dist_vox=6.0 / v):
-            r = rng.uniform(2.5, 7.0)
-            sl, d = _local(template, c, r * 1.6 / v)
-            inside = _soft(_ellipsoid_radius(d, r, rng), v / r)
-            level = rng.uniform(0.32, 0.48)
-            out[sl] = np.where(template.mask[sl], out[sl] * (1 - inside) + level * inside, out[sl])
-            mask[sl] |= (inside > 0.5) & template.mask[sl]
-            lesions.append(Lesion("wm_lesion", _centre_mm(template, c), float(r)))
-        return Painted(out, mask, lesions)
+        return paint_wm_lesions(t1, template, rng, int(rng.integers(5, 16)))
 
     if subtype == "infarct":
         # Lateral cerebral cortex (middle cerebral artery territory), not cerebellum or vertex.

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from madgan_core.cohort.phantom.ageing import ageing_stream, apply_ageing, paint_ageing_wmh
 from madgan_core.cohort.phantom.anatomies import anatomy_template
 from madgan_core.cohort.phantom.deform import ControlGrid, exp_velocity, resample, resample_mask
 from madgan_core.cohort.phantom.diseases import (
@@ -65,6 +66,8 @@ def make_subject(
     voxel_mm: float = 1.0,
     subtype: str | None = None,
     anatomy: str | os.PathLike = "mni",
+    age: float | None = None,
+    sex: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one subject's scan from the MNI152 template.
 
@@ -85,13 +88,19 @@ def make_subject(
             :func:`madgan_core.cohort.phantom.head.head_template`), another bundled name of
             :data:`~madgan_core.cohort.phantom.anatomies.NAMES` (e.g. ``colin27``), or a T1 file's path, fitted to the template
             by :func:`madgan_core.cohort.phantom.anatomies.anatomy_template`.
+        age: the subject's age in years: healthy ageing (larger ventricles, smaller
+            hippocampi, wider sulci, sometimes small white-matter lesions; see
+            :mod:`madgan_core.cohort.phantom.ageing`) before any disease effect. None: no ageing.
+        sex: ``F`` or ``M``: a slightly smaller or larger head. None: neither.
 
     Returns:
         ``(volume, affine, info)``: float32 RAS+ volume, its voxel-to-MNI-mm
         affine, and a dict with the simulation parameters (``template``: the anatomy's
         label; ``anatomy``: the drawn anatomical parameters; ``scanner``:
         ``gamma``, ``noise_sigma``, ``gain``, ``bias_strength``), ``lesions`` (list of
-        dicts) and ``lesion_mask`` (bool array, empty for healthy/AD).
+        dicts) and ``lesion_mask`` (bool array, empty for healthy/AD); with ``age`` or
+        ``sex``, also ``age``, ``sex`` and ``ageing`` (the effects added, and
+        ``wm_hyperintensities``: the lesions of ageing, which are not in the mask).
 
     Example:
         >>> vol, affine, info = make_subject("ad", stage=3, seed=1, voxel_mm=4.0)
@@ -99,12 +108,20 @@ def make_subject(
         (50, 59, 48)
     """
     stage, subtype = _check(group, stage, sequence, subtype)
+    if sex is not None and sex not in ("F", "M"):
+        raise ValueError(f"sex must be 'F' or 'M', got {sex!r}")
+    if age is not None and not 0 <= age <= 120:
+        raise ValueError(f"age must be 0-120 years, got {age!r}")
     template, template_name = anatomy_template(anatomy, float(voxel_mm))
     grid = ControlGrid(template.shape, template.voxel_mm)
     anat_rng, disease_rng = _rng(seed, 0), _rng(seed, 1)
     seq_rng = _rng(seed, 2, SEQUENCES.index(sequence))
 
     anatomy = draw_anatomy(anat_rng)
+    ageing = None
+    if age is not None or sex is not None:
+        ageing_rng = ageing_stream(seed)
+        anatomy, ageing = apply_ageing(anatomy, age, sex, ageing_rng)
     if group == "ad":
         anatomy = apply_ad_stage(anatomy, stage, disease_rng)
     coarse = healthy_pullback(template, grid, anatomy, anat_rng)
@@ -119,6 +136,10 @@ def make_subject(
     t1 = cortical_atrophy(template.t1, template, anatomy, modulation)
     if sequence == "T1c":
         t1 = contrast_t1c(t1, enhancement_map(template), seq_rng)
+    if ageing is not None and age is not None:
+        wmh = paint_ageing_wmh(t1, template, age, ageing_rng)
+        ageing["wm_hyperintensities"] = [] if wmh is None else [x.as_dict() for x in wmh.lesions]
+        t1 = t1 if wmh is None else wmh.t1
     lesions, lesion_mask_t = [], None
     if group == "mets":
         painted = paint_metastases(t1, template, disease_rng)
@@ -152,4 +173,6 @@ def make_subject(
         "lesions": [lesion.as_dict() for lesion in lesions],
         "lesion_mask": lesion_mask,
     }
+    if ageing is not None:
+        info |= {"age": age, "sex": sex, "ageing": ageing}
     return volume, template.affine.copy(), info
