@@ -31,9 +31,12 @@ if str(REPO) not in sys.path:
 from madgan_core.config import DEVICES  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# The protocol's peaks: square matmuls of these sizes, best of PEAK_REPS each.
+# The protocol's peaks: square matmuls of these sizes, best of PEAK_REPS each, within
+# PEAK_SECONDS per precision (a slow CPU stops at a smaller size or fewer repetitions).
 PEAK_SIZES = (1024, 2048, 4096)
 PEAK_REPS = 5
+PEAK_SECONDS = 20.0
+NOT_NATIVE_BF16 = "not native on this CPU (no AVX-512 BF16 or AMX): emulated, far below fp32"
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
@@ -56,8 +59,20 @@ def resolve(device: str) -> torch.device:
 
 
 def precisions_for(device: torch.device) -> list[str]:
-    """fp32 and bf16 everywhere; fp16 only on CUDA."""
-    return ["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"]
+    """The precisions the device runs natively: fp32, bf16 and fp16 on CUDA; fp32 on a
+    CPU, and bf16 where the CPU has native bf16 instructions (:func:`skipped_precisions`)."""
+    if device.type == "cuda":
+        return ["fp32", "bf16", "fp16"]
+    return ["fp32", *(["bf16"] if not skipped_precisions(device) else [])]
+
+
+def skipped_precisions(device: torch.device) -> dict[str, str]:
+    """Precisions left out on this device, with the reason (for the JSON)."""
+    from madgan_core.runtime.device import cpu_has_fast_bf16
+
+    if device.type == "cpu" and not cpu_has_fast_bf16():
+        return {"bf16": NOT_NATIVE_BF16}
+    return {}
 
 
 def sync(device: torch.device) -> None:
@@ -108,31 +123,52 @@ def peaks(
     precisions: tuple[str, ...] = ("fp32", "bf16"),
     sizes: tuple[int, ...] = PEAK_SIZES,
     reps: int = PEAK_REPS,
+    seconds: float = PEAK_SECONDS,
 ) -> dict[str, dict]:
     """The machine's practical peaks in this run: GFLOP/s of square matmuls per precision.
 
     For each size, the best and the median of ``reps`` timed products after one warm-up;
     per precision, the size with the best: ``best_gflops``, ``median_gflops`` (same size)
     and every size's figures in ``by_size``. On GPUs larger sizes are added (8192), since
-    4096 does not fill one.
+    4096 does not fill one. Each precision gets ``seconds``: a size whose products would
+    not fit what is left is not started, repetitions stop when it runs out (at least one
+    timed product per size started), and ``capped`` says whether that happened.
     """
     if device.type == "cuda":
         sizes = (*sizes, 8192)
     out: dict[str, dict] = {}
     for precision in precisions:
         by_size = {}
-        for n in sizes:
+        capped = False
+        deadline = time.perf_counter() + seconds
+        last_s, last_n = 0.0, 1
+        for n in sorted(sizes):
+            expected = last_s * (n / last_n) ** 3 * (reps + 1)  # a product grows as n³
+            if by_size and time.perf_counter() + expected > deadline:
+                capped = True
+                break
             a = torch.randn(n, n, device=device).to(DTYPES[precision])
             b = torch.randn(n, n, device=device).to(DTYPES[precision])
+            times = []
             with torch.inference_mode():
-                times = repeat(lambda a=a, b=b: a @ b, device, reps)
+                for k in range(reps + 1):  # the first is the warm-up
+                    t0 = time.perf_counter()
+                    a @ b
+                    sync(device)
+                    if k:
+                        times.append(time.perf_counter() - t0)
+                    if time.perf_counter() > deadline and times:
+                        capped = capped or k < reps
+                        break
+            last_s, last_n = min(times), n
             flop = 2.0 * n**3
             by_size[str(n)] = {
                 "best_gflops": rounded(flop / min(times) / 1e9),
                 "median_gflops": rounded(flop / statistics.median(times) / 1e9),
+                "reps": len(times),
             }
         top = max(by_size.values(), key=lambda v: v["best_gflops"])
-        out[precision] = {**top, "reps": reps, "by_size": by_size}
+        out[precision] = {**top, "reps": reps, "capped": capped, "by_size": by_size}
     return out
 
 
@@ -141,6 +177,9 @@ def header(name: str, device: torch.device, peak_reps: int = PEAK_REPS) -> dict:
     result: dict = {"bench": name, "machine": machine(device)}
     if peak_reps > 0:
         result["peaks"] = peaks(device, tuple(precisions_for(device)), reps=peak_reps)
+    skipped = skipped_precisions(device)
+    if skipped:
+        result["skipped_precisions"] = skipped
     return result
 
 

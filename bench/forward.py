@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["bf16_speedup"] = {
             v: rounded(t["fp32"] / t["bf16"], 3) for v, t in per_variant.items()
         }
-        if peak:
+        if "bf16" in peak and "fp32" in peak:
             result["bf16_peak_ratio"] = rounded(peak["bf16"] / peak["fp32"], 3)
     emit(result, args.out)
     return result

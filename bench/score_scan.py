@@ -28,6 +28,7 @@ from bench._common import (
     emit,
     header,
     phantom_file,
+    precisions_for,
     random_model,
     resolve,
     rounded,
@@ -94,7 +95,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="scoring passes per precision")
     parser.add_argument("--variant", default="none")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=None,
+        help="default: those the device runs natively (fp32, and bf16 where the CPU has it)",
+    )
     parser.add_argument(
         "--unfolded",
         action="store_true",
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
         path = phantom_file(Path(tmp))
         result["scan"] = {"file": path.name, "bytes": path.stat().st_size}
         runs: dict[str, dict] = {}
-        for precision in args.precisions:
+        for precision in args.precisions or precisions_for(device):
             fold = not args.unfolded
             staged(model, path, precision, fold=fold)  # warm-up: oneDNN primitives, page cache
             passes = [staged(model, path, precision, fold=fold) for _ in range(args.reps)]

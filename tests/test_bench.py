@@ -74,3 +74,21 @@ def test_the_findings_bench_labels_its_blobs_and_checks_the_peaks_both_ways():
     assert result["region_ml"][0] > 10 and result["grid"] == [197, 233, 189]
     for key in ("label_regions", "peaks_in_boxes", "peaks_scipy_whole_volume"):
         assert result[key]["reps"] == 1 and result[key]["best_s"] > 0
+
+
+def test_peaks_keep_to_their_time_and_leave_out_precisions_the_cpu_emulates():
+    import time
+
+    import torch
+
+    from bench._common import peaks, precisions_for, skipped_precisions
+    from madgan_core.runtime.device import cpu_has_fast_bf16
+
+    cpu = torch.device("cpu")
+    started = time.perf_counter()
+    found = peaks(cpu, ("fp32",), sizes=(128, 256, 8192), reps=3, seconds=0.5)["fp32"]
+    assert time.perf_counter() - started < 5  # an 8192 product alone takes several seconds
+    assert found["capped"] and set(found["by_size"]) == {"128", "256"}
+    assert found["best_gflops"] > 0
+    assert ("bf16" in precisions_for(cpu)) == cpu_has_fast_bf16()
+    assert ("bf16" in skipped_precisions(cpu)) != cpu_has_fast_bf16()
