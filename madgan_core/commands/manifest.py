@@ -39,6 +39,13 @@ def add_parser(subparsers) -> None:
         help="other values to disease groups, e.g. AD=ad,MCI=mci",
     )
     p.add_argument(
+        "--stage-column",
+        metavar="COLUMN",
+        help="participants.tsv column holding each disease subject's integer stage (e.g. "
+        "1/2/3 derived from CDR 0.5/1/2); healthy subjects get 0 (default: every disease "
+        "subject gets stage 1)",
+    )
+    p.add_argument(
         "--drop-unmapped",
         action="store_true",
         help="leave out subjects whose value is neither healthy nor mapped (default: an error)",
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             exclude=exclude,
             exclude_source=args.exclude,
             progress=tqdm_callback(bar),
+            stage_column=args.stage_column,
         )
     write_manifest(built.rows, args.out)
     rows = built.rows

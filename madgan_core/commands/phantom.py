@@ -59,7 +59,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"an acquisition variant applied to every scan, in the order given; repeatable: "
         f"{VARIANT_HELP} (see docs/data.md)",
     )
-    p.add_argument("--preview", action="store_true", help="also write OUTDIR/preview.png")
+    p.add_argument(
+        "--ageing",
+        action="store_true",
+        help="give every subject an age and a sex (the manifest's age and sex columns; "
+        "OASIS-3-like: healthy about 68 +- 9 years, AD-like 75 +- 7, lesion groups 62 +- 12) "
+        "and healthy ageing before any disease: ventricles, hippocampi and sulci that age "
+        "(an 85-year-old about like AD stage 1, a 50-year-old younger than the default), "
+        "small white-matter lesions that grow likelier with age (not in the lesion masks) "
+        "and a slightly larger head for men; without it the cohort is unchanged",
+    )
+    p.add_argument(
+        "--bids",
+        action="store_true",
+        help="write a BIDS dataset in OUTDIR instead of scans/ and manifest.csv: "
+        "sub-<label>/anat/*_T1w.nii.gz (T1c: _ce-gadolinium_), participants.tsv with "
+        "diagnosis, stage, age and sex, and the masks and subjects.jsonl under "
+        "derivatives/phantom/; OUTDIR must be new or empty and appears only when complete. "
+        "Read it back with madgan manifest OUTDIR --group-column diagnosis --healthy healthy "
+        "--map ad=ad,mets=mets,various=various --stage-column stage",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="processes simulating scans in parallel (default: the CPU cores, at most 8; "
+        "1: one process); the files are the same for any N",
+    )
+    p.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write OUTDIR/preview.png (with --bids: OUTDIR/derivatives/phantom/)",
+    )
     add_progress_option(p)
     p.set_defaults(func=run)
     return p
@@ -87,6 +119,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
@@ -119,26 +158,35 @@ def _variant(text: str) -> str:
 
 def simulate(outdir: Path, args: argparse.Namespace) -> Path:
     """Generate the cohort that ``args`` (healthy, ad, mets, various, seed, voxel_mm) asks for,
-    with a progress bar; return its manifest."""
+    with a progress bar; return its manifest (with ``args.bids``: the BIDS dataset's folder)."""
     from tqdm import tqdm
 
     from madgan_core.cohort.phantom import generate_cohort
+    from madgan_core.cohort.phantom.bids_cohort import generate_bids_cohort
     from madgan_core.commands._common import tqdm_callback
 
+    options = dict(
+        healthy=args.healthy,
+        ad=args.ad,
+        mets=args.mets,
+        various=args.various,
+        seed=args.seed,
+        voxel_mm=args.voxel_mm,
+        head=getattr(args, "head", False),
+        anatomy=getattr(args, "anatomy", None) or "mni",
+        variants=getattr(args, "variant", []),
+        ageing=getattr(args, "ageing", False),
+        workers=getattr(args, "workers", None),
+    )
     with tqdm(total=0, unit="scan", desc="phantom") as bar:
-        return generate_cohort(
-            outdir,
-            healthy=args.healthy,
-            ad=args.ad,
-            mets=args.mets,
-            various=args.various,
-            seed=args.seed,
-            voxel_mm=args.voxel_mm,
-            progress=tqdm_callback(bar),
-            head=getattr(args, "head", False),
-            anatomy=getattr(args, "anatomy", None) or "mni",
-            variants=getattr(args, "variant", []),
-        )
+        if getattr(args, "bids", False):
+            return generate_bids_cohort(
+                outdir,
+                preview=getattr(args, "preview", False),
+                progress=tqdm_callback(bar),
+                **options,
+            )
+        return generate_cohort(outdir, progress=tqdm_callback(bar), **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,6 +195,17 @@ def run(args: argparse.Namespace) -> int:
     if args.healthy + args.ad + args.mets + args.various == 0:
         logger.error("nothing to simulate: give at least one subject")
         return 2
+    if args.bids:
+        from madgan_core.cohort.phantom.bids_cohort import PREVIEW
+
+        if args.outdir.exists() and (not args.outdir.is_dir() or any(args.outdir.iterdir())):
+            logger.error("%s exists and is not an empty folder: give a new one", args.outdir)
+            return 2
+        dataset = simulate(args.outdir, args)
+        print(f"BIDS dataset: {dataset}")
+        if args.preview:
+            print(f"preview: {dataset / PREVIEW}")
+        return 0
     manifest = simulate(args.outdir, args)
     print(f"manifest: {manifest}")
     if args.preview:

@@ -76,6 +76,7 @@ def manifest_from_bids(
     exclude: list[str] | None = None,
     exclude_source: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stage_column: str | None = None,
 ) -> BidsManifest:
     """Build manifest rows (absolute paths) from a BIDS dataset.
 
@@ -93,6 +94,9 @@ def manifest_from_bids(
             or a bare file name) to leave out.
         exclude_source: the exclusion list's file, named in errors.
         progress: called as ``progress(done, total)`` over the scans.
+        stage_column: the ``participants.tsv`` column holding each disease subject's
+            integer stage (e.g. from the CDR); healthy subjects get stage 0. ``None``: every
+            disease subject gets stage 1.
     """
     dataset = index_bids(root)
     value_map = dict(value_map or {})
@@ -116,12 +120,13 @@ def manifest_from_bids(
         pid: _age(row.get("age", ""), participants_file, pid)
         for pid, row in dataset.participants.items()
     }
+    stages = _stages(dataset, stage_column, {s.subject for s in kept}, groups, participants_file)
     healthy_subjects = sorted({s.subject for s in kept if groups[s.subject] == "healthy"})
     strata = {pid: _age_band(ages[pid]) if has_age else "" for pid in healthy_subjects}
     splits = split_subjects(strata, fractions, seed)
     rows = []
     for done, scan in enumerate(kept, start=1):
-        rows.append(_row(scan, dataset, groups, splits, ages))
+        rows.append(_row(scan, dataset, groups, splits, ages, stages))
         if progress is not None:
             progress(done, len(kept))
     if not rows:
@@ -175,6 +180,56 @@ def _groups(
             participants_file,
         )
     return groups
+
+
+def _stages(
+    dataset: BidsDataset,
+    column: str | None,
+    subjects: set[str],
+    groups: Mapping[str, str | None],
+    participants_file: Path,
+) -> dict[str, int]:
+    """Participant id -> stage for the kept subjects: 0 healthy, the column's integer (or 1)."""
+    if column is not None and column not in dataset.columns:
+        raise ManifestError(
+            f"has no column {column!r} for the stages (its columns: {', '.join(dataset.columns)})",
+            participants_file,
+        )
+    stages = {}
+    for pid in sorted(subjects):
+        if groups[pid] == "healthy":
+            stages[pid] = 0
+        elif column is None:
+            stages[pid] = 1
+        else:
+            stages[pid] = _stage(
+                dataset.participants[pid].get(column, ""), column, pid, participants_file
+            )
+    return stages
+
+
+def _stage(value: str, column: str, pid: str, participants_file: Path) -> int:
+    try:
+        number = float(value)
+        if not (number >= 0 and number.is_integer()):
+            raise ValueError
+    except ValueError:
+        raise ManifestError(
+            f"line {_line_of(participants_file, pid)} ({pid}): stage column {column!r} holds "
+            f"{value or 'n/a'!r}, not a non-negative integer (give each disease subject an "
+            "integer stage, e.g. 1/2/3 for CDR 0.5/1/2)",
+            participants_file,
+        ) from None
+    return int(number)
+
+
+def _line_of(path: Path, pid: str) -> int | str:
+    """The line number of participant ``pid`` in ``participants.tsv`` (``?`` if not found)."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return next(
+        (n for n, line in enumerate(lines, start=1) if line.split("\t", 1)[0].strip() == pid),
+        "?",
+    )
 
 
 def _match_exclusions(
@@ -231,6 +286,7 @@ def _row(
     groups: Mapping[str, str | None],
     splits: Mapping[str, str],
     ages: Mapping[str, float | None],
+    stages: Mapping[str, int],
 ) -> ManifestRow:
     group = groups[scan.subject] or ""
     participant = dataset.participants[scan.subject]
@@ -238,7 +294,7 @@ def _row(
         path=scan.path,
         subject=scan.subject,
         group=group,
-        stage=0 if group == "healthy" else 1,
+        stage=stages[scan.subject],
         sequence=scan.sequence,
         split=splits.get(scan.subject, "test"),
         age=ages[scan.subject],
