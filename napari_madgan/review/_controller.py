@@ -27,6 +27,7 @@ from napari_madgan.review._model_cache import ModelCache
 if TYPE_CHECKING:
     from napari.layers import Image
 
+    from madgan_core.scans.covariates import Covariates
     from madgan_core.scans.scan import Scan
     from madgan_core.scoring.result import ScanScore
 
@@ -41,6 +42,7 @@ class ReviewRequest:
     device: str = "auto"
     sequence: str = "T1"
     heatmap_range: tuple[float, float] = (0.0, 0.2)
+    covariates: Covariates | None = None  # age and sex, for adjusted percentiles
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def score_request(
         progress=report,
         should_stop=should_stop,
         sequence=request.sequence,
+        covariates=request.covariates,
     )
     prefix = f"{request.layer_name} " if request.layer_name else ""
     specs = result_layer_specs(request.scan, result, request.heatmap_range, prefix)

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+)
+from qtpy.QtCore import QLocale
+from qtpy.QtGui import QDoubleValidator
 
 from madgan_core.config import DEVICES, HEATMAP_RANGE, SEQUENCES
+from madgan_core.errors import MadganError
 from madgan_core.modes import AUTO, score_modes
+from madgan_core.scans.covariates import SEXES, Covariates
 from napari_madgan import _bundled
 from napari_madgan.review._layers import HEATMAP, ZMAP
 
@@ -20,10 +32,18 @@ DEVICE_LABELS = {"auto": "auto", "cpu": "CPU", "cuda": "GPU"}
 AUTO_LABEL = "Auto: anomaly score when calibrated, else mean ℓ2"
 USE_BUNDLED = "Use bundled model"
 OVERLAYS = (("ℓ2 heatmap", HEATMAP), ("z-map vs healthy", ZMAP))
+UNKNOWN = "unknown"
+MAX_AGE = 130.0
+COVARIATES_TIP = (
+    "The person's age and sex: the percentiles are then made against healthy controls of "
+    "that age and sex, where the model's controls have them. A DICOM series fills them in "
+    "from its headers; left empty, the percentiles are the plain ones."
+)
 
 
 class ReviewForm(Container):
-    """Scan layer, model, device, sequence, headline score, overlay, heatmap range, Run/Cancel.
+    """Scan layer, model, device, sequence, age and sex, headline score, overlay, heatmap
+    range, Run/Cancel.
 
     A bundled model (see :mod:`madgan_core.model.bundled`) is shown by its display name
     and stands for its installed file; with the model field left empty the default
@@ -67,6 +87,22 @@ class ReviewForm(Container):
             label="Device", choices=[(DEVICE_LABELS.get(d, d), d) for d in DEVICES]
         )
         self.sequence = ComboBox(label="Sequence", choices=list(SEQUENCES), value="T1")
+        self.age = LineEdit(tooltip=COVARIATES_TIP)
+        self.age.native.setPlaceholderText(UNKNOWN)
+        validator = QDoubleValidator(0.0, MAX_AGE, 2, self.age.native)
+        validator.setNotation(QDoubleValidator.Notation.StandardNotation)
+        validator.setLocale(QLocale.c())  # a point for decimals, whatever the locale
+        self.age.native.setValidator(validator)
+        self.sex = ComboBox(
+            choices=[(UNKNOWN, "")] + [(s, s) for s in SEXES], value="", tooltip=COVARIATES_TIP
+        )
+        self.covariates_row = Container(
+            label="Age (years)",
+            layout="horizontal",
+            labels=False,
+            widgets=[self.age, Label(value="Sex"), self.sex],
+        )
+        self.covariates_row.margins = (0, 0, 0, 0)
         self.headline = ComboBox(
             label="Headline score",
             choices=[(AUTO_LABEL, AUTO)] + [(mode.label, mode.name) for mode in score_modes()],
@@ -100,6 +136,7 @@ class ReviewForm(Container):
                 self.model_row,
                 self.device,
                 self.sequence,
+                self.covariates_row,
                 self.headline,
                 self.overlay,
                 self.heatmap_range,
@@ -151,6 +188,38 @@ class ReviewForm(Container):
         entry = _bundled.entry_of(self.model_path) if self.uses_bundled else None
         tip = "" if entry is None else _bundled.tooltip(entry, self.model_path)
         self.model.line_edit.tooltip = tip
+
+    @property
+    def covariate_texts(self) -> tuple[str, str]:
+        """The age and sex fields as they read."""
+        return str(self.age.value).strip(), str(self.sex.value or "")
+
+    @covariate_texts.setter
+    def covariate_texts(self, texts: tuple[str, str]) -> None:
+        self.age.value, self.sex.value = texts
+
+    @property
+    def covariates(self) -> Covariates | None:
+        """The age and sex entered; None when both are left empty.
+
+        Raises:
+            MadganError: the age is not a number of years.
+        """
+        age_text, sex = self.covariate_texts
+        try:
+            age = float(age_text) if age_text else None
+        except ValueError:
+            raise MadganError(f"age {age_text!r} is not a number of years") from None
+        if age is not None and not 0.0 <= age <= MAX_AGE:
+            raise MadganError(f"age {age_text} is not an age in years")
+        if age is None and not sex:
+            return None
+        return Covariates(age=age, sex=sex or None)
+
+    def set_covariates(self, covariates: Covariates | None) -> None:
+        """Show ``covariates`` (empty fields for what is unknown)."""
+        known = covariates or Covariates()
+        self.covariate_texts = ("" if known.age is None else f"{known.age:g}", known.sex or "")
 
     @property
     def range_values(self) -> tuple[float, float]:

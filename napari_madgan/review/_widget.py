@@ -24,13 +24,14 @@ from madgan_core.outputs.wording import NO_REFERENCE
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_of_ras, world_to_slice
 from napari_madgan._guard import guarded, report_error
-from napari_madgan._layers import INFO_KEY
+from napari_madgan._layers import INFO_KEY, real_layer
 from napari_madgan.review._controller import (
     ReviewController,
     ReviewRequest,
     ShownResult,
     scan_of_layer,
 )
+from napari_madgan.review._covariates import LayerCovariates
 from napari_madgan.review._exports import ResultExports
 from napari_madgan.review._findings import FINDINGS_NAME, show_findings
 from napari_madgan.review._form import ReviewForm
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 # Zoomed past the whole-slice view by more than this, a picked finding is centred on.
 ZOOMED_IN = 1.2
+NOT_ADJUSTED = "the model's controls have no ages or sexes: the percentiles are not adjusted"
 ZMAP_RANGE_TIP = (
     "These set the ℓ2 heatmap's range. The z-map is drawn from z = {lo:g} to {hi:g}; "
     "change that in napari's layer controls (contrast limits)."
@@ -75,6 +77,7 @@ class ReviewWidget(QWidget):
         )
         self.form = ReviewForm(self._scan_layer_names, _settings.recent_models)
         self._findings_layer = None
+        self._covariates = LayerCovariates(self.form)
         self.exports = ResultExports(self)
         self._build()
         self._connect()
@@ -151,13 +154,22 @@ class ReviewWidget(QWidget):
 
     @guarded
     def _layer_chosen(self, _name=None) -> None:
-        """Follow the sequence recorded with a layer (phantom samples carry theirs)."""
+        """Follow the sequence recorded with a layer (phantom samples carry theirs), and
+        show the age and sex of its scan."""
         name = self.form.scan_layer.value
         if name and name in self.viewer.layers:
-            info = self.viewer.layers[name].metadata.get(INFO_KEY) or {}
+            layer = self.viewer.layers[name]
+            info = layer.metadata.get(INFO_KEY) or {}
             sequence = info.get("sequence")
             if sequence in SEQUENCES and sequence != self.form.sequence.value:
                 self.set_sequence(sequence)
+            self._covariates.follow(real_layer(layer))
+
+    def set_covariates(self, age: float | None = None, sex: str | None = None) -> None:
+        """Enter the scan's age (years) and sex (``"F"``, ``"M"``); None leaves it unknown."""
+        from madgan_core.scans.covariates import Covariates
+
+        self.form.set_covariates(Covariates(age=age, sex=sex))
 
     def set_scan_layer(self, name: str) -> None:
         self.form.scan_layer.value = name
@@ -276,6 +288,7 @@ class ReviewWidget(QWidget):
             device=self.form.device.value,
             sequence=self.form.sequence.value,
             heatmap_range=self.form.range_values,
+            covariates=self.form.covariates,
         )
 
     @guarded
@@ -326,6 +339,8 @@ class ReviewWidget(QWidget):
         dicom = getattr(shown.request.scan, "dicom", None) is not None
         self.results.set_exports_enabled(result.heatmap is not None, dicom)
         note = "" if result.n_controls else f" ({NO_REFERENCE})"
+        if shown.request.covariates is not None and result.n_controls and not result.adjustments:
+            note = f" ({NOT_ADJUSTED})"
         self.show_status(
             f"Scored {name or result.name}: {len(result.window_losses)} windows{note}."
         )
