@@ -7,7 +7,13 @@ The stages are timed with the same public functions :func:`score_scan` calls
 whole path is also timed as one ``load_scan`` + ``score_scan`` call. Each precision
 reports its best pass (``seconds``) and the median of each stage over the passes.
 
+A raw skull-on scan (``--raw FILE``; by default Colin27's ``ch2.nii.gz`` where MRIcron's
+templates are installed, else a ``madgan phantom --head`` scan) is scored with the
+bundled model, its prepare stage timed step by step (:mod:`bench._raw_scan`), and
+file to score timed through the CLI (``madgan score``, imports included).
+
     python bench/score_scan.py --device auto [--reps 5] [--out f.json]
+    python bench/score_scan.py --device cpu --raw-only [--raw FILE] [--raw-reps 3]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from bench._common import (
     rounded,
     sync,
 )
+from bench._raw_scan import raw_case
 
 
 def staged(model, path: Path, precision: str, maps: bool = True, fold: bool = True) -> dict:
@@ -106,11 +113,29 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="run the network with its BatchNorms as trained (not folded), for comparison",
     )
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        help="a raw skull-on scan to time step by step with the bundled model (default: "
+        "Colin27's ch2.nii.gz when installed, else a --head phantom)",
+    )
+    parser.add_argument("--raw-reps", type=int, default=3, help="passes of the raw scan")
+    parser.add_argument(
+        "--raw-only", action="store_true", help="time the raw scan only (no random-weight runs)"
+    )
+    parser.add_argument("--no-raw", action="store_true", help="leave the raw scan out")
     args = parser.parse_args(argv)
 
     device = resolve(args.device)
-    model = random_model(args.variant, device)
     result: dict = header("score_scan", device, args.peak_reps)
+    if not args.no_raw:
+        result["raw_scan"] = raw_case(args.raw, device, args.raw_reps)
+        print("raw", result["raw_scan"], file=sys.stderr, flush=True)
+    if args.raw_only:
+        emit(result, args.out)
+        return result
+    model = random_model(args.variant, device)
     result["variant"] = args.variant
     result["batchnorm_folded"] = not args.unfolded
     with tempfile.TemporaryDirectory() as tmp:
