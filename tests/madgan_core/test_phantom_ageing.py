@@ -242,3 +242,11 @@ def test_stage_column_integers_and_errors(tmp_path):
     args = ["manifest", str(bad), "--out", str(out), "--group-column", "dx", "--healthy", "CN"]
     assert main([*args, "--map", "AD=ad", "--stage-column", "cdr_stage", "--no-progress"]) != 0
     assert not out.exists()
+
+
+def test_phantom_help_explains_the_new_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["phantom", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--ageing" in text and "healthy ageing" in text and "68 +- 9" in text
+    assert "--bids" in text and "instead of scans/" in text and "--workers" in text
