@@ -21,6 +21,7 @@ from madgan_core.errors import MadganError
 from madgan_core.model.bundled import is_bundled, resolve_model
 from madgan_core.modes import AUTO, headline_mode, score_mode
 from madgan_core.outputs.wording import NO_REFERENCE
+from madgan_core.scans.covariates import Covariates
 from napari_madgan import _settings
 from napari_madgan._geometry import slice_world, world_of_ras, world_to_slice
 from napari_madgan._guard import guarded, report_error
@@ -167,8 +168,6 @@ class ReviewWidget(QWidget):
 
     def set_covariates(self, age: float | None = None, sex: str | None = None) -> None:
         """Enter the scan's age (years) and sex (``"F"``, ``"M"``); None leaves it unknown."""
-        from madgan_core.scans.covariates import Covariates
-
         self.form.set_covariates(Covariates(age=age, sex=sex))
 
     def set_scan_layer(self, name: str) -> None:
