@@ -151,7 +151,10 @@ def _reference_from_spills(
     reference = HealthyReference(
         {m: np.asarray(v) for m, v in collected.items()}, names, [r.sequence for r in rows]
     )
-    people = [Covariates.of(r.age, r.sex, r.site) for r in rows]
+    people = [  # rows without covariate fields (plain path/sequence records) have none
+        Covariates.of(getattr(r, "age", None), getattr(r, "sex", None), getattr(r, "site", None))
+        for r in rows
+    ]
     if any(p.known for p in people):  # for the normative reference
         reference.covariates = [p if p.known else None for p in people]
     if all(p is not None for p in profiles):
