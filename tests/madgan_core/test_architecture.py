@@ -115,9 +115,18 @@ def test_the_scoring_chain_imports_only_downwards(position):
     assert not import_graph()[module] & later
 
 
-def test_reference_depends_only_on_zmap_and_the_basics():
-    core = import_graph()["madgan_core.model.reference"]
-    assert core <= {"madgan_core.model.zstats", "madgan_core.errors", "madgan_core.modes"}
+def test_reference_depends_only_on_zmap_the_norms_and_the_basics():
+    graph = import_graph()
+    core = graph["madgan_core.model.reference"]
+    assert core <= {
+        "madgan_core.model.zstats",
+        "madgan_core.model.normative",
+        "madgan_core.scans.covariates",
+        "madgan_core.errors",
+        "madgan_core.modes",
+    }
+    assert graph["madgan_core.model.normative"] <= {"madgan_core.scans.covariates"}
+    assert graph["madgan_core.scans.covariates"] == set()
 
 
 @pytest.mark.parametrize("name", sorted(modules()))
