@@ -27,6 +27,10 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 * ``real_colin27.png`` (``--only individual``): Colin27, one real person's healthy T1
   with skull and face on (Debian's ``mricron-data``), opened as a file and reviewed
   with a model that never saw that brain (give it with ``--model``).
+* ``review_adjusted.png`` (``--only adjusted --scan FILE --age YEARS --sex F|M``): a
+  scan opened as a file and reviewed with its person's age and sex entered, so the
+  percentile is against controls of that age and sex (a model calibrated on controls
+  with ages, e.g. ``studies/age_confound.py``'s).
 """
 
 from __future__ import annotations
@@ -186,6 +190,24 @@ def individual_shot(model: Path, out: Path, name: str = "real_colin27.png") -> P
     return file_shot(model, COLIN27_HEAD, out, name, "T1")
 
 
+def adjusted_shot(
+    model: Path, scan_path: Path, out: Path, age: float, sex: str, sequence: str = "T1"
+) -> Path:
+    """A scan reviewed with its person's age and sex entered in the widget."""
+    import napari
+
+    viewer = napari.Viewer(title="napari-madgan: review")
+    viewer.window.resize(*WINDOW)
+    viewer.open(str(scan_path), plugin="napari-madgan")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
+    widget.reader_offer.setVisible(False)
+    widget.set_scan_layer(viewer.layers[0].name)
+    widget.set_model_path(model, remember=False)
+    widget.set_sequence(sequence)
+    widget.set_covariates(age, sex)
+    return run_and_shoot(viewer, widget, out / "review_adjusted.png")
+
+
 def dicom_study(folder: Path) -> Path:
     """A metastasis phantom as a DICOM study: a T1c series, a T2-like series and a localizer."""
     from madgan_core.cohort.phantom import make_subject
@@ -323,11 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true", help="only the review screenshot")
     parser.add_argument(
         "--only",
-        choices=("dicom", "review", "real", "individual", "bundled"),
+        choices=("dicom", "review", "real", "individual", "bundled", "adjusted"),
         default=None,
         help="make only these screenshots",
     )
     parser.add_argument("--name", help="the file name of the --only individual screenshot")
+    parser.add_argument("--scan", type=Path, help="the scan of --only adjusted")
+    parser.add_argument("--age", type=float, help="its person's age (--only adjusted)")
+    parser.add_argument("--sex", choices=("F", "M"), help="its person's sex (--only adjusted)")
     args = parser.parse_args(argv)
     if (
         not os.environ.get("DISPLAY")
@@ -351,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.only == "individual":
         print(individual_shot(args.model.resolve(), args.out, args.name or "real_colin27.png"))
+        return 0
+    if args.only == "adjusted":
+        if args.scan is None or args.age is None:
+            parser.error("--only adjusted needs --scan and --age (and --sex)")
+        print(
+            adjusted_shot(args.model.resolve(), args.scan.resolve(), args.out, args.age, args.sex)
+        )
         return 0
     if args.only == "real":
         print(*real_shots(args.model.resolve(), args.out), sep="\n")

@@ -83,6 +83,20 @@ def add_parser(subparsers) -> None:
         help=anatomy_help(f"{ALL}: the model learns more than one brain"),
     )
     p.add_argument(
+        "--ageing",
+        action="store_true",
+        help="give the subjects ages and sexes, with healthy ageing (madgan phantom --ageing): "
+        "the controls' ages are stored with the model, and the report adds the age confound, "
+        "AUCs with and without the age- and sex-adjusted reference",
+    )
+    p.add_argument(
+        "--bids",
+        action="store_true",
+        help="write the cohort as a BIDS dataset (OUT/bids) and read it back with madgan "
+        "manifest's code into OUT/manifest.csv (its own seeded splits; the lesion masks stay "
+        "in the dataset's derivatives, so the findings' region evaluation is left out)",
+    )
+    p.add_argument(
         "--steps", type=int, default=None, help="training steps (default: the demo preset's)"
     )
     p.add_argument(
@@ -103,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from madgan_core.commands.evaluate import evaluate_with_progress
     from madgan_core.commands.phantom import simulate
     from madgan_core.model.checkpoint import load_model
-    from madgan_core.scans.manifest import read_manifest
+    from madgan_core.scans.manifest import read_manifest, write_manifest
 
     started = time.perf_counter()
     out: Path = args.out
@@ -112,9 +126,17 @@ def run(args: argparse.Namespace) -> int:
     run_dir = out / "run"
     model_path = run_dir / "model.pt"
 
+    if args.bids:
+        cohort, manifest = out / "bids", out / "manifest.csv"
     if not manifest.exists():
         print(f"[1/5] Phantom cohort -> {cohort}")
-        simulate(cohort, args)
+        if args.bids:
+            if not (cohort / "participants.tsv").exists():
+                simulate(cohort, args)
+            print(f"      read back from BIDS -> {manifest}")
+            write_manifest(bids_cohort_rows(cohort, args.seed), manifest)
+        else:
+            simulate(cohort, args)
         preview_groups(manifest, out / "cohort_preview.png")
     else:
         print(f"[1/5] Phantom cohort: using {manifest}")
@@ -166,6 +188,18 @@ def run(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "napari_madgan.launch", str(model_path), str(row.path)]
         subprocess.run([*command, "--sequence", row.sequence], check=False)
     return 0
+
+
+def bids_cohort_rows(root: Path, seed: int):
+    """The manifest rows of a phantom cohort written as BIDS, as ``madgan manifest`` reads
+    them: groups from ``diagnosis``, stages from ``stage``, ages and sexes as covariates."""
+    from madgan_core.scans.bids_manifest import manifest_from_bids
+
+    groups = {"ad": "ad", "mets": "mets", "various": "various"}
+    found = manifest_from_bids(
+        root, "diagnosis", ("healthy",), groups, seed=seed, stage_column="stage"
+    )
+    return found.rows
 
 
 def demo_config(args: argparse.Namespace) -> MadganConfig:
