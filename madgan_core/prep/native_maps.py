@@ -132,11 +132,12 @@ def to_volumes(
     values, predicted = _band_values(slab, maps, grid)
     n = slab.n_slices
     volumes = []
+    weights: list[tuple[np.ndarray, np.ndarray]] = []  # stacks share where they have values
     for i in range(len(maps)):
         volume = np.full(slab.working_shape, np.nan, dtype=np.float32)
         if predicted[i * n : (i + 1) * n].any():
             volume[:, :, grid.band][grid.inside] = values[:, grid.columns(i * n)]
-        volumes.append(volume if slab.grid is None else to_scan_grid(slab.grid, volume))
+        volumes.append(volume if slab.grid is None else _to_scan_grid(slab.grid, volume, weights))
     return volumes
 
 
@@ -164,14 +165,24 @@ def to_scan_grid(grid: GridMap, volume: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"volume shape {volume.shape} does not match the working grid {grid.working_shape}"
         )
+    return _to_scan_grid(grid, volume, [])
+
+
+def _to_scan_grid(
+    grid: GridMap, volume: np.ndarray, weights: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """:func:`to_scan_grid`, reusing the interpolated weight of a volume in ``weights``
+    (valid voxels, weight) valid at the same voxels, and adding its own."""
     volume = np.asarray(volume, dtype=np.float32)
     valid = np.isfinite(volume)
     args = (grid.working_affine, grid.native_affine, grid.native_shape, 1, 0.0)
     values = resample(np.where(valid, volume, 0.0), *args)
-    weight = resample(valid.astype(np.float32), *args)
+    weight = next((w for v, w in weights if np.array_equal(v, valid)), None)
+    if weight is None:
+        weight = resample(valid.astype(np.float32), *args)
+        weights.append((valid, weight))
     out = np.full(grid.native_shape, np.nan, dtype=np.float32)
-    ok = weight >= 0.5
-    out[ok] = values[ok] / weight[ok]
+    np.divide(values, weight, out=out, where=weight >= 0.5)
     return out
 
 

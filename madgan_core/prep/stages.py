@@ -360,7 +360,12 @@ def _resample_z(src: np.ndarray, z: np.ndarray, order: int, cval: float) -> np.n
         z0 = np.clip(np.floor(zc), 0, max(nz - 2, 0)).astype(np.intp)
         z1 = np.minimum(z0 + 1, nz - 1)
         f = (zc - z0).astype(np.float32)
-        out = src[:, :, z0] * (1 - f) + src[:, :, z1] * f
+        # src[..., z0] * (1 - f) + src[..., z1] * f, in place
+        out = np.take(src, z0, axis=2)
+        out *= 1 - f
+        upper = np.take(src, z1, axis=2)
+        upper *= f
+        out += upper
     out = np.asarray(out, dtype=np.float32)
     out[:, :, outside] = cval
     return out
