@@ -65,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="give every subject an age and a sex (the manifest's age and sex columns; "
         "OASIS-3-like: healthy about 68 +- 9 years, AD-like 75 +- 7, lesion groups 62 +- 12) "
         "and healthy ageing before any disease: ventricles, hippocampi and sulci that age "
-        "(an 85-year-old about like AD stage 1, a 50-year-old younger than the default), "
+        "(an 85-year-old about like AD stage 2, a 50-year-old younger than the default), "
         "small white-matter lesions that grow likelier with age (not in the lesion masks) "
         "and a slightly larger head for men; without it the cohort is unchanged",
     )

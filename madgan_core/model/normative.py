@@ -7,7 +7,10 @@ age and sex (scikit-learn's ordinary least squares), and the scan's percentile i
 of its residual among the controls' leave-one-out residuals: each control is predicted
 by the model fitted without it, so the comparison is as honest as the scan's own.
 
-Whatever the scan lacks is left out of the model (a scan with an age but no sex is
+The fit must earn its place: when its covariates do not predict the score out of sample
+(leave-one-out R² at or below 0, as when the score does not change with age), the plain
+percentile stands, with a note saying so; an adjustment there would only add the fit's
+noise. Whatever the scan lacks is left out of the model (a scan with an age but no sex is
 adjusted for age alone). Too few controls with the covariates, or a scan older or
 younger than the controls by more than :data:`AGE_MARGIN` years, falls back to the plain
 percentile and says why (:class:`Adjustment`). The headline, the findings and the guard
@@ -126,11 +129,16 @@ def fit_norms(
 
 @dataclass(frozen=True)
 class NormsPlan:
-    """Which covariates a scan is adjusted for, and which controls can take part."""
+    """Which covariates a scan is adjusted for, and which controls can take part.
+
+    ``failed_check``: the fit was made but its covariates predict nothing out of sample
+    (leave-one-out R² at or below 0), so the plain percentile stands (see ``note``).
+    """
 
     uses_age: bool
     uses_sex: bool
     note: str = ""
+    failed_check: bool = False
 
     @property
     def adjusts(self) -> bool:
@@ -175,6 +183,20 @@ def usable(control: Covariates | None, plan: NormsPlan) -> bool:
         return False
     return (not plan.uses_age or control.age is not None) and (
         not plan.uses_sex or control.sex is not None
+    )
+
+
+def failed_check(fit: NormativeFit, scan: Covariates, plan: NormsPlan) -> NormsPlan:
+    """The plan, marked as not adjusted because ``fit`` predicts nothing out of sample."""
+    names = [name for name, used in (("age", plan.uses_age), ("sex", plan.uses_sex)) if used]
+    subject = " and ".join(names)
+    verb = "do" if len(names) > 1 else "does"
+    return NormsPlan(
+        False,
+        False,
+        f"not adjusted for {subject}: among the {fit.n} controls, {subject} {verb} not "
+        f"predict this score (leave-one-out R² {fit.loo_r2:.2f})",
+        failed_check=True,
     )
 
 

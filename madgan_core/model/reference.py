@@ -20,6 +20,7 @@ from madgan_core.model.normative import (
     NormativeFit,
     NormsPlan,
     describe_adjustment,
+    failed_check,
     fit_norms,
     plan_norms,
     usable,
@@ -149,7 +150,7 @@ class HealthyReference:
     ) -> tuple[NormativeFit | None, NormsPlan]:
         """The model of ``mode`` on the covariates ``covariates`` has, fitted in the controls
         of ``sequence`` that have them (cached); None, with the plan's note, when the scan
-        cannot be adjusted."""
+        cannot be adjusted or the fit fails its leave-one-out check."""
         if not self.covariates:
             return None, NormsPlan(False, False)
         values, chosen = self._control_values(mode, sequence)
@@ -166,7 +167,10 @@ class HealthyReference:
             self._norms[key] = fit_norms(
                 values[keep], [people[k] for k in keep], plan.uses_age, plan.uses_sex
             )
-        return self._norms[key], plan
+        fit = self._norms[key]
+        if fit.loo_r2 <= 0:
+            return None, failed_check(fit, covariates, plan)
+        return fit, plan
 
     def anomaly(
         self, scores: Mapping[str, float], sequence: str | None

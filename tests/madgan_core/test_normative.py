@@ -170,3 +170,22 @@ def test_covariates_read_the_usual_spellings():
     assert Covariates.of("", "female", "").to_dict() == {"age": None, "sex": "F", "site": None}
     with pytest.raises(ValueError, match="not a non-negative"):
         Covariates(age=-3)
+
+
+def test_a_fit_that_predicts_nothing_out_of_sample_leaves_the_plain_percentile():
+    rng = np.random.default_rng(5)
+    ages = rng.uniform(45, 95, 40)
+    values = rng.normal(0.5, 0.02, 40)  # the score does not change with age
+    reference = HealthyReference(
+        {"mean": values},
+        [f"c{i}" for i in range(40)],
+        ["T1"] * 40,
+        covariates=[Covariates(float(a)) for a in ages],
+    )
+    percentiles, how = reference.adjusted_percentiles({"mean": 0.52}, "T1", Covariates(80))
+    assert percentiles == reference.percentiles({"mean": 0.52}, "T1")
+    assert not how["mean"].adjusted
+    assert how["mean"].note.startswith(
+        "not adjusted for age: among the 40 controls, age does not predict this score "
+        "(leave-one-out R² -"
+    )

@@ -91,19 +91,19 @@ def test_age_and_sex_distributions():
     assert draw_person("ad", 7) == draw_person("ad", 7)
 
 
-def test_ageing_effects_grow_with_age_and_an_85_year_old_is_like_stage_1():
+def test_ageing_effects_grow_with_age_and_an_85_year_old_is_like_stage_2():
     assert ageing_load(68) == pytest.approx(0.0) and ageing_load(85) == pytest.approx(1.0)
     assert ageing_load(50) < -0.4 < 0 < ageing_load(75) < ageing_load(95)
     assert wmh_probability(45) == 0 < wmh_probability(70) < wmh_probability(90)
     base = draw_anatomy(np.random.default_rng(0))
     old, effects = apply_ageing(draw_anatomy(np.random.default_rng(0)), 85.0, "M",
                                 np.random.default_rng(1))  # fmt: skip
-    stage1 = AD_STAGE_EFFECT[1]
+    stage2 = AD_STAGE_EFFECT[2]
     pace = effects["pace"]
     grown = old.ventricle_mm - base.ventricle_mm
     shrunk = old.hippocampus_mm - base.hippocampus_mm
-    assert grown == pytest.approx(stage1["ventricle_mm"] * pace, rel=1e-3)
-    assert shrunk == pytest.approx(stage1["hippocampus_mm"] * pace, rel=1e-3)
+    assert grown == pytest.approx(stage2["ventricle_mm"] * pace, rel=1e-3)
+    assert shrunk == pytest.approx(stage2["hippocampus_mm"] * pace, rel=1e-3)
     assert np.allclose(old.scale, base.scale * HEAD_SCALE["M"])
     young, _ = apply_ageing(draw_anatomy(np.random.default_rng(0)), 45.0, "F",
                             np.random.default_rng(1))  # fmt: skip
@@ -119,9 +119,9 @@ def test_older_healthy_brains_look_older():
     young = np.mean([csf(s, group="healthy", age=48.0, sex="F") for s in seeds])
     default = np.mean([csf(s, group="healthy") for s in seeds])
     old = np.mean([csf(s, group="healthy", age=85.0, sex="F") for s in seeds])
-    stage1 = np.mean([csf(s, group="ad", stage=1) for s in seeds])
+    stage2 = np.mean([csf(s, group="ad", stage=2) for s in seeds])
     assert young < default < old and old > 1.3 * young
-    assert 0.7 * stage1 < old < 1.3 * stage1  # an 85-year-old is about AD stage 1
+    assert 0.7 * stage2 < old < 1.3 * stage2  # an 85-year-old is about AD stage 2
 
 
 def test_white_matter_lesions_of_ageing_are_recorded_not_masked():

@@ -54,9 +54,12 @@ def with_adjusted_scores(
             method, _, mode = column.partition(":")
             if method != "madgan":
                 continue
-            fit, _ = reference.normative_fit(mode, str(record["sequence"]), person)
+            fit, plan = reference.normative_fit(mode, str(record["sequence"]), person)
             value = float(record[column])
-            added[column + ADJUSTED] = math.nan if fit is None else value - fit.predict(person)
+            if fit is not None:
+                added[column + ADJUSTED] = value - fit.predict(person)
+            else:  # as the reference reads it: plain where the fit failed its check
+                added[column + ADJUSTED] = value if plan.failed_check else math.nan
         out.append({**record, **added})
     return out
 

@@ -4,7 +4,8 @@ Each subject of an ageing cohort draws an age and a sex from its own stream (not
 anatomy's, so cohorts without ages are unchanged). Healthy ageing is applied to every
 subject before any disease effect: ventricles enlarge, hippocampi shrink and sulci widen
 with an ageing load that grows quadratically with age, 0 at :data:`REFERENCE_AGE` (the
-age-free default anatomy) and the mean AD stage-1 effect at :data:`STAGE1_AGE`. Older
+age-free default anatomy) and the mean effect of AD stage :data:`AGEING_STAGE` at
+:data:`FULL_LOAD_AGE`. Older
 subjects also get occasional small periventricular white-matter lesions (healthy
 ageing: recorded, never a lesion mask). Men's heads are slightly larger.
 """
@@ -32,7 +33,11 @@ FEMALE_PROBABILITY = {"healthy": 0.5, "ad": 0.55, "mets": 0.5, "various": 0.5}
 HEAD_SCALE = {"F": 0.985, "M": 1.015}
 
 REFERENCE_AGE = 68.0  # ageing load 0: the anatomy the age-free phantoms draw
-STAGE1_AGE = 85.0  # ageing load 1: the mean extra atrophy of AD stage 1
+FULL_LOAD_AGE = 85.0  # ageing load 1: the mean extra atrophy of AD stage AGEING_STAGE
+# Healthy ageing from 68 to 85 is about the difference between an AD stage-2 (CDR 1-like)
+# brain and its age-matched controls. Stage 1's effect lies within the phantoms' healthy
+# spread, and an ageing that small never reached the models' scores (docs/data.md).
+AGEING_STAGE = 2
 ONSET_AGE = 40.0  # the load's quadratic starts here
 PACE_RANGE = (0.7, 1.3)  # per-subject speed of ageing
 # White-matter lesions of ageing: probability 0 below WMH_START_AGE, rising by
@@ -66,12 +71,12 @@ def draw_person(group: str, seed: int) -> Person:
 
 
 def ageing_load(age: float) -> float:
-    """0 at :data:`REFERENCE_AGE`, 1 at :data:`STAGE1_AGE`, quadratic in age (negative younger)."""
+    """0 at :data:`REFERENCE_AGE`, 1 at :data:`FULL_LOAD_AGE`, quadratic in age (negative younger)."""
 
     def q(a: float) -> float:
-        return ((max(a, ONSET_AGE) - ONSET_AGE) / (STAGE1_AGE - ONSET_AGE)) ** 2
+        return ((max(a, ONSET_AGE) - ONSET_AGE) / (FULL_LOAD_AGE - ONSET_AGE)) ** 2
 
-    return (q(age) - q(REFERENCE_AGE)) / (q(STAGE1_AGE) - q(REFERENCE_AGE))
+    return (q(age) - q(REFERENCE_AGE)) / (q(FULL_LOAD_AGE) - q(REFERENCE_AGE))
 
 
 def wmh_probability(age: float) -> float:
@@ -96,10 +101,10 @@ def apply_ageing(
     if age is not None:
         load = ageing_load(age)
         pace = float(rng.uniform(*PACE_RANGE))
-        stage1 = AD_STAGE_EFFECT[1]
-        dv = stage1["ventricle_mm"] * load * pace
-        dh = stage1["hippocampus_mm"] * load * pace
-        cortical = max(anatomy.cortical_atrophy + stage1["cortical_atrophy"] * load * pace, 0.0)
+        full = AD_STAGE_EFFECT[AGEING_STAGE]
+        dv = full["ventricle_mm"] * load * pace
+        dh = full["hippocampus_mm"] * load * pace
+        cortical = max(anatomy.cortical_atrophy + full["cortical_atrophy"] * load * pace, 0.0)
         dc = cortical - anatomy.cortical_atrophy
         anatomy.ventricle_mm += dv
         anatomy.hippocampus_mm += dh
