@@ -10,10 +10,16 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import ndimage
 
 from madgan_core.errors import ScanError
-from madgan_core.prep.anatomy.register import Alignment, mni_template, register_to_template
+from madgan_core.prep.anatomy.register import (
+    Alignment,
+    fit_affine,
+    mni_template,
+    register_to_template,
+    template_distance_mm,
+)
+from madgan_core.prep.anatomy.warp import covering_box, sample_affine, sample_mapped
 from madgan_core.scans.scan import Scan
 
 METHODS = ("template",)
@@ -31,16 +37,26 @@ STRIPPED_MAX_OUTSIDE = 0.05
 MIN_COVERAGE = 0.5
 
 
+def _scan_to_template_voxels(scan: Scan, alignment: Alignment) -> np.ndarray:
+    """4x4 from the scan's voxels to the 1 mm template's (the scan's affine as the fit saw it)."""
+    _, _, affine = mni_template()
+    return np.linalg.inv(affine) @ np.linalg.inv(alignment.matrix) @ fit_affine(scan)
+
+
 @functools.lru_cache(maxsize=1)
-def _outside_distance_mm() -> np.ndarray:
-    """Distance (mm) from the template's brain mask, on the template's 1 mm grid."""
-    _, mask, _ = mni_template()
-    return ndimage.distance_transform_edt(~mask).astype(np.float32)
+def _mask_box() -> np.ndarray:
+    """First and last voxel (inclusive) of the template's brain mask, ``(2, 3)``."""
+    where = np.argwhere(mni_template()[1])
+    return np.stack([where.min(axis=0), where.max(axis=0)])
 
 
 def _template_mask_on_scan(scan: Scan, alignment: Alignment) -> np.ndarray:
+    """The template's brain mask on the scan's grid (linear, over 0.5), sampled only
+    around where it lands."""
     _, mask, _ = mni_template()
-    warped = alignment.to_scan(mask.astype(np.float32), scan.affine, scan.data.shape, order=1)
+    voxel_map = _scan_to_template_voxels(scan, alignment)
+    box = covering_box(voxel_map, _mask_box(), scan.data.shape)
+    warped = sample_affine(mask.astype(np.float32), voxel_map, scan.data.shape, box=box)
     return warped > 0.5
 
 
@@ -113,6 +129,8 @@ def outside_brain_fraction(scan: Scan, alignment: Alignment | None = None) -> fl
     if alignment is None:
         alignment = register_to_template(scan, "rigid")
     far = OUTSIDE_MARGIN_MM + 1.0  # beyond the template's field of view
-    distance = alignment.to_scan(_outside_distance_mm(), scan.affine, scan.data.shape, cval=far)
-    outside = distance > OUTSIDE_MARGIN_MM
-    return float(np.count_nonzero(bright & outside)) / max(1, int(np.count_nonzero(bright)))
+    # The distance (linear) at each bright voxel, looked up on the template's grid.
+    voxel_map = _scan_to_template_voxels(scan, alignment)
+    index = np.argwhere(bright)
+    distance = sample_mapped(template_distance_mm(), index, voxel_map, cval=far)
+    return float(np.count_nonzero(distance > OUTSIDE_MARGIN_MM)) / max(1, len(index))

@@ -13,10 +13,17 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+import numpy as np
+
 # ITK threads for the fit and N4 (one: threaded sums come in a varying order), and the
 # seed of the metric's random sampling.
 FIT_THREADS = 1
 SAMPLING_SEED = 7
+# The fine levels see the scan only this far (mm) around where the template's metric mask
+# lands after the coarse rigid fit (the box cut out of the scan, and the scan's own metric
+# mask, which spares the metric the points that cannot meet the template's mask).
+CROP_MARGIN_MM = 15.0
+FIXED_MASK_MARGIN_MM = 12.0
 
 
 _threads_lock = threading.Lock()
@@ -75,13 +82,41 @@ def _method(iterations: int, levels: tuple[int, ...], learning_rate: float, frac
     return reg
 
 
-def run_fit(fixed, moving, moving_mask, transform, iterations, levels, fraction=0.25):
-    """Optimise ``transform`` in place; the last level of the pyramid samples every voxel."""
+def run_fit(
+    fixed, moving, moving_mask, transform, iterations, levels, fraction=0.25, fixed_mask=None
+):
+    """Optimise ``transform`` in place; the last level of the pyramid samples every voxel
+    (of ``fixed_mask``, when given)."""
     reg = _method(iterations, levels, 2.0, fraction)
     reg.SetMetricMovingMask(moving_mask)
+    if fixed_mask is not None:
+        reg.SetMetricFixedMask(fixed_mask)
     reg.SetInitialTransform(transform, inPlace=True)
     reg.Execute(fixed, moving)
     return float(reg.GetMetricValue())
+
+
+def crop_near(fixed, moving_mask, transform):
+    """Where the fine levels look: ``fixed`` cut to the box ``CROP_MARGIN_MM`` around
+    where ``moving_mask`` lands under ``transform`` (fixed -> moving points), and a metric
+    mask of the landed mask grown by ``FIXED_MASK_MARGIN_MM`` on it (None if it lands
+    nowhere)."""
+    import SimpleITK as sitk
+
+    landed = sitk.Resample(
+        moving_mask, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8
+    )
+    where = np.argwhere(sitk.GetArrayViewFromImage(landed))[:, ::-1]  # (x, y, z)
+    if where.size == 0:
+        return fixed, None
+    spacing = np.asarray(fixed.GetSpacing())
+    size = np.asarray(fixed.GetSize())
+    pad = np.ceil(CROP_MARGIN_MM / spacing).astype(int)
+    lo = np.maximum(where.min(axis=0) - pad, 0)
+    hi = np.minimum(where.max(axis=0) + pad + 1, size)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    radius = [int(r) for r in np.ceil(FIXED_MASK_MARGIN_MM / spacing)]
+    return fixed[box], sitk.BinaryDilate(landed[box], radius)
 
 
 def refine_affine(fixed, moving, moving_mask, rigid):
@@ -99,10 +134,13 @@ def refine_similarity(fixed, moving, moving_mask, rigid):
 
 
 def _refine(fixed, moving, moving_mask, rigid, transform):
-    """``transform`` started at the rigid fit, then optimised coarse to fine."""
+    """``transform`` started at the rigid fit, then optimised coarse to fine (the fine
+    level near the template, :func:`crop_near`)."""
     transform.SetCenter(rigid.GetCenter())
     transform.SetMatrix(rigid.GetMatrix())
     transform.SetTranslation(rigid.GetTranslation())
-    run_fit(fixed, moving, moving_mask, transform, 100, (2,))
-    metric = run_fit(fixed, moving, moving_mask, transform, 150, (1,), fraction=1.0)
-    return transform, metric
+    near, near_mask = crop_near(fixed, moving_mask, rigid)
+    run_fit(near, moving, moving_mask, transform, 100, (2,))
+    return transform, run_fit(
+        near, moving, moving_mask, transform, 150, (1,), fraction=1.0, fixed_mask=near_mask
+    )

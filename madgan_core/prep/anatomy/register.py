@@ -4,8 +4,10 @@ The template (nilearn's skull-stripped MNI152 1 mm T1) is the moving image and t
 fixed one. The metric (Mattes mutual information) only samples the template's brain and a
 margin around it (the moving metric mask), so the scan's scalp or neck does not pull the
 fit, while the dark margin keeps the template from shrinking or growing inside the head.
-Both images are smoothed and resampled to ``REGISTRATION_MM`` first; the fit runs at twice
-that, then on that grid, so a 1 mm head registers in seconds.
+Both images are smoothed and resampled to ``REGISTRATION_MM`` first (one small matrix per
+axis, :mod:`.coarse`); the fit runs at twice that, then on that grid, where it looks only
+near the template (:func:`~madgan_core.prep.anatomy.fit.crop_near`), so a 1 mm head
+registers in a few seconds on one thread.
 
 The fit is deterministic: it runs on one thread (ITK's Mattes metric adds the threads' joint
 histograms in the order they finish, so a threaded fit differs from run to run), its
@@ -20,12 +22,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from madgan_core.errors import ScanError
-from madgan_core.prep.anatomy.fit import itk_threads, refine_affine, refine_similarity, run_fit
+from madgan_core.prep.anatomy.coarse import coarse_array
+from madgan_core.prep.anatomy.fit import (
+    crop_near,
+    itk_threads,
+    refine_affine,
+    refine_similarity,
+    run_fit,
+)
 from madgan_core.scans.scan import Scan
 
 REGISTRATION_MM = 3.0  # grid the metric is computed on (the pyramid adds a 6 mm level)
@@ -49,6 +59,11 @@ PLAUSIBLE_SCALE = (0.7, 1.45)
 THICK_SLICE_MM = 4.0
 # The decimals (mm) the scan's affine is rounded to for the fit.
 AFFINE_DECIMALS = 4
+# nilearn's MNI152 1 mm T1 in its data folder, and the level of its brain mask.
+MNI152_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+MNI_MASK_LEVEL = 0.2
+# The template's distance map is exact up to this many mm (the margins below it matter).
+MAX_DISTANCE_MM = 12.0
 
 
 @dataclass(frozen=True)
@@ -126,16 +141,58 @@ def _resample(volume, voxel_map, shape, order, cval) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def mni_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """nilearn's MNI152 1 mm T1 (skull-stripped, in [0, 1]), its brain mask and affine."""
-    from nilearn import datasets
+    """nilearn's MNI152 1 mm T1 (skull-stripped, in [0, 1]), its brain mask and affine.
 
-    t1 = datasets.load_mni152_template(resolution=1)
-    mask = datasets.load_mni152_brain_mask(resolution=1)
-    return (
-        np.asarray(t1.get_fdata(dtype=np.float32)),
-        np.asarray(mask.get_fdata(dtype=np.float32)) > 0.5,
-        np.asarray(t1.affine, dtype=float),
-    )
+    Read from nilearn's data folder as ``load_mni152_template`` and
+    ``load_mni152_brain_mask`` make them (scaled by the maximum; the mask over
+    ``MNI_MASK_LEVEL``), without importing ``nilearn.datasets`` (seconds of imports).
+    """
+    path = _nilearn_data() / MNI152_FILE
+    if not path.is_file():  # another nilearn layout: its own loaders
+        from nilearn import datasets
+
+        t1 = datasets.load_mni152_template(resolution=1)
+        mask = datasets.load_mni152_brain_mask(resolution=1)
+        return (
+            np.asarray(t1.get_fdata(dtype=np.float32)),
+            np.asarray(mask.get_fdata(dtype=np.float32)) > 0.5,
+            np.asarray(t1.affine, dtype=float),
+        )
+    import nibabel as nib
+
+    image = nib.load(path)
+    data = np.asanyarray(image.dataobj).astype(np.float32)
+    data /= data.max()
+    return data, data > MNI_MASK_LEVEL, np.asarray(image.affine, dtype=float)
+
+
+def _nilearn_data() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("nilearn-not-installed")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+
+
+@functools.lru_cache(maxsize=1)
+def template_distance_mm() -> np.ndarray:
+    """Distance (mm) from the template's brain mask on its 1 mm grid, capped at
+    ``MAX_DISTANCE_MM`` (exact below it).
+
+    The transform runs on the mask's bounding box grown past the cap: every voxel of the
+    mask lies inside, so distances there are exact, and beyond it they exceed the cap.
+    """
+    _, mask, _ = mni_template()
+    margin = int(np.ceil(MAX_DISTANCE_MM)) + 1
+    where = np.argwhere(mask)
+    lo = np.maximum(where.min(axis=0) - margin, 0)
+    hi = np.minimum(where.max(axis=0) + margin + 1, mask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    distance = np.full(mask.shape, MAX_DISTANCE_MM, dtype=np.float32)
+    inside = ndimage.distance_transform_edt(~mask[box])
+    distance[box] = np.minimum(inside, MAX_DISTANCE_MM)
+    return distance
 
 
 @functools.lru_cache(maxsize=4)
@@ -168,27 +225,14 @@ def sitk_image(data: np.ndarray, affine: np.ndarray):
     return image
 
 
-def _coarse(image, voxel_mm: float):
-    """Smooth (for the larger of the voxel sizes) and resample onto a ``voxel_mm`` grid."""
-    import SimpleITK as sitk
-
-    spacing = np.array(image.GetSpacing())
-    size = np.array(image.GetSize())
-    sigma = [float(max(0.0, 0.5 * np.sqrt(max(voxel_mm**2 - s**2, 0.0)))) for s in spacing]
-    if max(sigma) > 0:  # a discrete Gaussian takes a zero variance on an axis already coarse
-        image = sitk.DiscreteGaussian(image, [s * s for s in sigma])
-    new_size = [max(2, int(np.ceil(n * s / voxel_mm))) for n, s in zip(size, spacing, strict=True)]
-    return sitk.Resample(
-        image,
-        new_size,
-        sitk.Transform(),
-        sitk.sitkLinear,
-        image.GetOrigin(),
-        [voxel_mm] * 3,
-        image.GetDirection(),
-        0.0,
-        sitk.sitkFloat32,
-    )
+def _coarse(data: np.ndarray, affine: np.ndarray, voxel_mm: float):
+    """Smooth (for the larger of the voxel sizes) and resample onto a ``voxel_mm`` grid
+    with the same origin and axes, as a SimpleITK image (:mod:`.coarse`)."""
+    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    coarse = coarse_array(data, zooms, voxel_mm)
+    grid = np.array(affine, dtype=float)
+    grid[:3, :3] = grid[:3, :3] / zooms * voxel_mm
+    return sitk_image(coarse, grid)
 
 
 @functools.lru_cache(maxsize=1)
@@ -196,9 +240,9 @@ def _coarse_template():
     import SimpleITK as sitk
 
     t1, mask, affine = mni_template()
-    moving = _coarse(sitk_image(t1, affine), REGISTRATION_MM)
-    dilated = ndimage.distance_transform_edt(~mask) <= MASK_MARGIN_MM
-    moving_mask = _coarse(sitk_image(dilated.astype(np.float32), affine), REGISTRATION_MM)
+    moving = _coarse(t1, affine, REGISTRATION_MM)
+    dilated = template_distance_mm() <= MASK_MARGIN_MM
+    moving_mask = _coarse(dilated.astype(np.float32), affine, REGISTRATION_MM)
     return moving, sitk.Cast(moving_mask > 0.5, sitk.sitkUInt8)
 
 
@@ -207,7 +251,7 @@ def _fixed_image(scan: Scan):
     data = scan.data
     lo, hi = np.percentile(data[::2, ::2, ::2], [0.5, 99.5])
     clipped = np.clip(data, lo, hi) - lo
-    return _coarse(sitk_image(clipped, fit_affine(scan)), REGISTRATION_MM)
+    return _coarse(clipped, fit_affine(scan), REGISTRATION_MM)
 
 
 def fit_affine(scan: Scan) -> np.ndarray:
@@ -290,8 +334,8 @@ def register_to_template(scan: Scan, kind: str = "rigid", *, brain_mask=None) ->
             fixed = _fixed_image(scan)
             moving, moving_mask = _coarse_template()
             if brain_mask is not None:
-                mask_image = sitk_image(np.asarray(brain_mask, np.float32), fit_affine(scan))
-                fixed_mask = _coarse(mask_image, REGISTRATION_MM)
+                mask = np.asarray(brain_mask, np.float32)
+                fixed_mask = _coarse(mask, fit_affine(scan), REGISTRATION_MM)
                 fixed = sitk.Mask(fixed, sitk.Cast(fixed_mask > 0.5, sitk.sitkUInt8))
             return _register(scan, kind, fixed, moving, moving_mask)
     except RuntimeError as exc:  # ITK: e.g. every sample fell outside the template
@@ -316,7 +360,8 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
         if metric < best_metric:
             best, best_metric = candidate, metric
     run_fit(fixed, moving, moving_mask, best, 100, (2,))
-    metric = run_fit(fixed, moving, moving_mask, best, 100, (1,), fraction=1.0)
+    near, near_mask = crop_near(fixed, moving_mask, best)
+    metric = run_fit(near, moving, moving_mask, best, 100, (1,), fraction=1.0, fixed_mask=near_mask)
     alignment = Alignment(_matrix(best), "rigid", metric)
     retried = ""
     if kind == "affine":
