@@ -15,9 +15,13 @@ its test split with ``madgan evaluate``, each calibrated on the cohort's healthy
 - ``fine-tuned``: ``madgan train --init phantom-demo`` for ``--steps`` steps on the
   cohort's healthy ``train`` scans, so it has seen healthy brains of every age.
 
-For each, the AUC of the headline (``madgan:anomaly``) per comparison, plain and as its
-residual from the controls' model of it on age and sex, with the hard case of healthy
-subjects aged 75 or more against AD-like ones under 70 (``madgan_core.cohort.evaluation.ages``).
+For each, the AUC per comparison of the headline (``madgan:anomaly``), of ``ratio`` (the
+mode that reads atrophy best) and of the paper's mean ℓ2, plain and as the normative
+reference reads it (the residual from the controls' line of the score on age and sex,
+or the plain score where that line predicts nothing out of sample), with the hard case
+of healthy subjects aged 75 or more against AD-like ones under 70
+(``madgan_core.cohort.evaluation.ages``); and how each score of the healthy test scans
+follows age, before and after.
 ``OUT/age_confound.json`` holds the figures and ``OUT/age_confound.md`` the tables.
 """
 
@@ -32,14 +36,20 @@ from pathlib import Path
 
 import numpy as np
 
-from madgan_core.cohort.evaluation.ages import age_confound_rows, with_adjusted_scores
+from madgan_core.cohort.evaluation.ages import (
+    ADJUSTED,
+    age_confound_markdown,
+    age_confound_rows,
+    with_adjusted_scores,
+)
 from madgan_core.cohort.evaluation.cohort import read_scores
 from madgan_core.model.bundled import DEFAULT, bundled_path
 from madgan_core.model.checkpoint import load_model
+from madgan_core.model.normative import fit_norms
 from madgan_core.scans.covariates import Covariates
 from madgan_core.scans.manifest import read_manifest
 
-COLUMN = "madgan:anomaly"
+COLUMNS = ("madgan:anomaly", "madgan:ratio", "madgan:mean")
 ARMS = ("bundled", "fine-tuned")
 
 
@@ -63,31 +73,37 @@ def build(arm: str, manifest: Path, run: Path, steps: int, device: str) -> Path:
     return model
 
 
-def healthy_age_trend(records, rows, model_path: Path) -> dict:
-    """How the healthy test scans' headline grows with age, before and after adjustment."""
-    reference = load_model(model_path, device="cpu").reference
-    adjusted = with_adjusted_scores(records, rows, reference, [COLUMN])
-    out = {}
-    for sequence in sorted({str(r["sequence"]) for r in adjusted}):
-        healthy = [r for r in adjusted if r["group"] == "healthy" and r["sequence"] == sequence]
-        ages = np.array([float(r["age"]) for r in healthy])
-        plain = np.array([float(r[COLUMN]) for r in healthy])
-        residual = np.array([float(r[COLUMN + " (age/sex adjusted)"]) for r in healthy])
-        keep = np.isfinite(residual)
-        out[sequence] = {
-            "n": int(keep.sum()),
-            "correlation_with_age_plain": round(float(np.corrcoef(ages, plain)[0, 1]), 3),
-            "correlation_with_age_adjusted": round(
-                float(np.corrcoef(ages[keep], residual[keep])[0, 1]), 3
-            ),
-        }
-    fit = reference.normative_fit("anomaly", "T1", Covariates(70.0, "F"))[0]
-    out["T1 model"] = None if fit is None else {
-        "n": fit.n,
-        "loo_r2": round(fit.loo_r2, 3),
-        "per_decade": round(float(fit.coef[0]) * 10, 3),
-        "female": round(float(fit.coef[1]), 3) if fit.uses_sex else None,
-    }  # fmt: skip
+def healthy_age_trend(adjusted: list[dict], reference) -> dict:
+    """Per column and sequence: how the healthy test scans' score follows age, plain and
+    adjusted; and the controls' fit (n, leave-one-out R², slope per decade)."""
+    out: dict = {}
+    for column in COLUMNS:
+        mode = column.split(":")[1]
+        for sequence in sorted({str(r["sequence"]) for r in adjusted}):
+            healthy = [r for r in adjusted if r["group"] == "healthy" and r["sequence"] == sequence]
+            ages = np.array([float(r["age"]) for r in healthy])
+            plain = np.array([float(r[column]) for r in healthy])
+            fair = np.array([float(r[column + ADJUSTED]) for r in healthy])
+            probe = Covariates(float(np.median(ages)), "F")
+            chosen = [i for i, seq in enumerate(reference.sequences) if seq == sequence]
+            values = (
+                reference.control_anomaly_scores(sequence)
+                if mode == "anomaly"
+                else reference.scores[mode][chosen]
+            )
+            people = [reference.covariates[i] for i in chosen]
+            fit = fit_norms(values, people, True, True) if np.isfinite(values).all() else None
+            out[f"{column} {sequence}"] = {
+                "n_healthy_test": len(healthy),
+                "correlation_with_age_plain": round(float(np.corrcoef(ages, plain)[0, 1]), 3),
+                "correlation_with_age_adjusted": round(float(np.corrcoef(ages, fair)[0, 1]), 3),
+                "adjusted": reference.normative_fit(mode, sequence, probe)[0] is not None,
+                "controls_fit": None if fit is None else {
+                    "n": fit.n,
+                    "loo_r2": round(fit.loo_r2, 3),
+                    "per_decade": float(f"{fit.coef[0] * 10:.4g}"),
+                },
+            }  # fmt: skip
     return out
 
 
@@ -110,40 +126,35 @@ def main() -> None:
             madgan("evaluate", str(model), "--manifest", str(manifest), "--out", str(report))
         records = read_scores(report / "scores.csv")
         reference = load_model(model, device="cpu").reference
-        confound = age_confound_rows(
-            with_adjusted_scores(records, rows, reference, [COLUMN]), COLUMN
-        )
+        adjusted = with_adjusted_scores(records, rows, reference, COLUMNS)
         results[arm] = {
-            "comparisons": [
+            "comparisons": {},
+            "healthy_age_trend": healthy_age_trend(adjusted, reference),
+        }
+        for column in COLUMNS:
+            confound = age_confound_rows(adjusted, column)
+            results[arm]["comparisons"][column] = [
                 {
                     "comparison": r.label,
                     "n_healthy": r.plain.n_healthy,
                     "n_disease": r.plain.n_disease,
                     "median_age_healthy": r.median_age_healthy,
                     "median_age_disease": r.median_age_disease,
-                    "auc_plain": [round(r.plain.auc, 3), round(r.plain.low, 3), round(r.plain.high, 3)],
+                    "auc_plain": [
+                        round(r.plain.auc, 3),
+                        round(r.plain.low, 3),
+                        round(r.plain.high, 3),
+                    ],
                     "auc_adjusted": [
-                        round(r.adjusted.auc, 3), round(r.adjusted.low, 3), round(r.adjusted.high, 3)
+                        round(r.adjusted.auc, 3),
+                        round(r.adjusted.low, 3),
+                        round(r.adjusted.high, 3),
                     ],
                 }
                 for r in confound
-            ],
-            "healthy_age_trend": healthy_age_trend(records, rows, model),
-        }  # fmt: skip
-        tables += [
-            f"### {arm}",
-            "",
-            "| comparison | n | median age | plain | adjusted |",
-            "|---|---|---|---|---|",
-        ]
-        tables += [
-            f"| {r.label} | {r.plain.n_healthy}/{r.plain.n_disease} "
-            f"| {r.median_age_healthy:.0f}/{r.median_age_disease:.0f} "
-            f"| {r.plain.auc:.3f} [{r.plain.low:.2f}, {r.plain.high:.2f}] "
-            f"| {r.adjusted.auc:.3f} [{r.adjusted.low:.2f}, {r.adjusted.high:.2f}] |"
-            for r in confound
-        ] + [""]  # fmt: skip
-    results["setup"] = {"cohort": str(args.cohort), "steps": args.steps, "column": COLUMN}
+            ]
+        tables += [f"### {arm}", "", *age_confound_markdown(adjusted, COLUMNS)[4:]]
+    results["setup"] = {"cohort": str(args.cohort), "steps": args.steps, "columns": COLUMNS}
     (args.out / "age_confound.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "age_confound.md").write_text("\n".join(tables) + "\n")
     print("\n".join(tables))

@@ -89,13 +89,13 @@ def test_no_ages_no_section():
     reference, rows, records = _cohort()
     rows = [ManifestRow(r.path, r.subject, r.group, r.stage, r.sequence, r.split) for r in rows]
     adjusted = with_adjusted_scores(records, rows, reference, [COLUMN])
-    assert age_confound_markdown(adjusted, COLUMN, n_boot=10) == []
+    assert age_confound_markdown(adjusted, [COLUMN], n_boot=10) == []
 
 
 def test_the_section_is_a_markdown_table():
     reference, rows, records = _cohort()
     lines = age_confound_markdown(
-        with_adjusted_scores(records, rows, reference, [COLUMN]), COLUMN, n_boot=10
+        with_adjusted_scores(records, rows, reference, [COLUMN]), [COLUMN], n_boot=10
     )
     assert lines[0] == "## The age confound"
     table = [line for line in lines if line.startswith("| T1")]

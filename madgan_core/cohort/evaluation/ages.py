@@ -116,28 +116,43 @@ def age_confound_rows(
 
 
 def age_confound_markdown(
-    records: Sequence[dict[str, object]], column: str, n_boot: int = 1000
+    records: Sequence[dict[str, object]], columns: Sequence[str], n_boot: int = 1000
 ) -> list[str]:
-    """The report's section; empty without ages on both sides of any comparison."""
-    rows = age_confound_rows(records, column, n_boot)
-    if not rows:
+    """The report's section: per comparison, each column's AUC plain and adjusted; empty
+    without ages on both sides of any comparison."""
+    tables = {column: age_confound_rows(records, column, n_boot) for column in columns}
+    first = next((rows for rows in tables.values() if rows), None)
+    if first is None:
         return []
+    names = ", ".join(f"`{c}`" for c in columns)
+    header = ["comparison", "n (healthy/diseased)", "median age (healthy/diseased)"]
+    for column in columns:
+        header += [f"{column} plain", f"{column} adjusted"]
     lines = [
         "## The age confound",
         "",
-        f"`{column}` as scored (plain) and as its residual from the healthy controls' model "
-        "of it on age and sex (adjusted; docs/user-guide.md, 'Age- and sex-adjusted "
-        "percentiles'), on the test scans with an age. AUC with its 95 % bootstrap interval.",
+        f"{names} as scored (plain) and as read by the normative reference (adjusted: the "
+        "residual from the healthy controls' line of the score on age and sex, or the "
+        "plain score where that line predicts nothing out of sample; docs/user-guide.md, "
+        "'Age- and sex-adjusted percentiles'), on the test scans with an age. AUC with its "
+        "95 % bootstrap interval.",
         "",
-        "| comparison | n (healthy/diseased) | median age (healthy/diseased) | plain "
-        "| age/sex adjusted |",
-        "|---|---|---|---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r.label} | {r.plain.n_healthy}/{r.plain.n_disease} "
-            f"| {r.median_age_healthy:.0f}/{r.median_age_disease:.0f} "
-            f"| {r.plain.auc:.3f} [{r.plain.low:.2f}, {r.plain.high:.2f}] "
-            f"| {r.adjusted.auc:.3f} [{r.adjusted.low:.2f}, {r.adjusted.high:.2f}] |"
-        )
+    by_label = {c: {r.label: r for r in rows} for c, rows in tables.items()}
+    for r in first:
+        cells = [
+            r.label,
+            f"{r.plain.n_healthy}/{r.plain.n_disease}",
+            f"{r.median_age_healthy:.0f}/{r.median_age_disease:.0f}",
+        ]
+        for column in columns:
+            found = by_label[column].get(r.label)
+            cells += ["-", "-"] if found is None else [_auc(found.plain), _auc(found.adjusted)]
+        lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def _auc(result: AucResult) -> str:
+    return f"{result.auc:.3f} [{result.low:.2f}, {result.high:.2f}]"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from madgan_core.runtime.distributed import DistInfo
     from madgan_core.scans.manifest import ManifestRow
 
+AGE_COLUMNS = ("madgan:anomaly", "madgan:ratio", "madgan:mean")  # the age-confound section's
 StageProgress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages: ``evaluating`` (scans), ``checkpoints``."""
 
@@ -177,15 +178,17 @@ def age_section(
     model: LoadedModel,
     columns: Sequence[str],
 ) -> list[str]:
-    """The report's age-confound section (:mod:`.ages`) for the headline column, when the
-    model's controls and the test scans have ages; else nothing."""
+    """The report's age-confound section (:mod:`.ages`) for the headline, the mode that
+    reads atrophy best and the paper's, when the model's controls and the test scans have
+    ages; else nothing."""
     reference = model.reference
     if reference is None or not reference.covariates or not any(r.age is not None for r in rows):
         return []
-    column = next((c for c in ("madgan:anomaly", "madgan:mean") if c in columns), None)
-    if column is None:
+    chosen = [c for c in AGE_COLUMNS if c in columns]
+    if not chosen:
         return []
-    return age_confound_markdown(with_adjusted_scores(records, rows, reference, [column]), column)
+    adjusted = with_adjusted_scores(records, rows, reference, chosen)
+    return age_confound_markdown(adjusted, chosen)
 
 
 def _stage(
