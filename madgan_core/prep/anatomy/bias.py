@@ -11,7 +11,10 @@ from madgan_core.prep.anatomy.fit import FIT_THREADS, itk_threads
 from madgan_core.prep.anatomy.register import sitk_image
 from madgan_core.scans.scan import Scan
 
-SHRINK = 4  # N4 runs on a grid this many times coarser (at most); the smooth field loses nothing
+# N4 runs on a grid this many times coarser (at most; at least 16 voxels along each axis):
+# 6 mm for a 1 mm scan, finer than the field's control points, so the smooth field loses
+# nothing measurable and the fit takes a third of the time it took at 4 mm.
+SHRINK = 6
 ITERATIONS = (50, 40, 30)  # per fitting level (control-point grid doubles each level)
 
 

@@ -360,11 +360,14 @@ def _register(scan, kind, fixed, moving, moving_mask) -> Alignment:
         if metric < best_metric:
             best, best_metric = candidate, metric
     run_fit(fixed, moving, moving_mask, best, 100, (2,))
-    near, near_mask = crop_near(fixed, moving_mask, best)
-    metric = run_fit(near, moving, moving_mask, best, 100, (1,), fraction=1.0, fixed_mask=near_mask)
-    alignment = Alignment(_matrix(best), "rigid", metric)
     retried = ""
-    if kind == "affine":
+    if kind == "rigid":
+        near, near_mask = crop_near(fixed, moving_mask, best)
+        metric = run_fit(
+            near, moving, moving_mask, best, 100, (1,), fraction=1.0, fixed_mask=near_mask
+        )
+        alignment = Alignment(_matrix(best), "rigid", metric)
+    else:  # the affine fit refines the coarse rigid fit on both levels itself
         transform, metric = refine_affine(fixed, moving, moving_mask, best)
         alignment = Alignment(_matrix(transform), kind, metric)
         if _diverged(alignment) and thick_slices(scan):
