@@ -27,7 +27,8 @@ Without a display it re-runs itself under ``xvfb-run``. It makes:
 * ``real_colin27.png`` (``--only individual``): Colin27, one real person's healthy T1
   with skull and face on (Debian's ``mricron-data``), opened as a file and reviewed
   with a model that never saw that brain (give it with ``--model``).
-* ``review_adjusted.png`` (``--only adjusted --scan FILE --age YEARS --sex F|M``): a
+* ``review_adjusted.png`` (``--only adjusted --scan FILE --age YEARS --sex F|M
+  [--headline MODE]``): a
   scan opened as a file and reviewed with its person's age and sex entered, so the
   percentile is against controls of that age and sex (a model calibrated on controls
   with ages, e.g. ``studies/age_confound.py``'s).
@@ -191,9 +192,16 @@ def individual_shot(model: Path, out: Path, name: str = "real_colin27.png") -> P
 
 
 def adjusted_shot(
-    model: Path, scan_path: Path, out: Path, age: float, sex: str, sequence: str = "T1"
+    model: Path,
+    scan_path: Path,
+    out: Path,
+    age: float,
+    sex: str,
+    sequence: str = "T1",
+    mode: str = "auto",
 ) -> Path:
-    """A scan reviewed with its person's age and sex entered in the widget."""
+    """A scan reviewed with its person's age and sex entered in the widget, ``mode`` the
+    headline."""
     import napari
 
     viewer = napari.Viewer(title="napari-madgan: review")
@@ -205,6 +213,7 @@ def adjusted_shot(
     widget.set_model_path(model, remember=False)
     widget.set_sequence(sequence)
     widget.set_covariates(age, sex)
+    widget.set_score_mode(mode)
     return run_and_shoot(viewer, widget, out / "review_adjusted.png")
 
 
@@ -353,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scan", type=Path, help="the scan of --only adjusted")
     parser.add_argument("--age", type=float, help="its person's age (--only adjusted)")
     parser.add_argument("--sex", choices=("F", "M"), help="its person's sex (--only adjusted)")
+    parser.add_argument("--headline", default="auto", help="the headline of --only adjusted")
     args = parser.parse_args(argv)
     if (
         not os.environ.get("DISPLAY")
@@ -381,7 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.scan is None or args.age is None:
             parser.error("--only adjusted needs --scan and --age (and --sex)")
         print(
-            adjusted_shot(args.model.resolve(), args.scan.resolve(), args.out, args.age, args.sex)
+            adjusted_shot(
+                args.model.resolve(),
+                args.scan.resolve(),
+                args.out,
+                args.age,
+                args.sex,
+                mode=args.headline,
+            )  # fmt: skip
         )
         return 0
     if args.only == "real":

@@ -79,12 +79,16 @@ def domain_warning(result: ScanScore) -> str:
     return f"{OUT_OF_DOMAIN}: {'; '.join(check.reasons)}; the score is not comparable with its controls"
 
 
-def percentile_reading(result: ScanScore, mode: str) -> str | None:
+NOT_ADJUSTED = "not age-adjusted"  # a fallback note said once, on the headline's line
+
+
+def percentile_reading(result: ScanScore, mode: str, brief: bool = False) -> str | None:
     """``mode``'s percentile among the controls and its band, e.g. ``98th percentile of
     120 healthy controls: highly unusual``; None without a percentile.
 
     For a scan outside the model's domain the band is left out ("highly unusual" would
-    compare the incomparable): :func:`domain_warning` says why.
+    compare the incomparable): :func:`domain_warning` says why. ``brief`` shortens why a
+    percentile was not adjusted for age and sex to :data:`NOT_ADJUSTED`.
     """
     pct = result.percentiles.get(mode)
     if pct is None or result.n_controls == 0:
@@ -96,7 +100,7 @@ def percentile_reading(result: ScanScore, mode: str) -> str | None:
     else:
         where = describe_percentile(pct, result.n_controls, result.controls or None)
         if adjustment is not None and adjustment.note:
-            where = f"{where} ({adjustment.note})"
+            where = f"{where} ({NOT_ADJUSTED if brief else adjustment.note})"
     if result.domain is not None and not result.domain.in_domain:
         return where
     return f"{where}: {percentile_band(pct)}"
@@ -110,7 +114,8 @@ def score_lines(result: ScanScore, headline: str = "mean") -> list[str]:
         value = result.scores.get(mode.name)
         if value is None:
             continue
-        reading = percentile_reading(result, mode.name) or NO_REFERENCE
+        brief = mode.name != headline  # the headline's line gives the full reason
+        reading = percentile_reading(result, mode.name, brief) or NO_REFERENCE
         lines.append(f"{mode.label}: {value:.4g} — {reading}")
     return lines
 
