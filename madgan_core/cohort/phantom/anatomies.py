@@ -74,7 +74,7 @@ NAMES = (*BUNDLED, *ALIASES, ALL)
 # The distinct brains, one per person or average: ``colin27-head`` is Colin27 again.
 DISTINCT = ("mni", "head", "colin27")
 
-FIT_VERSION = 1  # bump when the fit changes: cached fits of older versions are not reused
+FIT_VERSION = 2  # bump when the fit changes: cached fits of older versions are not reused
 CACHE_ENV = "MADGAN_ANATOMY_CACHE"
 # Spatial tissue priors are softened by this much (a uniform share) before they weigh the
 # intensity classes: an affine fit places another brain's sulci only roughly.
