@@ -132,13 +132,15 @@ class NormsPlan:
     """Which covariates a scan is adjusted for, and which controls can take part.
 
     ``failed_check``: the fit was made but its covariates predict nothing out of sample
-    (leave-one-out R² at or below 0), so the plain percentile stands (see ``note``).
+    (leave-one-out R² at or below 0, ``loo_r2``), so the plain percentile stands (see
+    ``note``).
     """
 
     uses_age: bool
     uses_sex: bool
     note: str = ""
     failed_check: bool = False
+    loo_r2: float | None = None
 
     @property
     def adjusts(self) -> bool:
@@ -197,6 +199,7 @@ def failed_check(fit: NormativeFit, scan: Covariates, plan: NormsPlan) -> NormsP
         f"not adjusted for {subject}: among the {fit.n} controls, {subject} {verb} not "
         f"predict this score (leave-one-out R² {fit.loo_r2:.2f})",
         failed_check=True,
+        loo_r2=fit.loo_r2,
     )
 
 

@@ -137,7 +137,7 @@ class HealthyReference:
             if fit is None:
                 percentiles[mode] = plain[mode]
                 if plan.note:
-                    adjustments[mode] = Adjustment(note=plan.note)
+                    adjustments[mode] = Adjustment(note=plan.note, loo_r2=plan.loo_r2)
                 continue
             percentiles[mode] = fit.percentile(value, covariates)
             adjustments[mode] = Adjustment(

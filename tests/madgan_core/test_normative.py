@@ -184,7 +184,7 @@ def test_a_fit_that_predicts_nothing_out_of_sample_leaves_the_plain_percentile()
     )
     percentiles, how = reference.adjusted_percentiles({"mean": 0.52}, "T1", Covariates(80))
     assert percentiles == reference.percentiles({"mean": 0.52}, "T1")
-    assert not how["mean"].adjusted
+    assert not how["mean"].adjusted and how["mean"].loo_r2 <= 0  # the row's norms_loo_r2
     assert how["mean"].note.startswith(
         "not adjusted for age: among the 40 controls, age does not predict this score "
         "(leave-one-out R² -"
