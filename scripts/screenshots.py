@@ -124,9 +124,18 @@ def run_and_shoot(viewer, widget, path: Path, timeout: float = 600) -> Path:
     return path
 
 
-def file_shot(model: Path, scan_path: Path, out: Path, name: str, sequence: str) -> Path:
+def file_shot(
+    model: Path,
+    scan_path: Path,
+    out: Path,
+    name: str,
+    sequence: str,
+    covariates: tuple[float, str | None] | None = None,
+    mode: str | None = None,
+) -> Path:
     """The user's path for a file: File → Open (our reader), Plugins → MADGAN review, Run;
-    then the first finding (or the most anomalous slice) is clicked."""
+    then the first finding (or the most anomalous slice) is clicked. ``covariates``: the
+    person's age and sex, entered in the widget; ``mode``: the headline."""
     import napari
 
     viewer = napari.Viewer(title="napari-madgan: review")
@@ -137,6 +146,10 @@ def file_shot(model: Path, scan_path: Path, out: Path, name: str, sequence: str)
     widget.set_scan_layer(viewer.layers[0].name)
     widget.set_model_path(model, remember=False)
     widget.set_sequence(sequence)
+    if covariates is not None:
+        widget.set_covariates(*covariates)
+    if mode is not None:
+        widget.set_score_mode(mode)
     return run_and_shoot(viewer, widget, out / name)
 
 
@@ -196,25 +209,13 @@ def adjusted_shot(
     scan_path: Path,
     out: Path,
     age: float,
-    sex: str,
+    sex: str | None,
     sequence: str = "T1",
     mode: str = "auto",
 ) -> Path:
     """A scan reviewed with its person's age and sex entered in the widget, ``mode`` the
     headline."""
-    import napari
-
-    viewer = napari.Viewer(title="napari-madgan: review")
-    viewer.window.resize(*WINDOW)
-    viewer.open(str(scan_path), plugin="napari-madgan")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-madgan", "MADGAN review")
-    widget.reader_offer.setVisible(False)
-    widget.set_scan_layer(viewer.layers[0].name)
-    widget.set_model_path(model, remember=False)
-    widget.set_sequence(sequence)
-    widget.set_covariates(age, sex)
-    widget.set_score_mode(mode)
-    return run_and_shoot(viewer, widget, out / "review_adjusted.png")
+    return file_shot(model, scan_path, out, "review_adjusted.png", sequence, (age, sex), mode)
 
 
 def dicom_study(folder: Path) -> Path:

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from fine_tune_comparison import build, madgan  # the same arms, built the same way
 
 from madgan_core.cohort.evaluation.ages import (
     ADJUSTED,
@@ -43,7 +42,6 @@ from madgan_core.cohort.evaluation.ages import (
     with_adjusted_scores,
 )
 from madgan_core.cohort.evaluation.cohort import read_scores
-from madgan_core.model.bundled import DEFAULT, bundled_path
 from madgan_core.model.checkpoint import load_model
 from madgan_core.model.normative import fit_norms
 from madgan_core.scans.covariates import Covariates
@@ -51,26 +49,6 @@ from madgan_core.scans.manifest import read_manifest
 
 COLUMNS = ("madgan:anomaly", "madgan:ratio", "madgan:mean")
 ARMS = ("bundled", "fine-tuned")
-
-
-def madgan(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "madgan_core.cli", *args, "--no-progress"], check=True)
-
-
-def build(arm: str, manifest: Path, run: Path, steps: int, device: str) -> Path:
-    model = run / "model.pt"
-    if model.exists():
-        return model
-    if arm == "bundled":
-        run.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(bundled_path(DEFAULT), model)
-        madgan("calibrate", str(model), "--manifest", str(manifest), "--device", device)
-    else:
-        madgan(
-            "train", "--init", DEFAULT, "--manifest", str(manifest), "--out", str(run),
-            "--steps", str(steps), "--device", device,
-        )  # fmt: skip
-    return model
 
 
 def healthy_age_trend(adjusted: list[dict], reference) -> dict:
