@@ -5,6 +5,10 @@ Each scan's row (:meth:`ScanScore.to_row`) goes to a part file of its own in
 (:mod:`madgan_core.runtime.sharding`). When every scan has its part, rank 0 writes
 ``scores.csv`` and ``scores.jsonl`` in the order the files were given and removes the
 parts. Run again with the same model and settings, a stopped run continues.
+
+The work is pipelined so that the slowest stage sets the rate: the loader reads and
+prepares the next scans (in worker threads or processes), the network scores one scan,
+and post-processing threads turn the scans before it into maps, files and rows.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from madgan_core.scans.atomic import atomic_write_text
 from madgan_core.scans.covariates import Covariates, scan_covariates
 from madgan_core.scans.files import save_like
 from madgan_core.scoring.result import ScanScore
-from madgan_core.scoring.scorer import inference_settings, score_scan
+from madgan_core.scoring.scorer import inference_settings, scan_network_pass
 
 if TYPE_CHECKING:
+    import torch
+
     from madgan_core.model.checkpoint import LoadedModel
     from madgan_core.runtime.distributed import DistInfo
 
@@ -52,6 +58,7 @@ def score_files(
     on_result: Callable[[ScanScore], None] | None = None,
     brain_masks: Sequence[str | Path] | None = None,
     covariates: Sequence[Covariates | None] | None = None,
+    post_threads: int | None = None,
 ) -> list[dict[str, object]] | None:
     """Score each file into ``out``: rows, and on request the maps as NIfTI beside them.
 
@@ -66,7 +73,8 @@ def score_files(
         sequence: the scans' sequence, for percentiles and the z-map.
         precision: inference precision.
         batch_size: windows per inference batch (0: chosen per device).
-        loader: how scans are read: prefetch and slab cache (default: one ahead, no cache).
+        loader: how scans are read: prefetch, worker processes and slab cache (default: one
+            ahead in a thread, no cache).
         info: this rank under torchrun (default: one process).
         progress: ``progress(done, total)`` over this rank's scans.
         on_result: called with each scan's :class:`ScanScore` as it is scored.
@@ -74,6 +82,9 @@ def score_files(
         covariates: one person's age and sex per path, for percentiles against controls
             of that age and sex (:mod:`madgan_core.model.normative`); where None, a DICOM
             series' Patient's Age and Sex are used.
+        post_threads: threads that post-process scored scans (maps, files, rows) while the
+            network runs the next scan (default: :func:`default_post_threads`; 0: none,
+            each scan is post-processed before the next one is scored).
 
     Returns:
         Every file's row, in the order given; None on ranks other than 0.
@@ -101,9 +112,12 @@ def score_files(
     )
     todo = run.todo()
 
-    def score(i: int, prepared: LoadedSlab) -> dict[str, object]:
+    results: dict[int, ScanScore] = {}
+
+    def score(i: int, prepared: LoadedSlab) -> Callable[[], dict[str, object]]:
+        """The network pass of one scan; returns its post stage (maps, files, row)."""
         given = None if covariates is None else covariates[i]
-        result = score_scan(
+        finish = scan_network_pass(
             model,
             prepared,
             slab=prepared.slab,
@@ -113,17 +127,29 @@ def score_files(
             sequence=sequence,
             covariates=(given or Covariates()).filled_from(scan_covariates(prepared.scan)),
         )
-        if maps:
-            _save_maps(result, prepared, out)
-        if dicom_out is not None:
-            from madgan_core.outputs.dicom.results import write_dicom_results
 
-            write_dicom_results(
-                result, prepared.scan, Path(dicom_out), Path(model.path).name, sequence
-            )
+        def post() -> dict[str, object]:
+            result = finish()
+            if maps:
+                _save_maps(result, prepared, out)
+            if dicom_out is not None:
+                from madgan_core.outputs.dicom.results import write_dicom_results
+
+                write_dicom_results(
+                    result, prepared.scan, Path(dicom_out), Path(model.path).name, sequence
+                )
+            if on_result is not None:
+                results[i] = result
+            return result.to_row()
+
+        return post
+
+    def tick(k: int) -> None:
+        """Called in order once the ``k``-th scan's part is written."""
         if on_result is not None:
-            on_result(result)
-        return result.to_row()
+            on_result(results.pop(todo[k - 1]))
+        if progress is not None:
+            progress(k, len(todo))
 
     slabs = (loader or SlabLoader()).load(
         [paths[i] for i in todo],
@@ -134,14 +160,26 @@ def score_files(
         if brain_masks is None
         else {str(p): Path(m) for p, m in zip(paths, brain_masks, strict=True)},
     )
-    tick = None if progress is None else lambda k: progress(k, len(todo))
-    run_share(run, todo, slabs, score, tick)
+    threads = post_threads if post_threads is not None else default_post_threads(model.device)
+    try:
+        if threads > 0:
+            run_share(run, todo, slabs, score, tick, post_threads=threads)
+        else:  # each scan's post stage right after its network pass
+            run_share(run, todo, slabs, lambda i, prepared: score(i, prepared)(), tick)
+    finally:
+        slabs.close()  # stops the loader's workers now, also when a scan failed
     if not run.finish():
         return None
     rows = run.merged()
     write_rows(rows, out)
     run.parts.remove()
     return rows
+
+
+def default_post_threads(device: torch.device) -> int:
+    """Post-processing threads beside the network: 2 on a GPU, whose network pass is short
+    next to the post stage; 1 on a CPU, where the network itself fills the cores."""
+    return 2 if device.type == "cuda" else 1
 
 
 def write_rows(rows: Sequence[dict[str, object]], out: Path) -> tuple[Path, Path]:

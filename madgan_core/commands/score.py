@@ -127,6 +127,15 @@ def add_parser(subparsers) -> None:
     add_window_batch_option(p, old_spelling=True)
     add_set_option(p, sections=("score",))
     add_loader_options(p)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that read and preprocess scans, --prefetch scans ahead each, while "
+        "the network scores (0: none, worker threads as --prefetch says; default: min(8, "
+        "cores - 1) for 16 scans or more, else 0); the scores are the same either way",
+    )
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -147,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             "give one mask per scan, in the scans' order"
         )
     covariates = covariates_from(args, len(scans))
+    loader = _loader(args, len(scans))
     with cohort_group(args.device) as (info, device):
         model = load_model(model_path, device=device).with_score(overrides.get("score"))
         mode = model.config.score.mode
@@ -167,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                 sequence=args.sequence,
                 precision=args.precision,
                 batch_size=args.window_batch,
-                loader=loader_from(args),
+                loader=loader,
                 info=info,
                 progress=tqdm_callback(bar),
                 on_result=lambda result: _print_line(summary_line(result, mode)),
@@ -177,6 +187,18 @@ def run(args: argparse.Namespace) -> int:
     if rows is not None:
         print(f"Wrote {args.out / 'scores.csv'} and {args.out / 'scores.jsonl'}")
     return 0
+
+
+def _loader(args: argparse.Namespace, n_scans: int):
+    """The loader of the loader options, with ``--workers`` (or the default for ``n_scans``)."""
+    import dataclasses
+
+    from madgan_core.prep.loader import default_workers
+
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: give 0 or more worker processes")
+    workers = default_workers(n_scans) if args.workers is None else args.workers
+    return dataclasses.replace(loader_from(args), workers=workers)
 
 
 def covariates_from(args: argparse.Namespace, n_scans: int) -> list[Covariates] | None:

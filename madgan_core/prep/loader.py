@@ -3,7 +3,10 @@
 :class:`SlabLoader` yields each scan of a list preprocessed (:class:`LoadedSlab`), in
 order. With ``prefetch=N`` up to ``N`` scans ahead are read and preprocessed in worker
 threads while the caller scores the current one (nibabel's decompression and numpy
-release the GIL for most of that work), so the network waits less between scans.
+release the GIL for most of that work), so the network waits less between scans. With
+``workers=N`` they are read and preprocessed in ``N`` worker processes instead, ``prefetch``
+scans ahead each, so decoding and preprocessing spread over the cores; the slabs are the
+same, array for array.
 
 With a cache folder, preprocessed slabs are kept on disk (:class:`SlabCache`), keyed by
 the file's content, the preprocessing settings and the package version: scoring a
@@ -18,11 +21,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import time
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,10 @@ from madgan_core.scans.files import load_scan
 from madgan_core.scans.scan import Scan, scan_stem
 
 log = logging.getLogger(__name__)
+
+# Below this many scans a pool of loader processes costs more to start than it saves.
+MIN_SCANS_FOR_WORKERS = 16
+MAX_DEFAULT_WORKERS = 8
 
 # Bump when the cached arrays or the preprocessing they come from change meaning.
 CACHE_FORMAT = 3
@@ -199,18 +208,46 @@ def scan_name(path: str | Path) -> str:
     return scan_stem(path)
 
 
+def default_workers(n_scans: int) -> int:
+    """Loader processes for ``n_scans`` scans: ``min(8, cores - 1)`` for a cohort of at
+    least :data:`MIN_SCANS_FOR_WORKERS` scans, else 0 (threads).
+
+    The cores are those this process may use, shared among the processes torchrun starts
+    on the node (``LOCAL_WORLD_SIZE``); one is left for the network and post-processing.
+    """
+    if n_scans < MIN_SCANS_FOR_WORKERS:
+        return 0
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cores = len(usable) if usable is not None else os.cpu_count() or 1
+    try:
+        local_ranks = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    except ValueError:
+        local_ranks = 1
+    workers = min(MAX_DEFAULT_WORKERS, cores // local_ranks - 1)
+    return workers if workers >= 2 else 0
+
+
+def _worker_setup() -> None:
+    """A loader process computes with one thread, so the processes share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @dataclass(frozen=True)
 class SlabLoader:
-    """How cohort work reads its scans: how far ahead, and through which cache.
+    """How cohort work reads its scans: how far ahead, in which workers, through which cache.
 
     Attributes:
-        prefetch: scans read and preprocessed ahead in worker threads (0: none, each
-            scan is read when the caller asks for it).
+        prefetch: scans read and preprocessed ahead (0: none, each scan is read when the
+            caller asks for it); in worker threads, or per worker process with ``workers``.
         cache_dir: a folder of preprocessed slabs (:class:`SlabCache`), or None.
+        workers: processes that read and preprocess scans (0: none, threads as above).
     """
 
     prefetch: int = 1
     cache_dir: Path | None = None
+    workers: int = 0
 
     def load(
         self,
@@ -226,12 +263,12 @@ class SlabLoader:
         """
         cache = None if self.cache_dir is None else SlabCache(self.cache_dir)
         masks = brain_masks or {}
-        if self.prefetch <= 0:
+        if self.workers <= 0 and self.prefetch <= 0:
             for path in paths:
                 yield load_slab(path, cfg, cache, keep_scan, masks.get(str(path)))
             return
         todo = iter(paths)
-        with ThreadPoolExecutor(self.prefetch, thread_name_prefix="madgan-prefetch") as pool:
+        with self._pool() as pool:
             pending: deque[Future[LoadedSlab]] = deque()
 
             def submit() -> None:
@@ -241,7 +278,7 @@ class SlabLoader:
                     return
 
             try:
-                for _ in range(self.prefetch):
+                for _ in range(self._ahead()):
                     submit()
                 while pending:
                     item = pending.popleft().result()
@@ -250,3 +287,17 @@ class SlabLoader:
             finally:
                 for future in pending:
                     future.cancel()
+
+    def _ahead(self) -> int:
+        """Scans in the works at once: ``prefetch``, per worker process where there are some."""
+        if self.workers <= 0:
+            return self.prefetch
+        return self.workers * max(self.prefetch, 1)
+
+    def _pool(self) -> Executor:
+        if self.workers <= 0:
+            return ThreadPoolExecutor(self.prefetch, thread_name_prefix="madgan-prefetch")
+        # Spawned, not forked: the caller may hold a CUDA context and running threads.
+        return ProcessPoolExecutor(
+            self.workers, multiprocessing.get_context("spawn"), initializer=_worker_setup
+        )

@@ -26,7 +26,9 @@ import json
 import logging
 import shutil
 import zipfile
-from collections.abc import Callable, Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,17 +162,55 @@ class SharedRun:
 def run_share(
     run: SharedRun,
     positions: Sequence[int],
-    items: Sequence[Any],
+    items: Iterable[Any],
     compute: Callable[[int, Any], Any],
     progress: Callable[[int], None] | None = None,
+    *,
+    post_threads: int = 0,
 ) -> None:
     """Compute and store the part of each of ``positions``, in order.
 
     ``items`` yields the prepared input of each position (e.g. a prefetching slab
     loader); ``compute(position, item)`` returns the record to store; ``progress(k)``
     is called after the ``k``-th part is written.
+
+    With ``post_threads``, ``compute`` returns the post stage instead: a function of no
+    arguments that gives the record. Up to ``post_threads`` post stages run (and store
+    their parts) in worker threads while ``compute`` works on the next items; ``progress``
+    is still called in order, and an error is raised in order too: the scans before it
+    are stored first, as without threads.
     """
-    for k, (i, item) in enumerate(zip(positions, items, strict=True), start=1):
-        run.parts.write(run.keys[i], compute(i, item))
+    if post_threads <= 0:
+        for k, (i, item) in enumerate(zip(positions, items, strict=True), start=1):
+            run.parts.write(run.keys[i], compute(i, item))
+            if progress is not None:
+                progress(k)
+        return
+
+    def store(i: int, post: Callable[[], Any]) -> None:
+        run.parts.write(run.keys[i], post())
+
+    done = 0
+
+    def collect(future: Future[None]) -> None:
+        nonlocal done
+        future.result()
+        done += 1
         if progress is not None:
-            progress(k)
+            progress(done)
+
+    with ThreadPoolExecutor(post_threads, thread_name_prefix="madgan-post") as pool:
+        pending: deque[Future[None]] = deque()
+        try:
+            for i, item in zip(positions, items, strict=True):
+                pending.append(pool.submit(store, i, compute(i, item)))
+                while len(pending) > post_threads:  # a bounded queue: memory stays flat
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
+        except BaseException:
+            # The items before the failing one are finished and stored first; an error
+            # among them is the one raised, as it would come first in order.
+            while pending:
+                collect(pending.popleft())
+            raise

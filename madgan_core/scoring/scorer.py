@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from madgan_core.model.zstats import FOREGROUND_LEVEL, slice_volumes
 from madgan_core.modes import WINDOWS, ScoreInputs, compute_scores, headline_mode
+from madgan_core.prep.device_ops import ops_device
 from madgan_core.prep.native_maps import NativeGrid, to_mask, to_volumes
 from madgan_core.prep.slab import Slab, preprocess
 from madgan_core.scans.covariates import Covariates
@@ -111,7 +113,7 @@ class SlabScorer:
         scores = scan_scores(errors.window_losses, errors.copy_losses, cfg.score)
         z = None
         if zstats is not None:
-            z = zstats.zmap(errors.slice_maps()[0], cfg.score)
+            z = zstats.zmap(errors.slice_maps()[0], cfg.score, device=ops_device(self.device))
             scores.update(zstats.scan_scores(z, slab.slices, cfg.score))
         return errors, scores, z
 
@@ -176,17 +178,45 @@ def score_scan(
     Returns:
         The scan's :class:`ScanScore`, with percentiles when the model has a healthy reference.
     """
+    return scan_network_pass(
+        model, scan, slab=slab, maps=maps, batch_size=batch_size, precision=precision,
+        progress=progress, should_stop=should_stop, predictor=predictor, sequence=sequence,
+        covariates=covariates,
+    )()  # fmt: skip
+
+
+def scan_network_pass(
+    model: LoadedModel,
+    scan: Scan | ScanSource,
+    *,
+    slab: Slab | None = None,
+    maps: bool = True,
+    batch_size: int = 0,
+    precision: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    predictor: Predictor | None = None,
+    sequence: str | None = None,
+    covariates: Covariates | None = None,
+) -> Callable[[], ScanScore]:
+    """:func:`score_scan` up to the network pass; returns the rest, the post stage.
+
+    Calling the returned function runs :func:`scan_result` and gives the scan's
+    :class:`ScanScore`, so cohort scoring can post-process one scan in another thread
+    while the network runs the next. Arguments as :func:`score_scan`.
+    """
     if slab is None:
-        slab = preprocess(scan, model.config.preprocess)
+        slab = preprocess(scan, model.config.preprocess, device=ops_device(model.device))
     reference = model.reference
     zstats = None
     if reference is not None and predictor is None:
         zstats = reference.zstats_for(sequence)
     score = slab_scorer(model, precision, batch_size, predictor)
     errors, scores, z = score(slab, zstats, maps, progress, should_stop)
-    return scan_result(
-        scan, slab, errors, scores, z, model.config.score, reference, sequence, maps=maps,
-        training_domain=getattr(model, "training_domain", None), covariates=covariates,
+    return partial(
+        scan_result, scan, slab, errors, scores, z, model.config.score, reference, sequence,
+        maps=maps, training_domain=getattr(model, "training_domain", None),
+        covariates=covariates, device=ops_device(model.device),
     )  # fmt: skip
 
 
@@ -231,11 +261,13 @@ def scan_result(
     maps: bool = True,
     training_domain: dict | None = None,
     covariates: Covariates | None = None,
+    device: torch.device | None = None,
 ) -> ScanScore:
     """A scored slab's :class:`ScanScore`: per-slice losses, native-grid maps, percentiles.
 
     ``scan``'s name and path name the result, and its affine places the findings; the
-    maps are placed by ``slab``'s geometry.
+    maps are placed by ``slab``'s geometry, in torch on ``device`` when given
+    (:mod:`madgan_core.prep.device_ops`), else in numpy/scipy.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         slice_losses = np.where(
@@ -246,14 +278,14 @@ def scan_result(
         # Every map through one bilinear stencil (native_maps), computed once.
         grid = NativeGrid.of(slab)
         seen = (slab.slices > FOREGROUND_LEVEL).astype(np.float32)
-        foreground = to_mask(slab, seen, 0.5, grid)
+        foreground = to_mask(slab, seen, 0.5, grid, device=device)
         stacks = []
         if maps:
             err_maps, pred_maps = errors.slice_maps()
             stacks += [err_maps, slab.to_intensity(pred_maps)]
         if z is not None:
             stacks.append(z)
-        volumes = to_volumes(slab, *stacks, grid=grid)
+        volumes = to_volumes(slab, *stacks, grid=grid, device=device)
         if maps:
             heatmap, reconstruction = volumes[:2]
         if z is not None:
