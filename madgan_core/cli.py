@@ -29,7 +29,12 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``madgan`` parser with every subcommand, or only ``command``'s.
+
+    Building one subcommand's parser imports only that command's module, so a command
+    starts without the imports of the others (the phantom simulator's, for one).
+    """
     parser = argparse.ArgumentParser(
         prog="madgan",
         description="MADGAN: unsupervised anomaly detection on brain MRI by multiple adjacent slice reconstruction.",
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (command,) if command in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"madgan_core.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -48,8 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` runs, when only ``-v``/``--verbose`` come before it; else None.
+
+    None (any other option first, such as ``--help``, or no command) means every
+    subcommand's parser is built, since the top-level help and errors list them all.
+    """
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from madgan_core.cohort.phantom.anatomies import ALL
 from madgan_core.commands._common import add_device_options, add_progress_option, tqdm_callback
 from madgan_core.commands.phantom import anatomy_argument, anatomy_help
 
@@ -36,6 +35,8 @@ NO_VIEWER = (
 
 
 def add_parser(subparsers) -> None:
+    from madgan_core.cohort.phantom.anatomies import ALL
+
     p = subparsers.add_parser(
         "demo",
         help="the whole pipeline on a phantom cohort, with the CPU-sized demo preset",

@@ -6,14 +6,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from madgan_core.cohort.phantom import anatomies
-from madgan_core.cohort.phantom.acquisition import VARIANT_HELP
 from madgan_core.commands._common import add_progress_option
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from madgan_core.cohort.phantom.acquisition import VARIANT_HELP
+
     p = subparsers.add_parser(
         "phantom",
         help="simulate a phantom cohort (healthy, AD-like, metastases, other lesions) and its manifest",
@@ -99,6 +99,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def anatomy_help(default: str) -> str:
     """The ``--anatomy`` option's help, with its ``default``."""
+    from madgan_core.cohort.phantom import anatomies
+
     return (
         f"the brain(s) subjects are built from: a bundled brain ({', '.join(anatomies.NAMES)}; "
         f"'{anatomies.ALL}': every distinct one installed, {', '.join(anatomies.DISTINCT)}) "
@@ -110,6 +112,8 @@ def anatomy_help(default: str) -> str:
 
 def anatomy_argument(text: str) -> str:
     """An ``--anatomy`` value, checked: a bundled name, ``all`` or an existing file."""
+    from madgan_core.cohort.phantom import anatomies
+
     if text == anatomies.ALL:
         return text
     return _anatomy(text)
