@@ -8,7 +8,15 @@ import logging
 from pathlib import Path
 
 from madgan_core.commands._common import add_device_options, add_progress_option, add_set_option
-from madgan_core.config import PRESETS, VARIANTS, MadganConfig, nest, parse_overrides, preset
+from madgan_core.config import (
+    ENGINES,
+    PRESETS,
+    VARIANTS,
+    MadganConfig,
+    nest,
+    parse_overrides,
+    preset,
+)
 from madgan_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,18 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--compile", action="store_true", default=None, help="torch.compile the networks"
     )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="eager: op by op; graph: the whole step captured once in a CUDA graph and "
+        "replayed (fp32/bf16, one process; eager code on a CPU)",
+    )
+    p.add_argument(
+        "--resident",
+        action="store_true",
+        default=None,
+        help="keep the training slabs in the device's memory and cut batches there",
+    )
     add_set_option(p)
     p.add_argument("--flip", action="store_true", help="random left-right flip augmentation")
     p.add_argument(
@@ -82,6 +102,8 @@ OPTION_KEYS = {
     "precision": "train.precision",
     "workers": "train.num_workers",
     "compile": "train.compile",
+    "engine": "train.engine",
+    "resident": "train.resident",
 }
 
 

@@ -18,7 +18,8 @@ section                   module           what it holds
 ``preprocess``            ``_preprocess``  :class:`PreprocessConfig`, ``LANDMARK_PERCENTILES``,
                                            the intensity, brain, bias and align choices
 ``model``                 ``_model``       :class:`ModelConfig`, ``VARIANTS``, ``UPSAMPLING``
-``train``                 ``_train``       :class:`TrainConfig`, ``DEVICES``, ``PRECISIONS``
+``train``                 ``_train``       :class:`TrainConfig`, ``DEVICES``, ``PRECISIONS``,
+                                           ``ENGINES``, ``COMPILE_MODES``
 ``score``                 ``_score``       :class:`ScoreConfig`, ``HEATMAP_RANGE``, ``ZMAP_RANGE``
 the whole (``sequence``)  ``_config``      :class:`MadganConfig` (merge, checks, JSON),
                                            ``SEQUENCES``
@@ -49,13 +50,15 @@ from madgan_core.config._preprocess import (
 )
 from madgan_core.config._presets import PRESETS, demo_preset, paper_preset, preset
 from madgan_core.config._score import HEATMAP_RANGE, ZMAP_RANGE, ScoreConfig
-from madgan_core.config._train import DEVICES, PRECISIONS, TrainConfig
+from madgan_core.config._train import COMPILE_MODES, DEVICES, ENGINES, PRECISIONS, TrainConfig
 
 __all__ = [
     "ALIGN_MODES",
     "BIAS_MODES",
     "BRAIN_MODES",
+    "COMPILE_MODES",
     "DEVICES",
+    "ENGINES",
     "HEATMAP_RANGE",
     "INTENSITY_MODES",
     "LANDMARK_PERCENTILES",

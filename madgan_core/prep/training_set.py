@@ -186,9 +186,14 @@ class BatchStream:
                 yield x, y
 
     def _flip(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batch_index)
-        mask = torch.rand(x.shape[0], generator=g) < 0.5
+        mask = flip_mask(self.seed, self.batch_index, x.shape[0])
         x, y = x.clone(), y.clone()
         x[mask] = x[mask].flip(-1)
         y[mask] = y[mask].flip(-1)
         return x, y
+
+
+def flip_mask(seed: int, batch_index: int, n: int) -> torch.Tensor:
+    """Which of batch ``batch_index``'s ``n`` samples are mirrored: drawn from ``(seed, batch_index)``."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + batch_index)
+    return torch.rand(n, generator=g) < 0.5

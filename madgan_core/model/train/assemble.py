@@ -81,11 +81,17 @@ def seed_everything(seed: int) -> None:
 def make_optimizers(
     generator: nn.Module, critic: nn.Module, cfg: MadganConfig
 ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    """Adam(lr, betas) for both networks; betas (0.5, 0.9) as in WGAN-GP (the paper gives only lr)."""
+    """Adam(lr, betas) for both networks; betas (0.5, 0.9) as in WGAN-GP (the paper gives only lr).
+
+    For a captured step on CUDA (``train.engine = "graph"``) both are fused and capturable:
+    one kernel per update, with the step count kept on the device.
+    """
     t = cfg.train
+    on_cuda = next(generator.parameters()).device.type == "cuda"
+    options = {"fused": True, "capturable": True} if t.engine == "graph" and on_cuda else {}
     return (
-        torch.optim.Adam(generator.parameters(), lr=t.lr, betas=tuple(t.betas)),
-        torch.optim.Adam(critic.parameters(), lr=t.lr, betas=tuple(t.betas)),
+        torch.optim.Adam(generator.parameters(), lr=t.lr, betas=tuple(t.betas), **options),
+        torch.optim.Adam(critic.parameters(), lr=t.lr, betas=tuple(t.betas), **options),
     )
 
 
@@ -110,7 +116,7 @@ def assemble(
             slice geometry differs from ``cfg`` (the message names the file).
     """
     from madgan_core.model.networks import build_critic, build_generator
-    from madgan_core.prep.training_set import BatchStream, WindowDataset
+    from madgan_core.prep.training_set import WindowDataset
     from madgan_core.runtime.device import (
         make_grad_scaler,
         resolve_device,
@@ -157,25 +163,30 @@ def assemble(
     generator = wrap(generator, dist_info, device)
     critic = wrap(critic, dist_info, device)
     if t.compile:
-        generator = torch.compile(generator)
-        critic = torch.compile(critic)
-    batches = BatchStream(
-        dataset,
-        t.batch_size,
-        seed=t.seed,
-        num_workers=t.num_workers,
-        rank=dist_info.rank,
-        world_size=dist_info.world_size,
-        pin_memory=device.type == "cuda",
-        flip=flip,
-        start_batch=start_step * t.critic_steps,
-    )
+        generator = torch.compile(generator, mode=t.compile_mode)
+        critic = torch.compile(critic, mode=t.compile_mode)
+    batches = _batches(dataset, cfg, device, dist_info, flip, start_step)
     return TrainingParts(
         cfg, generator, critic, optim_g, optim_c, scaler, iter(batches), device, precision,
         dist_info, start_step,
         ProfileSummary.of(dataset.profiles).to_dict() if dataset.profiles else None,
         resumed.record.get("init") if resumed is not None else _provenance(start),
     )  # fmt: skip
+
+
+def _batches(dataset, cfg: MadganConfig, device: torch.device, dist_info: DistInfo, flip: bool,
+             start_step: int):  # fmt: skip
+    """The run's batch stream: through a data loader, or cut on the device (``train.resident``)."""
+    from madgan_core.prep.resident import ResidentBatchStream
+    from madgan_core.prep.training_set import BatchStream
+
+    t = cfg.train
+    shared = {"seed": t.seed, "rank": dist_info.rank, "world_size": dist_info.world_size,
+              "flip": flip, "start_batch": start_step * t.critic_steps}  # fmt: skip
+    if t.resident:
+        return ResidentBatchStream(dataset, t.batch_size, device, **shared)
+    return BatchStream(dataset, t.batch_size, num_workers=t.num_workers,
+                       pin_memory=device.type == "cuda", **shared)  # fmt: skip
 
 
 def prepare_training(

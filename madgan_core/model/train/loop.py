@@ -102,6 +102,7 @@ class Trainer:
         self.training_domain = training_domain
         self.init = init
         self.stop = StopRequest()
+        self.graph_step = None  # built on the first step when cfg.train.engine is "graph"
         self.files = CheckpointFiles(self.out_dir, cfg.train)
         self.metrics = MetricsLog(
             self.out_dir / "metrics.jsonl", self.dist.is_main, tensorboard, start_step
@@ -148,8 +149,18 @@ class Trainer:
         return prepare_input(x, self.device), prepare_input(y, self.device)
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One training step (critic update(s), then generator update); returns detached metrics."""
+        """One training step (critic update(s), then generator update); returns detached metrics.
+
+        With ``cfg.train.engine == "graph"`` the step runs as a captured program
+        (:class:`~madgan_core.model.train.graph_step.GraphStep`) of the same arithmetic.
+        """
         t = self.cfg.train
+        if t.engine == "graph":
+            if self.graph_step is None:
+                from madgan_core.model.train.graph_step import GraphStep
+
+                self.graph_step = GraphStep(self)
+            return self.graph_step(self.step)
         self.generator.train()
         self.critic.train()
         swap = swap_labels(self.step, t.label_swap_every)
