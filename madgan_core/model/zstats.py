@@ -28,6 +28,7 @@ line (0: a typical healthy scan at this noise level).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -41,6 +42,10 @@ from madgan_core.modes import (
     score_modes,
     zmap_mode_names,
 )
+from madgan_core.prep import device_ops
+
+if TYPE_CHECKING:
+    import torch
 
 LOG_EPS = 1e-4
 FOREGROUND_LEVEL = -0.95  # model-space intensity above which a pixel is brain
@@ -54,12 +59,34 @@ def position_bins(n_slices: int, bins: int) -> np.ndarray:
     return np.rint(np.arange(n_slices) / (n_slices - 1) * (bins - 1)).astype(np.int64)
 
 
-def log_error(err_maps: np.ndarray, settings: ScoreConfig | None = None) -> np.ndarray:
-    """Smoothed log ℓ2, ``(n, H, W)``; NaN slices stay NaN."""
+def log_error(
+    err_maps: np.ndarray,
+    settings: ScoreConfig | None = None,
+    *,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Smoothed log ℓ2, ``(n, H, W)``; NaN slices stay NaN.
+
+    ``device``: compute it there in torch (equal to float32 rounding); None: numpy/scipy.
+    """
     sigma = (settings or ScoreConfig()).smooth_sigma_px
+    if device is not None:
+        return _log_error_on(err_maps, sigma, device).cpu().numpy()
     smooth = ndimage.gaussian_filter(np.nan_to_num(err_maps), sigma=(0, sigma, sigma))
     out = np.log(smooth + LOG_EPS).astype(np.float32)
     out[np.isnan(err_maps).all(axis=(1, 2))] = np.nan
+    return out
+
+
+def _log_error_on(err_maps: np.ndarray, sigma: float, device: torch.device) -> torch.Tensor:
+    """:func:`log_error` in torch on ``device``; the result stays there."""
+    import torch
+
+    err = torch.as_tensor(np.asarray(err_maps, dtype=np.float32), device=device)
+    unpredicted = torch.isnan(err).flatten(1).all(dim=1)
+    smooth = device_ops.gaussian_filter(torch.nan_to_num(err), (0.0, sigma, sigma), "reflect")
+    out = torch.log(smooth + LOG_EPS)
+    out[unpredicted] = float("nan")
     return out
 
 
@@ -140,12 +167,27 @@ class ZStats:
     n: int
     noise_fits: dict[str, NoiseFit] = field(default_factory=dict)
 
-    def zmap(self, err_maps: np.ndarray, settings: ScoreConfig | None = None) -> np.ndarray:
+    def zmap(
+        self,
+        err_maps: np.ndarray,
+        settings: ScoreConfig | None = None,
+        *,
+        device: torch.device | None = None,
+    ) -> np.ndarray:
         """z-scores of a slab's ℓ2 maps ``(n, H, W)``; NaN where there is no prediction.
 
-        ``settings`` must smooth as those that built the statistics did.
+        ``settings`` must smooth as those that built the statistics did. ``device``:
+        compute them there in torch (equal to float32 rounding); None: numpy/scipy.
         """
         bins = position_bins(len(err_maps), len(self.mean))
+        if device is not None:
+            import torch
+
+            sigma = (settings or ScoreConfig()).smooth_sigma_px
+            index = torch.as_tensor(bins, device=device)
+            mean = torch.as_tensor(self.mean, device=device)[index]
+            std = torch.as_tensor(self.std, device=device)[index]
+            return ((_log_error_on(err_maps, sigma, device) - mean) / std).cpu().numpy()
         return (log_error(err_maps, settings) - self.mean[bins]) / self.std[bins]
 
     def scan_scores(

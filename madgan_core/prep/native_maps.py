@@ -22,11 +22,15 @@ findings all go through it. The way back has three legs:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from madgan_core.prep import device_ops
 from madgan_core.prep.stages import GridMap, resample
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SlabGeometry(Protocol):
@@ -114,7 +118,10 @@ class NativeGrid:
 
 
 def to_volumes(
-    slab: SlabGeometry, *maps: np.ndarray, grid: NativeGrid | None = None
+    slab: SlabGeometry,
+    *maps: np.ndarray,
+    grid: NativeGrid | None = None,
+    device: torch.device | None = None,
 ) -> list[np.ndarray]:
     """Each ``(n, height, width)`` stack of ``maps`` on the scan's RAS+ voxel grid.
 
@@ -122,6 +129,8 @@ def to_volumes(
         slab: the slab the maps belong to.
         maps: per-slice model-space stacks; a slice that is all NaN has no prediction.
         grid: the slab's stencil, when the caller has built it already.
+        device: map them there in torch (:mod:`madgan_core.prep.device_ops`, equal to
+            float32 rounding); None: numpy/scipy.
 
     Returns:
         float32 volumes of ``volume_shape``, NaN outside the field of view, outside the
@@ -129,6 +138,8 @@ def to_volumes(
         NaN count as 0 and infinities as the largest float.
     """
     grid = grid or NativeGrid.of(slab)
+    if device is not None:
+        return [v.cpu().numpy() for v in _volumes_on(slab, maps, grid, device)]
     values, predicted = _band_values(slab, maps, grid)
     n = slab.n_slices
     volumes = []
@@ -142,10 +153,20 @@ def to_volumes(
 
 
 def to_mask(
-    slab: SlabGeometry, maps: np.ndarray, level: float = 0.5, grid: NativeGrid | None = None
+    slab: SlabGeometry,
+    maps: np.ndarray,
+    level: float = 0.5,
+    grid: NativeGrid | None = None,
+    device: torch.device | None = None,
 ) -> np.ndarray:
-    """``to_volumes(slab, maps)[0] > level`` without the float volume (NaN counts as below)."""
+    """``to_volumes(slab, maps)[0] > level`` without the float volume (NaN counts as below).
+
+    ``device``: map it there in torch, as :func:`to_volumes` does.
+    """
     grid = grid or NativeGrid.of(slab)
+    if device is not None:
+        (volume,) = _volumes_on(slab, (maps,), grid, device)
+        return (volume.nan_to_num(nan=-float("inf")) > level).cpu().numpy()
     if slab.grid is not None:  # through the float volume and back to the scan's grid
         return np.nan_to_num(to_volumes(slab, maps, grid=grid)[0], nan=-np.inf) > level
     values, _ = _band_values(slab, (maps,), grid)
@@ -230,3 +251,55 @@ def _interpolate(by_pixel: np.ndarray, grid: NativeGrid, chunk: int = 2048) -> n
             tmp *= grid.weight[k, start:stop, None]
             out += tmp
     return values
+
+
+def _volumes_on(
+    slab: SlabGeometry, maps: tuple[np.ndarray, ...], grid: NativeGrid, device: torch.device
+) -> list[torch.Tensor]:
+    """:func:`to_volumes` in torch on ``device``; the volumes stay there."""
+    import torch
+
+    n = slab.n_slices
+    expected = (n, *slab.shape)
+    for m in maps:
+        if m.shape != expected:
+            raise ValueError(f"maps shape {m.shape} does not match slab {expected}")
+    stacked = torch.stack([torch.as_tensor(np.asarray(m, np.float32), device=device) for m in maps])
+    by_pixel = stacked.reshape(len(maps) * n, -1).T  # pixels x slices
+    predicted = ~torch.isnan(by_pixel).all(dim=0)
+    by_pixel = torch.nan_to_num(by_pixel.masked_fill(~predicted, 0.0))
+    values = device_ops.interpolate(by_pixel, grid.index, grid.weight)
+    values[:, ~predicted] = float("nan")
+    inside = torch.as_tensor(grid.inside, device=device)
+    any_predicted = predicted.reshape(len(maps), n).any(dim=1).tolist()
+    volumes = []
+    weights: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for i in range(len(maps)):
+        volume = torch.full(slab.working_shape, float("nan"), dtype=torch.float32, device=device)
+        if any_predicted[i]:
+            columns = grid.columns(i * n)
+            if not isinstance(columns, slice):
+                columns = torch.as_tensor(columns, device=device)
+            band = volume[:, :, grid.band]
+            band[inside] = values[:, columns]
+        volumes.append(
+            volume if slab.grid is None else _to_scan_grid_on(slab.grid, volume, weights)
+        )
+    return volumes
+
+
+def _to_scan_grid_on(
+    grid: GridMap, volume: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """:func:`_to_scan_grid` in torch on ``volume``'s device."""
+    import torch
+
+    valid = torch.isfinite(volume)
+    args = (grid.working_affine, grid.native_affine, grid.native_shape, 0.0)
+    values = device_ops.resample(torch.where(valid, volume, 0.0), *args)
+    weight = next((w for v, w in weights if torch.equal(v, valid)), None)
+    if weight is None:
+        weight = device_ops.resample(valid.float(), *args)
+        weights.append((valid, weight))
+    usable = weight >= 0.5
+    return torch.where(usable, values / torch.where(usable, weight, 1.0), float("nan"))

@@ -15,16 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from madgan_core.config import LANDMARK_PERCENTILES, PreprocessConfig
 from madgan_core.errors import ConfigError, ScanError
+from madgan_core.prep import device_ops
 from madgan_core.prep.domain_profile import DomainProfile, scan_profile
 from madgan_core.prep.native_maps import to_volumes
 from madgan_core.prep.stages import GridMap, prepare_scan
 from madgan_core.scans.scan import Scan
+
+if TYPE_CHECKING:
+    import torch
 
 MIN_SLICES = 6
 # A brain narrower than this many model pixels cannot be scored (its voxel size is wrong,
@@ -103,19 +108,35 @@ class Slab:
         y = self.center[1] + ((height - 1) / 2.0 - rows) * self.voxels_per_pixel[1]
         return x, y
 
-    def sample(self, volume: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
-        """Resample a RAS+ volume on this slab's grid into model space ``(n, height, width)``."""
+    def sample(
+        self,
+        volume: np.ndarray,
+        order: int = 1,
+        cval: float = 0.0,
+        *,
+        device: torch.device | None = None,
+    ) -> np.ndarray:
+        """Resample a RAS+ volume on this slab's grid into model space ``(n, height, width)``.
+
+        ``device``: resample the slab's slices there in torch
+        (:mod:`madgan_core.prep.device_ops`; linear only); None: numpy/scipy.
+        """
         if volume.shape != self.volume_shape:
             raise ValueError(
                 f"volume shape {volume.shape} does not match slab source {self.volume_shape}"
             )
         if self.grid is not None:
             volume = self.grid.from_native(volume, order=order, cval=cval)
-        return self._sample_band(volume[:, :, self.slice_indices], order, cval)
+        return self._sample_band(volume[:, :, self.slice_indices], order, cval, device)
 
-    def _sample_band(self, band: np.ndarray, order: int, cval: float) -> np.ndarray:
-        """Resample the slab's own axial slices ``band`` (``(nx, ny, n)``) into model space."""
+    def _sample_band(
+        self, band: np.ndarray, order: int, cval: float, device: torch.device | None = None
+    ) -> np.ndarray:
+        """Resample the slab's own axial slices ``band`` (``(nx, ny, n)``) into model space
+        (in torch on ``device`` when given and ``order`` is 1)."""
         x, y = self._model_grid()
+        if order == 1 and device is not None:
+            return device_ops.sample_band(band, x, y, self.voxels_per_pixel, cval, device)
         if order == 1:
             # One bilinear stencil serves every slice: four gathers over the whole band
             # instead of one map_coordinates call per slice (about 15x faster).
@@ -244,11 +265,19 @@ def band_intensities(
     return values, low, high, indices, band_fg, fg
 
 
-def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None = None) -> Slab:
+def preprocess(
+    scan: Scan,
+    cfg: PreprocessConfig,
+    brain_mask: np.ndarray | None = None,
+    *,
+    device: torch.device | None = None,
+) -> Slab:
     """Prepare the scan (:func:`~madgan_core.prep.stages.prepare_scan`), select the slice band,
     normalise intensities to [-1, 1] and resample to model space.
 
-    ``brain_mask`` (on ``scan``'s grid) is handed to the prepare stage.
+    ``brain_mask`` (on ``scan``'s grid) is handed to the prepare stage. ``device``:
+    normalise and resample the band there in torch (:mod:`madgan_core.prep.device_ops`,
+    equal to float32 rounding); None: numpy/scipy.
     """
     prepared = prepare_scan(scan, cfg, brain_mask)
     native_zooms = scan.zooms
@@ -290,20 +319,25 @@ def preprocess(scan: Scan, cfg: PreprocessConfig, brain_mask: np.ndarray | None 
         profile=profile,
     )
     slab.prepared = prepared
-    # Normalise and resample only the selected slices, not the whole volume.
-    normalised = normalise_intensity(data[:, :, slab.slice_indices], low, high)
-    slab.slices = slab._sample_band(normalised, order=1, cval=-1.0)
-    np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
-    if cfg.intensity == "landmarks":
-        if cfg.landmarks is None:
-            raise ConfigError(
-                "preprocess.intensity is 'landmarks' but no landmarks were learned; "
-                "train the model (it learns them from its training scans) or use 'linear'"
-            )
-        standard = np.asarray(cfg.landmarks, dtype=np.float64)
-        slab.slices = np.interp(slab.slices, _with_ends(scan_marks), _with_ends(standard)).astype(
-            np.float32
+    if cfg.intensity == "landmarks" and cfg.landmarks is None:
+        raise ConfigError(
+            "preprocess.intensity is 'landmarks' but no landmarks were learned; "
+            "train the model (it learns them from its training scans) or use 'linear'"
         )
+    standard = None if cfg.landmarks is None else np.asarray(cfg.landmarks, dtype=np.float64)
+    landmarks = cfg.intensity == "landmarks"
+    ends = (_with_ends(scan_marks), _with_ends(standard)) if landmarks else None
+    band = data[:, :, slab.slice_indices]  # normalise and resample only the slab's slices
+    if device is not None:
+        x, y = slab._model_grid()
+        vpp = slab.voxels_per_pixel
+        slab.slices = device_ops.model_slices(band, x, y, vpp, (low, high), device, ends)
+    else:
+        slab.slices = slab._sample_band(normalise_intensity(band, low, high), order=1, cval=-1.0)
+        np.clip(slab.slices, -1.0, 1.0, out=slab.slices)
+        if landmarks:
+            slab.slices = np.interp(slab.slices, *ends).astype(np.float32)
+    if landmarks:
         slab.landmarks = (scan_marks, standard)
     return slab
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from madgan_core.errors import MadganError
+from madgan_core.prep.device_ops import ops_device
 from madgan_core.prep.windows import (
     iter_window_batches,
     target_coverage,
@@ -101,8 +102,21 @@ def slab_errors(
     maps: bool = True,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    on_device: bool | None = None,
 ) -> SlabErrors:
-    """Reconstruct every window of a slab and accumulate its ℓ2 bookkeeping."""
+    """Reconstruct every window of a slab and accumulate its ℓ2 bookkeeping.
+
+    ``on_device``: keep the ℓ2 bookkeeping on ``device`` in torch (equal to float32
+    rounding) rather than in numpy; None: as :func:`~madgan_core.prep.device_ops.ops_device`
+    chooses (torch on CUDA).
+    """
+    if on_device is None:
+        on_device = ops_device(device) is not None
+    if on_device:
+        return _slab_errors_on_device(
+            predictor, slab, model_cfg, device, precision, batch_size, maps, progress, should_stop
+        )
     n = slab.n_slices
     n_windows = window_count(n, model_cfg)
     if n_windows < 1:
@@ -142,4 +156,66 @@ def slab_errors(
     coverage = target_coverage(n, model_cfg)
     return SlabErrors(
         window_losses, copy_losses, slice_loss_sum, error_sum, prediction_sum, coverage
+    )
+
+
+def _slab_errors_on_device(
+    predictor: Predictor,
+    slab: Slab,
+    model_cfg: ModelConfig,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    maps: bool,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> SlabErrors:
+    """:func:`slab_errors` with the ℓ2 bookkeeping in torch on ``device``; one copy back."""
+    import torch
+
+    from madgan_core.runtime.device import inference_context
+
+    n = slab.n_slices
+    n_windows = window_count(n, model_cfg)
+    if n_windows < 1:
+        raise MadganError(f"a slab of {n} slices has no {model_cfg.window_span}-slice window")
+    offset = target_offset(model_cfg)
+    out = model_cfg.out_slices
+    window_losses = torch.empty(n_windows, dtype=torch.float32, device=device)
+    copy_losses = torch.empty(n_windows, dtype=torch.float32, device=device)
+    slice_loss_sum = torch.zeros(n, dtype=torch.float64, device=device)
+    error_sum = torch.zeros((n, *slab.shape), dtype=torch.float32, device=device) if maps else None
+    prediction_sum = torch.zeros_like(error_sum) if maps else None
+    done = 0
+    for start, inputs, targets in iter_window_batches(slab.slices, model_cfg, batch_size):
+        if should_stop is not None and should_stop():
+            raise ScoringCancelled("scoring cancelled")
+        x = torch.from_numpy(inputs).to(device).contiguous(memory_format=torch.channels_last)
+        t = torch.from_numpy(targets).to(device)
+        with inference_context(device, precision):
+            pred = predictor(x, t)
+        pred = pred.float()
+        count = len(pred)
+        sq = (pred - t).square_()
+        window_losses[start : start + count] = sq.reshape(count, -1).mean(dim=1)
+        per_slice = sq.reshape(count, out, -1).mean(dim=2).double()
+        copy_sq = (x[:, -1:] - t).square_()
+        copy_losses[start : start + count] = copy_sq.reshape(count, -1).mean(dim=1)
+        for o in range(out):
+            first = start + offset + o
+            slice_loss_sum[first : first + count] += per_slice[:, o]
+            if maps:
+                error_sum[first : first + count] += sq[:, o]
+                prediction_sum[first : first + count] += pred[:, o]
+        done += count
+        if progress is not None:
+            progress(done, n_windows)
+    coverage = target_coverage(n, model_cfg)
+    return SlabErrors(
+        window_losses.double().cpu().numpy(),
+        copy_losses.double().cpu().numpy(),
+        slice_loss_sum.cpu().numpy(),
+        None if error_sum is None else error_sum.cpu().numpy(),
+        None if prediction_sum is None else prediction_sum.cpu().numpy(),
+        coverage,
     )
