@@ -17,11 +17,19 @@ per-scan costs: from this run (workers like this machine's processes), or, with
 max(read + preprocess, network + rest) per scan; without, their sum.
 
     python bench/cohort_throughput.py --device auto [--scans 6] [--configs 1x2 2x1]
-        [--base-channels 16] [--gpu-json gpu_check.json] [--out f.json]
+        [--base-channels 16] [--gpu-json gpu_check.json] [--sweep-workers 0 1 2 4]
+        [--sweep-maps] [--out f.json]
+
+The worker sweep scores the same cohort as ``madgan score`` does (``score_files``: one
+process, scans prepared by ``--workers`` loader processes, post-processing in threads
+beside the network) for each worker count of ``--sweep-workers`` (default 0, 1, 2, 4, ...
+up to cores - 1; 0 is the loader's prefetch thread), and reports scans per second over
+the whole run (loader processes' start included) and in steady state (first scan to
+last). ``--sweep-maps`` also writes every scan's maps, as ``madgan score --maps``.
 
 The default (a 16-channel U-Net at the paper's 256 x 176, 6 scans, configurations
-1x1, 1xC and Cx1 for C cores) takes about 2 minutes on 2 cores; ``--base-channels 64``
-is the paper's network.
+1x1, 1xC and Cx1 for C cores, then the sweep) takes about 3 minutes on 2 cores;
+``--base-channels 64`` is the paper's network.
 """
 
 from __future__ import annotations
@@ -105,6 +113,84 @@ def worker(args) -> dict:
         )  # fmt: skip
         wall = time.perf_counter() - t0
     return {"rank": info.rank, "wall_s": wall, **clock}
+
+
+def sweep_worker(args) -> dict:
+    """Runs in its own process: ``madgan score``'s path with ``args.workers`` loader processes."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from bench._common import random_model
+    from madgan_core.cohort.score_files import score_files
+    from madgan_core.prep.loader import SlabLoader
+    from madgan_core.runtime.device import resolve_device
+
+    files = json.loads(Path(args.files).read_text())
+    device = resolve_device(args.device)
+    model = random_model(args.variant, device, size=(args.height, args.width, args.base_channels))
+    out = Path(args.out_dir)
+    # Warm-up (oneDNN primitives, cuDNN plans) on the first scan, outside the clock.
+    score_files(
+        model, files[:1], out / "warmup", maps=args.sweep_maps, precision=args.precision,
+        loader=SlabLoader(prefetch=0),
+    )  # fmt: skip
+    ticks: list[float] = []
+    t0 = time.perf_counter()
+    score_files(
+        model, files, out / "scores", maps=args.sweep_maps, precision=args.precision,
+        loader=SlabLoader(prefetch=1, workers=args.workers),
+        progress=lambda _k, _n: ticks.append(time.perf_counter()),
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    steady = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 else None
+    return {
+        "workers": args.workers,
+        "scans": len(files),
+        "wall_s": rounded(wall),
+        "scans_per_s": rounded(len(files) / wall),
+        "first_scan_s": rounded(ticks[0] - t0),
+        "steady_scans_per_s": None if steady is None else rounded(steady),
+    }
+
+
+def default_sweep() -> list[int]:
+    """0, 1, 2, 4, ... loader processes, up to one fewer than the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    top = max((cores or 1) - 1, 1)
+    counts = [0, 1]
+    while counts[-1] * 2 <= top:
+        counts.append(counts[-1] * 2)
+    return counts if counts[-1] == top else [*counts, top]
+
+
+def sweep(args, files: Path, work: Path) -> dict:
+    """Scans per second against the number of loader processes, ``madgan score``'s path."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = args.sweep_threads or cores or 1
+    runs = []
+    for workers in args.sweep_workers:
+        out_dir = work / f"sweep_w{workers}"
+        out_dir.mkdir(parents=True)
+        cmd = [
+            sys.executable, __file__, "--sweep-run", "--files", str(files),
+            "--out-dir", str(out_dir), "--device", args.device, "--precision", args.precision,
+            "--variant", args.variant, "--height", str(args.height), "--width", str(args.width),
+            "--base-channels", str(args.base_channels), "--threads", str(threads),
+            "--workers", str(workers),
+        ]  # fmt: skip
+        if args.sweep_maps:
+            cmd.append("--sweep-maps")
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"sweep run failed ({done.returncode}): {' '.join(cmd)}")
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return {
+        "path": "score_files (madgan score): one process, loader processes, post threads",
+        "network_threads": threads,
+        "maps": args.sweep_maps,
+        "runs": runs,
+    }
 
 
 # ---------------------------------------------------------------- runs and their summary
@@ -241,8 +327,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base-channels", type=int, default=16, help="U-Net width (paper: 64)")
     parser.add_argument("--gpu-json", type=Path, help="bench/gpu_check.py output to project from")
     parser.add_argument("--gpu-precision", default="bf16", help="precision read from --gpu-json")
+    parser.add_argument(
+        "--sweep-workers", type=int, nargs="*", default=None,
+        help="loader processes to sweep (default: 0 1 2 4 ... cores - 1; none: no sweep)",
+    )  # fmt: skip
+    parser.add_argument("--sweep-maps", action="store_true", help="the sweep writes maps too")
+    parser.add_argument(
+        "--sweep-only", action="store_true", help="only the worker sweep (no PxT runs)"
+    )
+    parser.add_argument(
+        "--sweep-threads", type=int, default=0, help="the sweep's torch threads (default: cores)"
+    )
     # One process of a run (started by this script itself).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sweep-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -252,6 +351,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
         return {}
+    if args.sweep_run:
+        print(json.dumps(sweep_worker(args)), flush=True)
+        return {}
+    if args.sweep_workers is None:
+        args.sweep_workers = default_sweep()
 
     device = resolve(args.device)
     configs = args.configs or default_configs()
@@ -273,6 +377,10 @@ def main(argv: list[str] | None = None) -> dict:
         files = work / "files.json"
         files.write_text(json.dumps([str(p) for p in paths]))
         result["cohort"] = {"scans": args.scans, "file_bytes": source.stat().st_size}
+        if args.sweep_only:
+            result["worker_sweep"] = sweep(args, files, work)
+            emit(result, args.out)
+            return result
         for spec in configs:
             procs, threads = (int(v) for v in spec.lower().split("x"))
             for prefetch in (0, 1):
@@ -284,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
         launch(args, procs, threads, 0, files, work / "fill", cache)
         runs.append(launch(args, procs, threads, 1, files, work, cache))
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        result["worker_sweep"] = sweep(args, files, work) if args.sweep_workers else None
     result["runs"] = runs
     serial = [r for r in runs if r["prefetch"] == 0 and not r["warm_cache"]]
     base = max(serial, key=lambda r: (r["processes"] == 1, r["threads"]))

@@ -55,7 +55,10 @@ def test_cohort_throughput_measures_prefetch_and_projects_from_measurements(gpu_
     _result, gpu_json = gpu_check
     args = ["--scans", "2", "--configs", "1x1", "--voxel-mm", "4", "--height", "32"]
     args += ["--width", "32", "--base-channels", "4", "--gpu-json", str(gpu_json)]
-    result = bench("cohort_throughput.py", *args)
+    result = bench("cohort_throughput.py", *args, "--sweep-workers", "0", "1")
+    sweep = result["worker_sweep"]["runs"]
+    assert [r["workers"] for r in sweep] == [0, 1]
+    assert all(r["scans"] == 2 and r["scans_per_s"] > 0 for r in sweep)
     runs = result["runs"]
     assert [(r["prefetch"], r["warm_cache"]) for r in runs] == [(0, False), (1, False), (1, True)]
     for run in runs:
