@@ -13,6 +13,13 @@ none, sa3 and sa7:
 - ``train_compile``: a training step of ``none`` in bf16 with both networks compiled;
 - ``ddp``: a few training steps in a 1-GPU NCCL process group with both networks in
   DistributedDataParallel, in a process of its own (``torch.multiprocessing``);
+- ``engines``: the training step of each variant with ``train.engine`` eager and graph
+  (the whole step captured in a CUDA graph), batches on the device, its counted FLOPs,
+  TFLOP/s and share of the bf16 peak (:mod:`bench.train_engine`); ``graph_schedule``: the
+  paper's 1.8 M steps at the captured step's time, per variant;
+- ``train_reduce_overhead``: the eager step with both networks in
+  ``torch.compile(mode="reduce-overhead")``;
+- ``loader``: batches per second from the data loader against slabs resident on the GPU;
 - ``peaks``: square matmuls in fp32, bf16 and fp16, measured in the same run.
 
 Sections run in that order of value. One that would overrun ``--budget-s`` is skipped
@@ -59,9 +66,11 @@ VARIANTS = ("none", "sa3", "sa7")
 RESERVE_S = 20.0  # kept for writing the JSON and leaving cleanly
 COMPILE_NEEDS_S = 120.0  # a compile at the paper size takes about a minute or two
 FULL = {"height": 256, "width": 176, "base": 64, "batch": 16, "voxel_mm": 1.0,
-        "forward_reps": 20, "scan_reps": 3, "warmup": 3, "steps": 10, "ddp_steps": 5}  # fmt: skip
+        "forward_reps": 20, "scan_reps": 3, "warmup": 3, "steps": 10, "ddp_steps": 5,
+        "burst": 100, "loader_scans": 300, "loader_batches": 500}  # fmt: skip
 SMOKE = {"height": 32, "width": 32, "base": 4, "batch": 2, "voxel_mm": 4.0, "pixel_mm": 6.0,
-         "forward_reps": 2, "scan_reps": 1, "warmup": 0, "steps": 1, "ddp_steps": 1}  # fmt: skip
+         "forward_reps": 2, "scan_reps": 1, "warmup": 0, "steps": 1, "ddp_steps": 1,
+         "burst": 2, "loader_scans": 3, "loader_batches": 3}  # fmt: skip
 
 
 class Check:
@@ -220,6 +229,29 @@ def schedule(cases: list[dict]) -> dict:
     return out
 
 
+def engine_namespace(device: torch.device, sizes: dict) -> Namespace:
+    """:mod:`bench.train_engine`'s settings at this check's sizes."""
+    return Namespace(
+        device=str(device), height=sizes["height"], width=sizes["width"], base=sizes["base"],
+        batch_size=sizes["batch"], warmup=max(sizes["warmup"], 3), steps=sizes["steps"],
+        burst=sizes["burst"], scans=sizes["loader_scans"], slices=60,
+        loader_batches=sizes["loader_batches"],
+    )  # fmt: skip
+
+
+def graph_schedule(cases: list[dict]) -> dict:
+    """The paper's schedule at each variant's captured step time (burst), in hours."""
+    from madgan_core.config import paper_preset
+
+    steps = paper_preset().train.steps
+    out: dict = {"steps": steps}
+    for case in cases:
+        if case and case["engine"] == "graph":
+            hours = case["step_s"] * steps / 3600
+            out[f"{case['variant']}_{case['precision']}"] = {"hours": rounded(hours, 3)}
+    return out
+
+
 def _ddp_worker(_index: int, device_name: str, sizes: dict, port: int, out: str) -> None:
     """A 1-process group (NCCL on CUDA, gloo on CPU) training with both networks in DDP."""
     import statistics
@@ -293,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument(
-        "--sections", nargs="+", default=["forward", "scan", "train", "ddp", "compile"],
+        "--sections", nargs="+",
+        default=["engines", "forward", "scan", "train", "loader", "ddp", "compile"],
         help="which sections to run (default: all)",
     )  # fmt: skip
     parser.add_argument(
@@ -323,6 +356,15 @@ def main(argv: list[str] | None = None) -> dict:
     peak = {p: v["best_gflops"] for p, v in result.get("peaks", {}).items()}
     sections = set(args.sections)
 
+    if "engines" in sections:
+        from bench.train_engine import engine_case
+
+        ns, main_precision = engine_namespace(device, sizes), precisions[0]
+        result["engines"] = [
+            check.run(f"engine {v} {e}", lambda v=v, e=e: engine_case(ns, v, main_precision, e, peak))
+            for v in args.variants for e in ("eager", "graph")
+        ]  # fmt: skip
+        result["graph_schedule"] = graph_schedule(result["engines"])
     if "forward" in sections:
         result["forward"] = [
             check.run(f"forward {v} {p}", lambda v=v, p=p: forward_case(v, p, False, device, sizes, peak))
@@ -345,6 +387,11 @@ def main(argv: list[str] | None = None) -> dict:
             for v in args.variants for p in precisions
         ]  # fmt: skip
         result["schedule"] = schedule(result["train"])
+    if "loader" in sections:
+        from bench.train_engine import loader_case
+
+        ns = engine_namespace(device, sizes)
+        result["loader"] = check.run("loader", lambda: loader_case(ns), needs_s=30.0)
     if "ddp" in sections:
         result["ddp"] = check.run("ddp", lambda: ddp_case(device, sizes), needs_s=30.0)
     if "compile" in sections and compile_on:
@@ -358,6 +405,15 @@ def main(argv: list[str] | None = None) -> dict:
             lambda: train_case("none", "bf16", device, sizes, True),
             needs,
         )
+        if "engines" in sections:
+            from bench.train_engine import compile_case
+
+            ns = engine_namespace(device, sizes)
+            result["train_reduce_overhead"] = check.run(
+                "train none compiled reduce-overhead",
+                lambda: compile_case(ns, "none", precisions[0], "reduce-overhead"),
+                needs,
+            )
     result["skipped"] = check.skipped
     result["errors"] = check.errors
     result["elapsed_s"] = rounded(time.perf_counter() - check.start)

@@ -24,9 +24,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def make_trainer(args: argparse.Namespace, variant: str, precision: str, out_dir, prepare=None):
+def make_trainer(
+    args: argparse.Namespace,
+    variant: str,
+    precision: str,
+    out_dir,
+    prepare=None,
+    engine: str = "eager",
+    on_device: bool = False,
+):
     """A :class:`Trainer` on random batches at ``args``' sizes; ``prepare(g, c)`` may wrap the
-    networks (DDP, ``torch.compile``) before the trainer gets them."""
+    networks (DDP, ``torch.compile``) before the trainer gets them. ``engine``: the
+    trainer's ``train.engine``; ``on_device``: the batches already live on the device, as
+    with ``train.resident``, so no host-to-device copy is timed."""
     import torch
 
     from madgan_core.config import MadganConfig
@@ -39,7 +49,7 @@ def make_trainer(args: argparse.Namespace, variant: str, precision: str, out_dir
         {
             "preprocess": {"height": args.height, "width": args.width},
             "model": {"variant": variant, "base_channels": args.base, "critic_channels": args.base},
-            "train": {"batch_size": args.batch_size},
+            "train": {"batch_size": args.batch_size, "engine": engine},
         }
     )
     device = resolve_device(args.device)
@@ -53,10 +63,44 @@ def make_trainer(args: argparse.Namespace, variant: str, precision: str, out_dir
 
     def batches():
         x, y = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
+        if on_device:
+            x, y = x.to(device), y.to(device)
         while True:
             yield x, y
 
     return Trainer(g, c, og, oc, batches(), cfg, out_dir, device, precision)
+
+
+def step_flops(trainer) -> int:
+    """FLOPs of one training step (both networks forward and backward, the gradient
+    penalty's double backward), counted op by op on the device as it runs; a
+    multiply-add counts 2. The step is a real one: it updates the weights."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        # FlopCounterMode's module tracker refuses autograd.grad, which the penalty needs
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    engine = trainer.cfg.train.engine
+    trainer.cfg.train.engine = "eager"  # count the program's ops, not a graph replay
+    try:
+        with Counter() as counter:
+            trainer.train_step()
+    finally:
+        trainer.cfg.train.engine = engine
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize(trainer.device)
+    return int(counter.total)
 
 
 def time_steps(trainer, warmup: int, steps: int) -> tuple[list[float], list[float]]:

@@ -1,7 +1,7 @@
 """The cohort and GPU benchmarks run end to end at tiny sizes on the CPU and print their JSON.
 
-``bench/gpu_check.py --smoke`` runs every section of the GPU check (forward, scan, training
-step, DDP, schedule) with the same code as on a GPU node, so the check is known to work
+``bench/gpu_check.py --smoke`` runs every section of the GPU check (training engines,
+forward, scan, training step, loader, DDP, schedule) with the same code as on a GPU node, so the check is known to work
 before a GPU is spent on it; ``bench/cohort_throughput.py`` then projects from its output.
 """
 
@@ -49,6 +49,12 @@ def test_the_gpu_check_runs_every_section_at_smoke_size(gpu_check):
     assert result["schedule"]["steps"] == 1_800_000 and result["schedule"]["none_bf16"]["hours"] > 0
     ddp = result["ddp"]
     assert ddp["backend"] == "gloo" and ddp["wrapped"] == "DistributedDataParallel"
+    engines = {(c["variant"], c["engine"]) for c in result["engines"]}
+    assert engines == {(v, e) for v in ("none", "sa7") for e in ("eager", "graph")}
+    for case in result["engines"]:
+        assert case["gflop_per_step"] > 0 and case["step_s"] > 0 and not case["captured"]
+    assert result["graph_schedule"]["sa7_fp32"]["hours"] > 0
+    assert result["loader"]["resident_batches_per_s"] > 0 and result["loader"]["windows"] > 0
 
 
 def test_cohort_throughput_measures_prefetch_and_projects_from_measurements(gpu_check):

@@ -74,6 +74,21 @@ class WindowDataset(Dataset):
             raise ConfigError("the training scans give no windows; check the slice band settings")
         self.index = np.asarray(index, dtype=np.int64)
 
+    @classmethod
+    def from_slabs(cls, slabs: Sequence[np.ndarray], cfg: MadganConfig) -> WindowDataset:
+        """The windows of slabs already preprocessed (``(slices, H, W)`` arrays in [-1, 1])."""
+        dataset = cls.__new__(cls)
+        dataset.model_cfg = cfg.model
+        dataset.slabs = [np.asarray(s, dtype=np.float16) for s in slabs]
+        dataset.names = [f"slab_{i}" for i in range(len(slabs))]
+        dataset.profiles = []
+        span = cfg.model.window_span
+        dataset.index = np.asarray(
+            [(i, start) for i, s in enumerate(dataset.slabs) for start in range(len(s) - span + 1)],
+            dtype=np.int64,
+        )
+        return dataset
+
     def __len__(self) -> int:
         return len(self.index)
 

@@ -16,6 +16,7 @@ eager trainer's weights bit for bit (tests check this).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import torch
@@ -49,10 +50,32 @@ class GraphStep:
         self.sign = torch.ones((), device=trainer.device)
         self.inputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.outputs: dict[str, torch.Tensor] = {}
+        self._mark: tuple[int, float] | None = None  # (step, time) of the last timing
 
     @property
     def captured(self) -> bool:
         return self.graph is not None
+
+    def timing(self, step: int, total_steps: int, batch_size: int) -> dict[str, float]:
+        """Seconds per step since the last call, waiting for the device once.
+
+        Replays are queued without waiting, so the time a step takes on the host says
+        little; the metrics line (every ``log_every`` steps) takes the wall time of the
+        whole stretch instead.
+        """
+        if self.trainer.device.type == "cuda":
+            torch.cuda.synchronize(self.trainer.device)
+        now = time.perf_counter()
+        last_step, last_time = self._mark or (step - 1, now)
+        self._mark = (step, now)
+        if step <= last_step or now <= last_time:
+            return {}
+        per_step = (now - last_time) / (step - last_step)
+        return {
+            "step_time": per_step,
+            "samples_per_s": batch_size / per_step,
+            "eta_s": per_step * (total_steps - step),
+        }
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         """Step number ``step``: new batches into the buffers, then the program."""

@@ -243,6 +243,8 @@ class Trainer:
         """The hooks that fall due after a step; returns whether the run is stopping."""
         t = self.cfg.train
         if self.step % t.log_every == 0 or self.step == t.steps:
+            if self.graph_step is not None:
+                info = {**info, **self.graph_step.timing(self.step, t.steps, t.batch_size)}
             record = self.metrics.record(self.step, info, self.optim_g.param_groups[0]["lr"])
             info = {**info, **record, "kind": "metrics"}
         if self.dist.is_main and self.step % t.preview_every == 0:
