@@ -14,6 +14,9 @@ file to score timed through the CLI (``madgan score``, imports included).
 
     python bench/score_scan.py --device auto [--reps 5] [--out f.json]
     python bench/score_scan.py --device cpu --raw-only [--raw FILE] [--raw-reps 3]
+
+``--device-ops`` times the stages around the network with numpy/scipy and with torch on
+``--device`` (:mod:`bench._device_ops`), then stops.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bench._common import (
     rounded,
     sync,
 )
+from bench._device_ops import device_ops_case
 from bench._raw_scan import raw_case
 
 
@@ -125,6 +129,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--raw-only", action="store_true", help="time the raw scan only (no random-weight runs)"
     )
     parser.add_argument("--no-raw", action="store_true", help="leave the raw scan out")
+    parser.add_argument(
+        "--device-ops",
+        action="store_true",
+        help="time the prepare, l2, z-map and post stages with numpy/scipy and with torch on "
+        "--device (no network), then stop",
+    )
     args = parser.parse_args(argv)
 
     device = resolve(args.device)
@@ -136,6 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
         emit(result, args.out)
         return result
     model = random_model(args.variant, device)
+    if args.device_ops:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["device_ops"] = device_ops_case(
+                model, phantom_file(Path(tmp)), device, args.reps
+            )
+        emit(result, args.out)
+        return result
     result["variant"] = args.variant
     result["batchnorm_folded"] = not args.unfolded
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,6 +7,8 @@ every score, well within the tolerances of the bf16 precision test (1% on scores
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,8 @@ from tests.madgan_core.test_native_maps import KINDS, awkward_maps, make_slab
 from tests.madgan_core.test_precision import tiny_model
 
 CPU = torch.device("cpu")
+ON_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=ON_CUDA)]
 SCORE_RTOL = 1e-3  # ten times tighter than the precision test's 1%
 MAP_ATOL = 1e-4  # model units (intensities are compared relative to their range)
 
@@ -146,27 +150,32 @@ def test_slab_errors_on_device_match():
     np.testing.assert_array_equal(got.coverage, expected.coverage)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("slice_mm", [None, 2.0])
-def test_scores_and_native_maps_match(phantom, monkeypatch, slice_mm):
-    """The whole scoring path, z-map included, with every stage's torch path on the CPU."""
+def test_scores_and_native_maps_match(phantom, monkeypatch, slice_mm, device):
+    """The whole scoring path, z-map included, with every stage's torch path on ``device``
+    (by default on CUDA, forced on the CPU) against numpy/scipy, the network on ``device``."""
+    device = torch.device(device)
     model = tiny_model("none")
+    model = dataclasses.replace(model, generator=model.generator.to(device), device=device)
     model.config.preprocess.pixel_mm = 4.0
     model.config.preprocess.slice_mm = slice_mm
     settings = model.config.score
 
     def run(flag: str):
         monkeypatch.setenv(ENV_VAR, flag)
-        device = ops_device(CPU)
-        slab = preprocess(phantom, model.config.preprocess, device=device)
+        ops = ops_device(device)
+        assert (ops is None) == (flag == "0")
+        slab = preprocess(phantom, model.config.preprocess, device=ops)
         score = slab_scorer(model, "fp32")
         controls = [score(slab, maps=True)[0].slice_maps()[0] * s for s in (0.7, 1.0, 1.4)]
         zstats = ZStatsBuilder.of(controls, settings).finalize()
         errors, scores, z = score(slab, zstats, maps=True)
-        result = scan_result(phantom, slab, errors, scores, z, settings, maps=True, device=device)
+        result = scan_result(phantom, slab, errors, scores, z, settings, maps=True, device=ops)
         return slab, result
 
     slab_np, expected = run("0")
-    slab_t, got = run("1")
+    slab_t, got = run("1" if device.type == "cpu" else "")
     assert (slab_t.grid is not None) == (slice_mm is not None)
     np.testing.assert_allclose(slab_t.slices, slab_np.slices, atol=1e-5)
     np.testing.assert_allclose(got.window_losses, expected.window_losses, rtol=SCORE_RTOL)
