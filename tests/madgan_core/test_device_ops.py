@@ -189,3 +189,20 @@ def test_scores_and_native_maps_match(phantom, monkeypatch, slice_mm, device):
         np.testing.assert_array_equal(np.isnan(b), np.isnan(a))
         np.testing.assert_allclose(b, a, atol=MAP_ATOL * scale, rtol=1e-4)
     np.testing.assert_array_equal(got.foreground, expected.foreground)
+
+
+def test_the_bench_times_both_paths_and_finds_them_equal(phantom, tmp_path):
+    import nibabel as nib
+
+    from bench._device_ops import STAGES, device_ops_case
+
+    path = tmp_path / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(phantom.data, phantom.affine), str(path))
+    model = tiny_model("none")
+    model.config.preprocess.pixel_mm = 4.0
+    result = device_ops_case(model, path, CPU, reps=1)
+    for path_name in ("numpy_seconds", "torch_seconds"):
+        assert set(result[path_name]) == {*STAGES, "total"}
+    assert set(result["speedup"]) == {*STAGES, "total"}
+    for name, diff in result["differences"].items():
+        assert diff["same_nan"] and diff["max_abs"] < 1e-3, name
