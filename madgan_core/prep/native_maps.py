@@ -265,7 +265,7 @@ def _volumes_on(
         if m.shape != expected:
             raise ValueError(f"maps shape {m.shape} does not match slab {expected}")
     stacked = torch.stack([torch.as_tensor(np.asarray(m, np.float32), device=device) for m in maps])
-    by_pixel = stacked.reshape(len(maps) * n, -1).T  # pixels x slices
+    by_pixel = stacked.reshape(len(maps) * n, -1).T.contiguous()  # pixels x slices
     predicted = ~torch.isnan(by_pixel).all(dim=0)
     by_pixel = torch.nan_to_num(by_pixel.masked_fill(~predicted, 0.0))
     values = device_ops.interpolate(by_pixel, grid.index, grid.weight)
