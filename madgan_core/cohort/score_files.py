@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,9 +178,14 @@ def score_files(
 
 
 def default_post_threads(device: torch.device) -> int:
-    """Post-processing threads beside the network: 2 on a GPU, whose network pass is short
-    next to the post stage; 1 on a CPU, where the network itself fills the cores."""
-    return 2 if device.type == "cuda" else 1
+    """Post-processing threads beside the network: on a GPU, whose network pass is short
+    next to the post stage, a quarter of the cores (2 to 4); 1 on a CPU, where the network
+    itself fills the cores."""
+    if device.type != "cuda":
+        return 1
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cores = len(usable) if usable is not None else os.cpu_count() or 1
+    return max(2, min(4, cores // 4))
 
 
 def write_rows(rows: Sequence[dict[str, object]], out: Path) -> tuple[Path, Path]:

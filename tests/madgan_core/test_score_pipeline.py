@@ -13,8 +13,9 @@ import pickle
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
-from madgan_core.cohort.score_files import score_files
+from madgan_core.cohort.score_files import default_post_threads, score_files
 from madgan_core.errors import ScanError
 from madgan_core.model import checkpoint as ckpt
 from madgan_core.prep.loader import MIN_SCANS_FOR_WORKERS, SlabLoader, default_workers
@@ -108,7 +109,7 @@ def test_a_stopped_run_continues_where_it_stopped(model, scans, tmp_path):
     assert not (out / "scores.parts").exists()
 
 
-def test_the_default_workers_are_processes_only_for_a_cohort(monkeypatch):
+def test_the_default_workers_and_post_threads_follow_the_cores(monkeypatch):
     assert default_workers(MIN_SCANS_FOR_WORKERS - 1) == 0
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert default_workers(MIN_SCANS_FOR_WORKERS) == 8
@@ -116,3 +117,24 @@ def test_the_default_workers_are_processes_only_for_a_cohort(monkeypatch):
     assert default_workers(100) == 3
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
     assert default_workers(100) == 0  # one core each: threads
+    # post-processing threads: a quarter of the cores beside a GPU, one beside a CPU network
+    assert default_post_threads(torch.device("cuda")) == 4
+    assert default_post_threads(torch.device("cpu")) == 1
+
+
+def test_madgan_score_workers_option(tiny_model_zstats, scans, tmp_path, capsys):
+    from madgan_core.cli import main
+
+    def score(out, *flags):
+        argv = ["score", str(tiny_model_zstats), *map(str, scans[:2]), "--out", str(out)]
+        return main([*argv, "--device", "cpu", "--no-progress", *flags])
+
+    assert score(tmp_path / "bad", "--workers", "-1") == 2
+    assert "--workers -1" in capsys.readouterr().err
+    assert score(tmp_path / "threads", "--workers", "0") == 0
+    threads = capsys.readouterr().out
+    assert score(tmp_path / "processes", "--workers", "1") == 0
+    assert capsys.readouterr().out == threads.replace("threads", "processes")
+    for name in ("scores.csv", "scores.jsonl"):
+        expected = (tmp_path / "threads" / name).read_bytes()
+        assert (tmp_path / "processes" / name).read_bytes() == expected
