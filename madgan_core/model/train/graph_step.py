@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from madgan_core.errors import ConfigError
 from madgan_core.model.losses import generator_loss, gradient_penalty, swap_labels
 
-if TYPE_CHECKING:
-    from madgan_core.model.train.loop import Trainer
+# The trainer (``madgan_core.model.train.loop.Trainer``), which imports this module.
+Trainer = Any
 
 log = logging.getLogger(__name__)
 
