@@ -7,6 +7,9 @@ none, sa3 and sa7:
   (bf16), GFLOP/s and the fraction of the matmul peak (:mod:`bench.forward`'s cases);
 - ``scan``: one default 1 mm phantom from file to score, stage by stage, bf16 and fp16
   (:mod:`bench.score_scan`'s stages; ``bench/cohort_throughput.py --gpu-json`` reads them);
+- ``scan_device_ops``: the stages around the network (prepare, ℓ2, z-map, post), with
+  numpy/scipy on the host and with torch on the device, and their largest differences
+  (:mod:`bench._device_ops`);
 - ``train``: one training step (critic, then generator), bf16 and fp16 with its
   GradScaler, with the peak memory (``torch.cuda.max_memory_allocated``), and
   ``schedule``: that step time times the paper's 1.8 M steps;
@@ -381,6 +384,16 @@ def main(argv: list[str] | None = None) -> dict:
                     }
                     for v in args.variants
                 }  # fmt: skip
+    if "scan" in sections:
+        from bench._device_ops import device_ops_case
+
+        def device_ops() -> dict:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = phantom_file(Path(tmp), sizes["voxel_mm"])
+                model = model_for("none", device, sizes)
+                return device_ops_case(model, path, device, sizes["scan_reps"])
+
+        result["scan_device_ops"] = check.run("scan pre/post numpy vs torch", device_ops)
     if "train" in sections:
         result["train"] = [
             check.run(f"train {v} {p}", lambda v=v, p=p: train_case(v, p, device, sizes))
