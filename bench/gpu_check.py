@@ -23,6 +23,8 @@ none, sa3 and sa7:
 - ``train_reduce_overhead``: the eager step with both networks in
   ``torch.compile(mode="reduce-overhead")``;
 - ``loader``: batches per second from the data loader against slabs resident on the GPU;
+- ``cohort``: scans per second against loader processes, through ``madgan score``'s
+  path (``bench/cohort_throughput.py --sweep-only``), in a process of its own;
 - ``peaks``: square matmuls in fp32, bf16 and fp16, measured in the same run.
 
 Sections run in that order of value. One that would overrun ``--budget-s`` is skipped
@@ -70,10 +72,10 @@ RESERVE_S = 20.0  # kept for writing the JSON and leaving cleanly
 COMPILE_NEEDS_S = 120.0  # a compile at the paper size takes about a minute or two
 FULL = {"height": 256, "width": 176, "base": 64, "batch": 16, "voxel_mm": 1.0,
         "forward_reps": 20, "scan_reps": 3, "warmup": 3, "steps": 10, "ddp_steps": 5,
-        "burst": 100, "loader_scans": 300, "loader_batches": 500}  # fmt: skip
+        "burst": 100, "loader_scans": 300, "loader_batches": 500, "cohort_scans": 48}  # fmt: skip
 SMOKE = {"height": 32, "width": 32, "base": 4, "batch": 2, "voxel_mm": 4.0, "pixel_mm": 6.0,
          "forward_reps": 2, "scan_reps": 1, "warmup": 0, "steps": 1, "ddp_steps": 1,
-         "burst": 2, "loader_scans": 3, "loader_batches": 3}  # fmt: skip
+         "burst": 2, "loader_scans": 3, "loader_batches": 3, "cohort_scans": 2}  # fmt: skip
 
 
 class Check:
@@ -255,6 +257,26 @@ def graph_schedule(cases: list[dict]) -> dict:
     return out
 
 
+def cohort_case(device: torch.device, sizes: dict, timeout_s: float) -> dict:
+    """Scans per second against loader processes (``bench/cohort_throughput.py``'s sweep),
+    the paper's 64-channel network on copies of the 1 mm phantom, as ``madgan score`` runs."""
+    import os
+    import subprocess
+
+    cores = os.cpu_count() or 1
+    workers = sorted({0, 1, 2, 4, 8, max(cores - 1, 0)} & set(range(cores)))
+    script = Path(__file__).resolve().parent / "cohort_throughput.py"
+    cmd = [sys.executable, str(script), "--device", str(device), "--peak-reps", "0",
+           "--sweep-only", "--scans", str(sizes["cohort_scans"]), "--voxel-mm",
+           str(sizes["voxel_mm"]), "--height", str(sizes["height"]), "--width",
+           str(sizes["width"]), "--base-channels", str(sizes["base"]),
+           "--sweep-workers", *map(str, workers)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip()[-800:])
+    return json.loads(proc.stdout)["worker_sweep"]
+
+
 def _ddp_worker(_index: int, device_name: str, sizes: dict, port: int, out: str) -> None:
     """A 1-process group (NCCL on CUDA, gloo on CPU) training with both networks in DDP."""
     import statistics
@@ -329,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument(
         "--sections", nargs="+",
-        default=["engines", "forward", "scan", "train", "loader", "ddp", "compile"],
+        default=["engines", "forward", "scan", "train", "loader", "cohort", "ddp", "compile"],
         help="which sections to run (default: all)",
     )  # fmt: skip
     parser.add_argument(
@@ -405,6 +427,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         ns = engine_namespace(device, sizes)
         result["loader"] = check.run("loader", lambda: loader_case(ns), needs_s=30.0)
+    if "cohort" in sections:
+        result["cohort"] = check.run(
+            "cohort scans/s against loader processes",
+            lambda: cohort_case(device, sizes, max(check.left() - RESERVE_S, 1.0)),
+            needs_s=60.0,
+        )
     if "ddp" in sections:
         result["ddp"] = check.run("ddp", lambda: ddp_case(device, sizes), needs_s=30.0)
     if "compile" in sections and compile_on:

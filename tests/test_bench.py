@@ -55,6 +55,8 @@ def test_the_gpu_check_runs_every_section_at_smoke_size(gpu_check):
         assert case["gflop_per_step"] > 0 and case["step_s"] > 0 and not case["captured"]
     assert result["graph_schedule"]["sa7_fp32"]["hours"] > 0
     assert result["loader"]["resident_batches_per_s"] > 0 and result["loader"]["windows"] > 0
+    cohort = result["cohort"]["runs"]
+    assert cohort[0]["workers"] == 0 and all(r["scans_per_s"] > 0 for r in cohort)
     ops = result["scan_device_ops"]
     assert set(ops["torch_seconds"]) == set(ops["numpy_seconds"]) >= {"prepare", "post", "total"}
 
