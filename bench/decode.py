@@ -12,7 +12,8 @@ byte-identical to the standard library's. The scan reader's own path
 its fast decoding on and off.
 
 The files: Colin27 with its skull (``ch2.nii.gz``, where MRIcron's templates are
-installed) and a 1 mm phantom scan (written as ``madgan phantom`` writes its scans).
+installed) and a 1 mm phantom scan (the healthy subject ``madgan phantom`` simulates,
+written by :func:`bench._common.phantom_file`); or the files given.
 
     python bench/decode.py [--reps 7] [--file F.nii.gz ...] [--peak-reps 0] [--out f.json]
 """
