@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from madgan_core.errors import ConfigError
 PACKAGE = Path(config.__file__).parent
 # sha256 of each preset's saved JSON: the form stored in every model file and config.json.
 SAVED = {
-    "paper": "9887eb91b884081dde47fe0b1cc50c3c591a2e3d9328cfc1ac28ffd9b0a712b8",
-    "demo": "d41e1d75297369e9e7bcf8a3061ca0ff8d231b231daefc6fecb5ecad8732449a",
+    "paper": "44a055efdca58452e888a815592dd3b9c96a9c3563404844cb8cb425a9c2e923",
+    "demo": "e34eaab27e0227f3044059d23d0e9fe0dc8e4eb23bd31f5b1dbc4924f111f583",
 }
+# Keys added to the saved form since models were first saved; files without them load.
+ADDED_KEYS = {"train": ("compile_mode", "engine", "resident")}
 
 
 @pytest.mark.parametrize("name", sorted(SAVED))
@@ -25,6 +28,18 @@ def test_saved_json_is_byte_for_byte_stable(tmp_path, name):
     path = tmp_path / "config.json"
     preset(name).save_json(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == SAVED[name]
+    assert MadganConfig.load_json(path) == preset(name)
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_a_config_saved_before_the_added_keys_loads_with_their_defaults(tmp_path, name):
+    path = tmp_path / "config.json"
+    preset(name).save_json(path)
+    saved = json.loads(path.read_text())
+    for section, keys in ADDED_KEYS.items():
+        for key in keys:
+            del saved[section][key]
+    path.write_text(json.dumps(saved))
     assert MadganConfig.load_json(path) == preset(name)
 
 
