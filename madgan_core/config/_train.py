@@ -99,6 +99,11 @@ class TrainConfig:
             raise ConfigError(
                 f"train.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}"
             )
+        if self.engine == "graph" and self.compile:
+            raise ConfigError(
+                "train.engine 'graph' captures the step itself; leave train.compile off "
+                "(or use train.compile_mode 'reduce-overhead' with the eager engine)"
+            )
         if self.engine == "graph" and self.precision == "fp16":
             raise ConfigError(
                 "train.engine 'graph' runs fp32 or bf16: fp16's gradient scaler reads its "

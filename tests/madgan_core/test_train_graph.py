@@ -123,6 +123,11 @@ def test_graph_engine_refuses_fp16_with_the_reason(cfg):
         cfg(engine="graph", precision="fp16")
 
 
+def test_graph_engine_and_compile_are_one_or_the_other(cfg):
+    with pytest.raises(ConfigError, match="leave train.compile off"):
+        cfg(engine="graph", compile=True)
+
+
 def test_unknown_engine_is_refused(cfg):
     with pytest.raises(ConfigError, match="train.engine must be one of"):
         cfg(engine="fast")
