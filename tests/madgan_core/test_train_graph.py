@@ -7,6 +7,7 @@ from resident slabs) to the eager trainer's arithmetic, bit for bit.
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import nibabel as nib
@@ -95,9 +96,7 @@ def test_resident_batches_are_the_loaders(scans, cfg):
     resident = ResidentBatchStream(dataset, 4, torch.device("cpu"), seed=3, flip=True)
     assert resident.nbytes == dataset.nbytes
     n = 2 * loader.batches_per_epoch + 2
-    for (x0, y0), (x1, y1) in zip(
-        [b for _, b in zip(range(n), loader)], [b for _, b in zip(range(n), resident)], strict=True
-    ):
+    for (x0, y0), (x1, y1) in zip(islice(loader, n), islice(resident, n), strict=True):
         assert torch.equal(x0, x1) and torch.equal(y0, y1) and x1.dtype == torch.float32
     # resuming mid-epoch, and a rank's share under two processes
     k = loader.batches_per_epoch + 1
