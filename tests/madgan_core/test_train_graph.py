@@ -8,10 +8,7 @@ from resident slabs) to the eager trainer's arithmetic, bit for bit.
 from __future__ import annotations
 
 from itertools import islice
-from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 import torch
 
@@ -20,20 +17,10 @@ from madgan_core.model.train import prepare_training
 from madgan_core.prep.resident import ResidentBatchStream
 from madgan_core.prep.training_set import BatchStream, WindowDataset
 
-from .conftest import synthetic_brain
+from . import test_train
+from .test_train import ON_SCANS
 
-ON_SCANS = {"preprocess": {"pixel_mm": 2.0}, "model": {"variant": "sa3"}}
-
-
-@pytest.fixture(scope="module")
-def scans(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("scans")
-    paths = []
-    for i in range(2):
-        path = folder / f"healthy_{i}.nii.gz"
-        nib.save(nib.Nifti1Image(synthetic_brain(seed=i), np.diag([2.0, 2.0, 2.0, 1.0])), path)
-        paths.append(path)
-    return paths
+scans = test_train.scans  # the training tests' 2 mm healthy scans (a fixture)
 
 
 @pytest.fixture

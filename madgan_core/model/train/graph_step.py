@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from madgan_core.errors import ConfigError
-from madgan_core.model.losses import generator_loss, gradient_penalty, swap_labels
+from madgan_core.model.losses import swap_labels
 
 # The trainer (``madgan_core.model.train.loop.Trainer``), which imports this module.
 Trainer = Any
@@ -122,42 +122,10 @@ class GraphStep:
         self.graph = graph
 
     def _program(self) -> dict[str, torch.Tensor]:
-        """The step on the input buffers: the same arithmetic as ``Trainer.train_step``."""
-        tr = self.trainer
-        t = tr.cfg.train
-        tr.generator.train()
-        tr.critic.train()
-        for i, (x, y) in enumerate(self.inputs):
-            last = i == len(self.inputs) - 1
-            with tr._autocast(), torch.set_grad_enabled(last):
-                fake = tr.generator(x)
-            fake_d = fake.detach()
-            with tr._autocast():
-                scores = tr.critic(torch.cat([x, x]), torch.cat([y, fake_d]))
-            score_real, score_fake = scores.float().chunk(2)
-            adv_c = self.sign * (score_fake.mean() - score_real.mean())
-            gp = gradient_penalty(tr.raw_critic, x, y, fake_d)
-            loss_c = adv_c + t.gp_weight * gp
-            tr._update(tr.optim_c, loss_c)
-
-        tr.raw_critic.requires_grad_(False)
-        try:
-            with tr._autocast():
-                score_gen = tr.raw_critic(x, fake)
-            loss_g, adv_g, l1 = generator_loss(score_gen, fake, y, t.adv_weight, t.l1_weight)
-            tr._update(tr.optim_g, loss_g)
-        finally:
-            tr.raw_critic.requires_grad_(True)
-
-        tr._last = (x[0].detach(), y[0].detach(), fake[0].detach())
-        return {
-            "loss_critic": loss_c.detach(),
-            "loss_gen": loss_g.detach(),
-            "loss_gen_adv": adv_g.detach(),
-            "loss_l1": l1.detach(),
-            "gp": gp.detach(),
-            "wasserstein": (score_real.mean() - score_fake.mean()).detach(),
-        }
+        """The trainer's step on the input buffers, the label swap read from the device sign."""
+        return self.trainer.run_step(
+            self.inputs, lambda real, fake: self.sign * (fake.mean() - real.mean())
+        )
 
 
 def check_graph_ready(trainer: Trainer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 Batch = tuple[torch.Tensor, torch.Tensor]
+CriticLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -161,11 +162,22 @@ class Trainer:
 
                 self.graph_step = GraphStep(self)
             return self.graph_step(self.step)
+        swap = swap_labels(self.step, t.label_swap_every)
+        batches = (self._next_batch() for _ in range(t.critic_steps))
+        return self.run_step(batches, lambda real, fake: critic_loss(real, fake, swap=swap))
+
+    def run_step(
+        self, batches: Iterable[Batch], adversarial: CriticLoss
+    ) -> dict[str, torch.Tensor]:
+        """The step's arithmetic on ``cfg.train.critic_steps`` batches, read as they are needed.
+
+        ``adversarial(score_real, score_fake)`` is the critic's Wasserstein term (with the
+        step's label swap applied). Returns the detached metrics.
+        """
+        t = self.cfg.train
         self.generator.train()
         self.critic.train()
-        swap = swap_labels(self.step, t.label_swap_every)
-        for i in range(t.critic_steps):
-            x, y = self._next_batch()
+        for i, (x, y) in enumerate(batches):
             last = i == t.critic_steps - 1
             with self._autocast(), torch.set_grad_enabled(last):
                 fake = self.generator(x)
@@ -173,7 +185,7 @@ class Trainer:
             with self._autocast():
                 scores = self.critic(torch.cat([x, x]), torch.cat([y, fake_d]))
             score_real, score_fake = scores.float().chunk(2)
-            adv_c = critic_loss(score_real, score_fake, swap=swap)
+            adv_c = adversarial(score_real, score_fake)
             gp = gradient_penalty(self.raw_critic, x, y, fake_d)
             loss_c = adv_c + t.gp_weight * gp
             self._update(self.optim_c, loss_c)
